@@ -1,0 +1,141 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sdd.Ml.Data;
+
+/// <summary>A problem with a labeled data set, naming the file and line.</summary>
+public sealed class DatasetException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>One row of a CelebA-style attribute table: an image name and +1/-1 per attribute.</summary>
+public sealed record LabeledImage(string Name, sbyte[] Labels);
+
+/// <summary>
+/// A labeled image set in the CelebA layout: <c>labels.csv</c> (header <c>image,attr1,attr2,...</c>; values
+/// 1 or -1; 0 is read as unknown) and the images under <c>images/</c>. Reads from a folder, or from any
+/// source of named byte streams (object storage).
+/// </summary>
+public sealed class LabeledImageSet
+{
+    public IReadOnlyList<string> Attributes { get; }
+    public IReadOnlyList<LabeledImage> Rows { get; }
+    private readonly Func<string, byte[]> _readImage;
+
+    private LabeledImageSet(IReadOnlyList<string> attributes, IReadOnlyList<LabeledImage> rows, Func<string, byte[]> readImage)
+    {
+        Attributes = attributes;
+        Rows = rows;
+        _readImage = readImage;
+    }
+
+    public int AttributeIndex(string attribute)
+    {
+        for (int i = 0; i < Attributes.Count; i++) if (Attributes[i] == attribute) return i;
+        throw new DatasetException($"The data set has no attribute '{attribute}' (it has: {string.Join(", ", Attributes)}).");
+    }
+
+    public static LabeledImageSet OpenFolder(string dir)
+    {
+        if (!Directory.Exists(dir)) throw new DatasetException($"Data set folder '{dir}' does not exist.");
+        var labels = Path.Combine(dir, "labels.csv");
+        if (!File.Exists(labels)) throw new DatasetException($"'{labels}' is missing: a data set needs labels.csv beside images/.");
+        var imagesDir = Path.Combine(dir, "images");
+        var set = Parse(File.ReadAllText(labels), labels, name =>
+        {
+            var path = Path.Combine(imagesDir, name);
+            if (!File.Exists(path)) throw new DatasetException($"Image '{path}' listed in labels.csv is missing.");
+            return File.ReadAllBytes(path);
+        });
+        return set;
+    }
+
+    /// <summary>Parses labels.csv text; <paramref name="source"/> names it in errors.</summary>
+    public static LabeledImageSet Parse(string csv, string source, Func<string, byte[]> readImage)
+    {
+        var lines = csv.Replace("\r\n", "\n").Split('\n');
+        if (lines.Length == 0 || string.IsNullOrWhiteSpace(lines[0])) throw new DatasetException($"{source}: empty file, expected a header 'image,<attribute>,...'.");
+        var header = lines[0].Split(',').Select(h => h.Trim()).ToArray();
+        if (header.Length < 2 || !header[0].Equals("image", StringComparison.OrdinalIgnoreCase))
+            throw new DatasetException($"{source}:1: header must start with 'image' followed by at least one attribute, got '{lines[0]}'.");
+        var attrs = header.Skip(1).ToArray();
+        var dup = attrs.GroupBy(a => a).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null) throw new DatasetException($"{source}:1: attribute '{dup.Key}' appears twice.");
+        if (attrs.Any(string.IsNullOrEmpty)) throw new DatasetException($"{source}:1: an attribute name is empty.");
+
+        var rows = new List<LabeledImage>();
+        var seen = new HashSet<string>();
+        for (int i = 1; i < lines.Length; i++)
+        {
+            if (string.IsNullOrWhiteSpace(lines[i])) continue;
+            var cells = lines[i].Split(',');
+            if (cells.Length != header.Length)
+                throw new DatasetException($"{source}:{i + 1}: expected {header.Length} columns, found {cells.Length}.");
+            var name = cells[0].Trim();
+            if (name.Length == 0 || name.Contains("..") || name.StartsWith('/') || name.Contains('\\'))
+                throw new DatasetException($"{source}:{i + 1}: bad image name '{name}'.");
+            if (!seen.Add(name)) throw new DatasetException($"{source}:{i + 1}: image '{name}' is listed twice.");
+            var values = new sbyte[attrs.Length];
+            for (int a = 0; a < attrs.Length; a++)
+            {
+                values[a] = cells[a + 1].Trim() switch
+                {
+                    "1" or "+1" => 1,
+                    "-1" => -1,
+                    "0" => 0,
+                    var v => throw new DatasetException($"{source}:{i + 1}: attribute '{attrs[a]}' has value '{v}', expected 1 or -1."),
+                };
+            }
+            rows.Add(new LabeledImage(name, values));
+        }
+        if (rows.Count == 0) throw new DatasetException($"{source}: no rows.");
+        return new LabeledImageSet(attrs, rows, readImage);
+    }
+
+    /// <summary>Reads one image, resized and centre-cropped to <paramref name="size"/>, as (3, S, S) in [-1, 1].</summary>
+    public Tensor LoadImage(int row, int size)
+    {
+        var name = Rows[row].Name;
+        try
+        {
+            using var img = ImageCodec.Decode(_readImage(name));
+            ImageCodec.ResizeCenterCrop(img, size);
+            return ImageCodec.ToTensor(img);
+        }
+        catch (ImageDecodeException e) { throw new DatasetException($"Image '{name}': {e.Message}", e); }
+    }
+
+    /// <summary>Loads rows into one tensor (N, 3, S, S) and labels (N, A) of +1/-1/0, in parallel.</summary>
+    public (Tensor Images, Tensor Labels) Load(int size, IReadOnlyList<int>? rows = null)
+    {
+        rows ??= Enumerable.Range(0, Rows.Count).ToArray();
+        var pixels = new byte[rows.Count][];
+        Parallel.For(0, rows.Count, i =>
+        {
+            var name = Rows[rows[i]].Name;
+            try
+            {
+                using var img = ImageCodec.Decode(_readImage(name));
+                ImageCodec.ResizeCenterCrop(img, size);
+                pixels[i] = ImageCodec.ToRgb24(img);
+            }
+            catch (ImageDecodeException e) { throw new DatasetException($"Image '{name}': {e.Message}", e); }
+        });
+        var flat = new byte[rows.Count * size * size * 3];
+        for (int i = 0; i < rows.Count; i++) Buffer.BlockCopy(pixels[i], 0, flat, i * size * size * 3, size * size * 3);
+        var labels = new float[rows.Count * Attributes.Count];
+        for (int i = 0; i < rows.Count; i++)
+            for (int a = 0; a < Attributes.Count; a++) labels[i * Attributes.Count + a] = Rows[rows[i]].Labels[a];
+
+        using var scope = NewDisposeScope();
+        var images = tensor(flat, [rows.Count, size, size, 3], ScalarType.Byte).permute(0, 3, 1, 2).to_type(ScalarType.Float32).div(127.5).sub(1.0).contiguous();
+        var lab = tensor(labels, [rows.Count, Attributes.Count]);
+        return (images.MoveToOuterDisposeScope(), lab.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>A deterministic split: every <paramref name="every"/>-th row is held out.</summary>
+    public (int[] Train, int[] Held) Split(int every = 10)
+    {
+        var train = new List<int>(); var held = new List<int>();
+        for (int i = 0; i < Rows.Count; i++) (i % every == every - 1 ? held : train).Add(i);
+        return (train.ToArray(), held.ToArray());
+    }
+}

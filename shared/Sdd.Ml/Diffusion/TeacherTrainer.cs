@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using Sdd.Ml.Torch;
+using TorchSharp.PyBridge;
+
+namespace Sdd.Ml.Diffusion;
+
+/// <summary>Hyper-parameters of teacher training; stored in the teacher's config.</summary>
+public sealed record TeacherTrainingSettings
+{
+    public int Steps { get; init; } = 2000;
+    public int BatchSize { get; init; } = 64;
+    public double LearningRate { get; init; } = 8e-4;
+    public int WarmupSteps { get; init; } = 200;
+    public double WeightDecay { get; init; } = 0.0;
+    public double EmaDecay { get; init; } = 0.999;
+    public double DropAttribute { get; init; } = 0.15;
+    public double DropAll { get; init; } = 0.1;
+    public double GradClip { get; init; } = 1.0;
+    public bool HorizontalFlip { get; init; } = true;
+    public int CheckpointEvery { get; init; } = 250;
+    public long Seed { get; init; } = 1;
+}
+
+/// <summary>
+/// Trains an attribute-conditional teacher by epsilon prediction (DDPM, Ho et al. 2020, eq. 14) with random
+/// dropout of the condition (for classifier-free guidance) and EMA weights. Checkpoints hold weights, EMA,
+/// optimiser state, step and RNG, so a resumed run matches an uninterrupted one.
+/// Files: teacher files in the folder, training state under <c>train/</c>.
+/// </summary>
+public sealed class TeacherTrainer : IDisposable
+{
+    private readonly string _dir;
+    private readonly Tensor _images, _states;
+    private readonly AttributeUNet _raw;
+    private readonly Teacher _teacher; // holds the EMA weights
+    private readonly OptimizerHelper _opt;
+    private readonly Generator _gen;
+    private readonly TeacherTrainingSettings _s;
+    private TeacherConfig _config;
+    private double _smoothed = double.NaN;
+
+    public int Step { get; private set; }
+    public Teacher Teacher => _teacher;
+
+    public TeacherTrainer(string dir, TeacherConfig config, Tensor images, Tensor labels, Device device, bool resume)
+    {
+        _dir = dir;
+        _s = config.Training ?? new TeacherTrainingSettings();
+        _config = config with { Training = _s };
+        _images = images.to(device).DetachFromDisposeScope();
+        _states = AttributeCondition.FromLabels(labels).to(device).DetachFromDisposeScope();
+        random.manual_seed(_s.Seed);
+        _teacher = new Teacher(_config, device);
+        _raw = new AttributeUNet(_config.Unet);
+        _raw.to(device);
+        Ema.Copy(_raw, _teacher.Net); // same initial weights
+        _gen = new Generator((ulong)_s.Seed, device);
+        _opt = optim.AdamW(_raw.parameters(), _s.LearningRate, 0.9, 0.999, 1e-8, _s.WeightDecay, false);
+
+        var stateFile = Path.Combine(dir, "train", "state.json");
+        if (resume && File.Exists(stateFile))
+        {
+            var state = TrainingState.Load(stateFile);
+            _raw.load_safetensors(Path.Combine(dir, "train", "raw.safetensors"), strict: true);
+            _teacher.Net.load_safetensors(Path.Combine(dir, Teacher.WeightsFile), strict: true);
+            _opt.load_py(Path.Combine(dir, "train", "optimizer.bin"));
+            state.Restore(_gen);
+            Step = state.Step;
+            _smoothed = state.SmoothedLoss;
+            var saved = Teacher.ReadConfig(dir);
+            _config = _config with { Metrics = saved.Metrics };
+        }
+        else if (resume)
+        {
+            throw new InvalidOperationException($"--resume was given but '{stateFile}' does not exist.");
+        }
+    }
+
+    private double LearningRate(int step) => _s.LearningRate * Math.Min(1.0, (step + 1.0) / Math.Max(1, _s.WarmupSteps));
+
+    /// <summary>One optimisation step; returns the loss.</summary>
+    public double TrainStep()
+    {
+        using var scope = NewDisposeScope();
+        _raw.train();
+        long n = _images.shape[0];
+        int b = _s.BatchSize;
+        var idx = randint(0, n, [b], generator: _gen, dtype: ScalarType.Int64, device: _images.device);
+        var x0 = _images.index_select(0, idx);
+        if (_s.HorizontalFlip)
+        {
+            var flip = rand([b, 1, 1, 1], generator: _gen, device: x0.device).lt(0.5);
+            x0 = where(flip, x0.flip(3), x0);
+        }
+        var states = AttributeCondition.Dropout(_states.index_select(0, idx), _s.DropAttribute, _s.DropAll, _gen);
+        var t = randint(0, _config.TimeSteps, [b], generator: _gen, dtype: ScalarType.Int64, device: x0.device);
+        var eps = randn(x0.shape, generator: _gen, device: x0.device);
+        var xt = _teacher.Schedule.AddNoise(x0, t, eps);
+
+        foreach (var g in _opt.ParamGroups) g.LearningRate = LearningRate(Step);
+        _opt.zero_grad();
+        var loss = F.mse_loss(_raw.forward(xt, t, states), eps);
+        loss.backward();
+        nn.utils.clip_grad_norm_(_raw.parameters(), _s.GradClip);
+        _opt.step();
+        Step++;
+        Ema.Update(_teacher.Net, _raw, Ema.Decay(_s.EmaDecay, Step));
+        var l = loss.item<float>();
+        _smoothed = double.IsNaN(_smoothed) ? l : 0.98 * _smoothed + 0.02 * l;
+        return l;
+    }
+
+    /// <summary>Trains until <paramref name="untilStep"/>, checkpointing every CheckpointEvery steps and at the end.</summary>
+    public void Run(int untilStep, Action<TrainingProgress>? progress = null, CancellationToken cancel = default)
+    {
+        var sw = Stopwatch.StartNew();
+        int start = Step;
+        while (Step < untilStep && !cancel.IsCancellationRequested)
+        {
+            var l = TrainStep();
+            if (!double.IsFinite(l)) throw new InvalidOperationException($"Training diverged at step {Step} (loss {l}).");
+            progress?.Invoke(new TrainingProgress(Step, untilStep, _smoothed, (Step - start) / Math.Max(1e-9, sw.Elapsed.TotalSeconds)));
+            if (Step % _s.CheckpointEvery == 0 && Step < untilStep) Checkpoint();
+        }
+        Checkpoint();
+    }
+
+    /// <summary>Writes the teacher (EMA) and the training state; each file is replaced atomically.</summary>
+    public void Checkpoint(Dictionary<string, double>? metrics = null)
+    {
+        var train = Path.Combine(_dir, "train");
+        Directory.CreateDirectory(train);
+        var m = new Dictionary<string, double>(_config.Metrics) { ["train_loss"] = Math.Round(_smoothed, 5) };
+        if (metrics is not null) foreach (var kv in metrics) m[kv.Key] = kv.Value;
+        _config = _config with { Step = Step, Metrics = m };
+        Atomic(Path.Combine(train, "raw.safetensors"), p => _raw.save_safetensors(p));
+        Atomic(Path.Combine(train, "optimizer.bin"), p => _opt.save_py(p));
+        Atomic(Path.Combine(_dir, Teacher.WeightsFile), p => _teacher.Net.save_safetensors(p));
+        Atomic(Path.Combine(_dir, Teacher.ConfigFile), p => File.WriteAllText(p, System.Text.Json.JsonSerializer.Serialize(_config, TeacherConfig.Json)));
+        Atomic(Path.Combine(train, "state.json"), p => TrainingState.Capture(Step, _gen, _smoothed).Save(p));
+    }
+
+    internal static void Atomic(string path, Action<string> write)
+    {
+        var tmp = path + ".tmp";
+        write(tmp);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    public void Dispose()
+    {
+        _teacher.Dispose();
+        _raw.Dispose();
+        _images.Dispose();
+        _states.Dispose();
+    }
+}

@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Sdd.Ml.Diffusion;
+using Sdd.Ml.Torch;
+using TorchSharp.PyBridge;
+
+namespace Sdd.Ml.Judging;
+
+public sealed record JudgeConfig
+{
+    public required string[] AttributeNames { get; init; }
+    public int ImageSize { get; init; } = 32;
+    public int[] Channels { get; init; } = [32, 64, 128];
+    public int Step { get; init; }
+    public string? Dataset { get; init; }
+    /// <summary>Held-out accuracy per attribute.</summary>
+    public Dictionary<string, double> Accuracy { get; init; } = [];
+}
+
+/// <summary>A small CNN attribute classifier: one logit per attribute; its pooled features serve the Fréchet distance.</summary>
+public sealed class JudgeNet : nn.Module<Tensor, Tensor>
+{
+    private readonly nn.Module<Tensor, Tensor> body;
+    private readonly Linear head;
+
+    public JudgeNet(int attributes, int[] ch) : base(nameof(JudgeNet))
+    {
+        var layers = new List<nn.Module<Tensor, Tensor>> { Layers.Conv3x3(3, ch[0]), Layers.GroupNorm(8, ch[0]), nn.SiLU() };
+        int prev = ch[0];
+        foreach (var c in ch.Skip(1))
+        {
+            layers.AddRange([Layers.Conv3x3(prev, c, stride: 2), Layers.GroupNorm(8, c), nn.SiLU(), Layers.Conv3x3(c, c), Layers.GroupNorm(8, c), nn.SiLU()]);
+            prev = c;
+        }
+        body = nn.Sequential(layers);
+        head = nn.Linear(prev, attributes);
+        RegisterComponents();
+    }
+
+    /// <summary>Penultimate features: global average of the last feature map.</summary>
+    public Tensor Features(Tensor x) => body.forward(x).mean([2, 3]);
+
+    public override Tensor forward(Tensor x) => head.forward(Features(x));
+}
+
+/// <summary>The judge: says which attributes an image has; files <c>config.json</c> + <c>model.safetensors</c>.</summary>
+public sealed class Judge : IDisposable
+{
+    public JudgeConfig Config { get; private set; }
+    public JudgeNet Net { get; }
+    public Device Device { get; }
+    public int Size => Config.ImageSize;
+
+    public Judge(JudgeConfig config, Device? device = null)
+    {
+        Config = config;
+        Device = device ?? CPU;
+        Net = new JudgeNet(config.AttributeNames.Length, config.Channels);
+        Net.to(Device);
+        Net.eval();
+    }
+
+    public int AttributeIndex(string attribute)
+    {
+        int i = Array.IndexOf(Config.AttributeNames, attribute);
+        if (i < 0) throw new ArgumentException($"The judge has no attribute '{attribute}' (it has: {string.Join(", ", Config.AttributeNames)}).");
+        return i;
+    }
+
+    private Tensor Prepare(Tensor images) =>
+        images.shape[^1] == Size ? images.to(Device) : F.interpolate(images.to(Device), size: [Size, Size], mode: InterpolationMode.Area);
+
+    /// <summary>Probability that each attribute is present, (B, A), computed in chunks.</summary>
+    public Tensor Probabilities(Tensor images, int chunk = 256) => Map(images, chunk, x => sigmoid(Net.forward(x)));
+
+    /// <summary>Penultimate features (B, D).</summary>
+    public Tensor Features(Tensor images, int chunk = 256) => Map(images, chunk, x => Net.Features(x));
+
+    private Tensor Map(Tensor images, int chunk, Func<Tensor, Tensor> f)
+    {
+        using var _ = no_grad();
+        var parts = new List<Tensor>();
+        for (long i = 0; i < images.shape[0]; i += chunk)
+        {
+            using var scope = NewDisposeScope();
+            parts.Add(f(Prepare(images[TensorIndex.Slice(i, Math.Min(i + chunk, images.shape[0]))])).cpu().MoveToOuterDisposeScope());
+        }
+        var all = cat(parts);
+        foreach (var p in parts) p.Dispose();
+        return all;
+    }
+
+    /// <summary>Accuracy per attribute against +1/-1 labels (0 = unknown is skipped).</summary>
+    public double[] Accuracy(Tensor images, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        var pred = Probabilities(images).gt(0.5);
+        var known = labels.ne(0);
+        var right = pred.eq(labels.gt(0)).logical_and(known).to_type(ScalarType.Float32).sum(0);
+        var count = known.to_type(ScalarType.Float32).sum(0).clamp_min(1);
+        return (right / count).data<float>().ToArray().Select(v => (double)v).ToArray();
+    }
+
+    public void Save(string dir, JudgeConfig? config = null)
+    {
+        Directory.CreateDirectory(dir);
+        if (config is not null) Config = config;
+        Net.save_safetensors(Path.Combine(dir, Teacher.WeightsFile));
+        File.WriteAllText(Path.Combine(dir, Teacher.ConfigFile), JsonSerializer.Serialize(Config, TeacherConfig.Json));
+    }
+
+    public static Judge Load(string dir, Device? device = null)
+    {
+        var path = Path.Combine(dir, Teacher.ConfigFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"No judge at '{dir}': {Teacher.ConfigFile} is missing.", path);
+        var config = JsonSerializer.Deserialize<JudgeConfig>(File.ReadAllText(path), TeacherConfig.Json) ?? throw new InvalidDataException($"'{path}' is empty.");
+        var judge = new Judge(config, device);
+        judge.Net.load_safetensors(Path.Combine(dir, Teacher.WeightsFile), strict: true);
+        judge.Net.to(judge.Device);
+        return judge;
+    }
+
+    /// <summary>Trains a judge with binary cross-entropy on +1/-1 labels; unknown labels are masked out.</summary>
+    public static Judge Train(JudgeConfig config, Tensor images, Tensor labels, int steps, int batch = 128, double lr = 2e-3, long seed = 1,
+        Device? device = null, Action<TrainingProgress>? progress = null)
+    {
+        device ??= CPU;
+        random.manual_seed(seed);
+        var judge = new Judge(config, device);
+        var gen = new Generator((ulong)seed, device);
+        var opt = optim.AdamW(judge.Net.parameters(), lr, 0.9, 0.999, 1e-8, 1e-4, false);
+        using var x = images.to(device);
+        using var y = labels.to(device);
+        var sw = Stopwatch.StartNew();
+        double smoothed = double.NaN;
+        judge.Net.train();
+        for (int step = 1; step <= steps; step++)
+        {
+            using var scope = NewDisposeScope();
+            var idx = randint(0, x.shape[0], [batch], generator: gen, dtype: ScalarType.Int64, device: device);
+            var xb = x.index_select(0, idx);
+            var flip = rand([batch, 1, 1, 1], generator: gen, device: device).lt(0.5);
+            xb = where(flip, xb.flip(3), xb);
+            var yb = y.index_select(0, idx);
+            var mask = yb.ne(0).to_type(ScalarType.Float32);
+            foreach (var g in opt.ParamGroups) g.LearningRate = lr * 0.5 * (1 + Math.Cos(Math.PI * step / steps));
+            opt.zero_grad();
+            var loss = (F.binary_cross_entropy_with_logits(judge.Net.forward(xb), yb.gt(0).to_type(ScalarType.Float32), reduction: nn.Reduction.None) * mask).sum() / mask.sum().clamp_min(1);
+            loss.backward();
+            opt.step();
+            var l = loss.item<float>();
+            smoothed = double.IsNaN(smoothed) ? l : 0.95 * smoothed + 0.05 * l;
+            progress?.Invoke(new TrainingProgress(step, steps, smoothed, step / sw.Elapsed.TotalSeconds));
+        }
+        judge.Net.eval();
+        judge.Config = config with { Step = steps };
+        return judge;
+    }
+
+    public void Dispose() => Net.Dispose();
+}

@@ -1,0 +1,41 @@
+using Sdd.Cli;
+using Sdd.Ml.Data;
+
+const string Usage = """
+usage: sdd <command> [options]
+  dataset portraits --count N --size S --seed K --out DIR
+  dataset sheet     --dataset DIR [--count 8 --scale 4] --out sheet.png
+  teacher train     --dataset DIR --out DIR [--steps N --batch B --size S --channels 32,64,96 --lr X --resume]
+  teacher sample    [--teacher DIR] --set smiling=1,hat=-1 [--count 16 --guidance G --steps N --seed K] --out grid.png
+  teacher eval      [--teacher DIR --judge DIR --samples 64 --guidance G --steps N --json FILE]
+  judge train       --dataset DIR --out DIR [--steps N --size S]
+  judge eval        [--judge DIR] --dataset DIR
+""";
+
+var flags = new HashSet<string> { "resume", "help", "no-counterfactuals" };
+try
+{
+    if (args.Length == 0 || args[0] is "-h" or "--help" or "help") { Console.WriteLine(Usage); return 0; }
+    var verb = args[0];
+    var sub = args.Length > 1 && !args[1].StartsWith("--", StringComparison.Ordinal) ? args[1] : null;
+    var opts = new Options(args.Skip(sub is null ? 1 : 2), flags);
+    Func<Options, int> command = (verb, sub) switch
+    {
+        ("dataset", "portraits") => DatasetCommands.Portraits,
+        ("dataset", "sheet") => DatasetCommands.Sheet,
+        ("teacher", "train") => TeacherCommands.Train,
+        ("teacher", "sample") => TeacherCommands.Sample,
+        ("teacher", "eval") => TeacherCommands.Eval,
+        ("judge", "train") => JudgeCommands.Train,
+        ("judge", "eval") => JudgeCommands.Eval,
+        _ => throw new UsageException($"unknown command '{string.Join(' ', args.Take(sub is null ? 1 : 2))}' (run 'sdd help')"),
+    };
+    Sdd.Ml.Torch.TorchRuntime.ConfigureThreads(opts.Has("threads") ? opts.Int("threads", 0, 1, 256) : null);
+    return command(opts);
+}
+catch (UsageException e) { Console.Error.WriteLine($"sdd: {e.Message}"); return 2; }
+catch (Exception e) when (e is DatasetException or ImageDecodeException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or InvalidDataException or NotSupportedException)
+{
+    Console.Error.WriteLine($"sdd: {e.Message}");
+    return 1;
+}
