@@ -8,6 +8,12 @@ usage: sdd <command> [options]
   teacher train     --dataset DIR --out DIR [--steps N --batch B --size S --channels 32,64,96 --lr X --resume]
   teacher sample    [--teacher DIR] --set smiling=1,hat=-1 [--count 16 --guidance G --steps N --seed K] --out grid.png
   teacher eval      [--teacher DIR --judge DIR --samples 64 --guidance G --steps N --json FILE]
+  indicator         [--teacher DIR] --attribute A --dataset DIR --out DIR [--samples 32 --k 5 | --xi X --mode delta|sds --scale S]
+  distill           [--teacher DIR] --attribute A --dataset DIR --out DIR [--steps N --timesteps hqs|random|fixed:T|list:T1,T2
+                    --mode delta|sds --scale S --lambda L --batch B --lr X --resume]
+  edit              --editor DIR --in DIR|FILES --out DIR [--batch 32]
+  bench quality     [--teacher DIR --judge DIR] --attribute A [--images 200 --steps 300 --dataset DIR --json FILE --grid PNG]
+  bench speed       [--teacher DIR --editor DIR --json FILE --repeats 5]
   judge train       --dataset DIR --out DIR [--steps N --size S]
   judge eval        [--judge DIR] --dataset DIR
 """;
@@ -17,7 +23,8 @@ try
 {
     if (args.Length == 0 || args[0] is "-h" or "--help" or "help") { Console.WriteLine(Usage); return 0; }
     var verb = args[0];
-    var sub = args.Length > 1 && !args[1].StartsWith("--", StringComparison.Ordinal) ? args[1] : null;
+    string[] grouped = ["dataset", "teacher", "judge", "bench"];
+    var sub = grouped.Contains(verb) && args.Length > 1 && !args[1].StartsWith("--", StringComparison.Ordinal) ? args[1] : null;
     var opts = new Options(args.Skip(sub is null ? 1 : 2), flags);
     Func<Options, int> command = (verb, sub) switch
     {
@@ -26,6 +33,11 @@ try
         ("teacher", "train") => TeacherCommands.Train,
         ("teacher", "sample") => TeacherCommands.Sample,
         ("teacher", "eval") => TeacherCommands.Eval,
+        ("indicator", null) => MethodCommands.Indicator,
+        ("distill", null) => MethodCommands.Distill,
+        ("edit", null) => MethodCommands.Edit,
+        ("bench", "quality") => BenchCommands.Quality,
+        ("bench", "speed") => BenchCommands.Speed,
         ("judge", "train") => JudgeCommands.Train,
         ("judge", "eval") => JudgeCommands.Eval,
         _ => throw new UsageException($"unknown command '{string.Join(' ', args.Take(sub is null ? 1 : 2))}' (run 'sdd help')"),

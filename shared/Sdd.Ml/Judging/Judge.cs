@@ -96,8 +96,8 @@ public sealed class Judge : IDisposable
         using var scope = NewDisposeScope();
         var pred = Probabilities(images).gt(0.5);
         var known = labels.ne(0);
-        var right = pred.eq(labels.gt(0)).logical_and(known).to_type(ScalarType.Float32).sum(0);
-        var count = known.to_type(ScalarType.Float32).sum(0).clamp_min(1);
+        var right = pred.eq(labels.gt(0)).logical_and(known).to_type(ScalarType.Float32).sum(dim: 0);
+        var count = known.to_type(ScalarType.Float32).sum(dim: 0).clamp_min(1);
         return (right / count).data<float>().ToArray().Select(v => (double)v).ToArray();
     }
 

@@ -1,0 +1,190 @@
+using System.Text.Json;
+using Sdd.Ml.Diffusion;
+using Sdd.Ml.Guidance;
+using Sdd.Ml.Torch;
+using TorchSharp.PyBridge;
+
+namespace Sdd.Ml.Editors;
+
+/// <summary>Settings of a distillation run; part of an editor's JSON.</summary>
+public sealed record DistillSettings
+{
+    public int Steps { get; init; } = 400;
+    public int BatchSize { get; init; } = 16;
+    public double LearningRate { get; init; } = 5e-4;
+    public double WeightDecay { get; init; } = 1e-4;
+    /// <summary>Fidelity weight lambda of sum (f(x) - x)^2 (per batch, summed over pixels, like the guidance).</summary>
+    public double Lambda { get; init; } = 1.0;
+    public GuidanceSettings Guidance { get; init; } = new();
+    /// <summary>hqs, random, fixed:T or list:T1,T2.</summary>
+    public string Timesteps { get; init; } = "hqs";
+    public int CheckpointEvery { get; init; } = 100;
+    public long Seed { get; init; } = 1;
+}
+
+/// <summary>An editor's JSON config.</summary>
+public sealed record EditorConfig
+{
+    public required string Attribute { get; init; }
+    public required int ImageSize { get; init; }
+    public int Channels { get; init; } = 32;
+    public int ResBlocks { get; init; } = 2;
+    public string? Teacher { get; init; }
+    public int[] SelectedTimesteps { get; init; } = [];
+    public DistillSettings Settings { get; init; } = new();
+    public int Step { get; init; }
+    public Dictionary<string, double> Metrics { get; init; } = [];
+}
+
+/// <summary>A plain residual block (no conditioning) for the editor's bottleneck.</summary>
+public sealed class PlainResBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly GroupNorm n1, n2;
+    private readonly Conv2d c1, c2;
+
+    public PlainResBlock(int ch) : base(nameof(PlainResBlock))
+    {
+        n1 = Layers.GroupNorm(8, ch); c1 = Layers.Conv3x3(ch, ch);
+        n2 = Layers.GroupNorm(8, ch); c2 = Layers.Conv3x3(ch, ch);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => x + c2.forward(F.silu(n2.forward(c1.forward(F.silu(n1.forward(x))))));
+}
+
+/// <summary>
+/// The manipulator f(x) = x + g(x): a small fully convolutional encoder-decoder whose last layer starts at zero,
+/// so an untrained editor is exactly the identity.
+/// </summary>
+public sealed class EditorNet : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d inConv, down1, down2, up1, merge1, up2, merge2, outConv;
+    private readonly ModuleList<PlainResBlock> body;
+    private readonly GroupNorm outNorm;
+
+    public EditorNet(int ch, int resBlocks) : base(nameof(EditorNet))
+    {
+        inConv = Layers.Conv3x3(3, ch);
+        down1 = Layers.Conv3x3(ch, 2 * ch, stride: 2);
+        down2 = Layers.Conv3x3(2 * ch, 4 * ch, stride: 2);
+        body = new ModuleList<PlainResBlock>();
+        for (int i = 0; i < resBlocks; i++) body.Add(new PlainResBlock(4 * ch));
+        up1 = Layers.Conv3x3(4 * ch, 2 * ch);
+        merge1 = Layers.Conv3x3(4 * ch, 2 * ch);
+        up2 = Layers.Conv3x3(2 * ch, ch);
+        merge2 = Layers.Conv3x3(2 * ch, ch);
+        outNorm = Layers.GroupNorm(8, ch);
+        outConv = Layers.ZeroConv(ch, 3);
+        RegisterComponents();
+    }
+
+    /// <summary>g(x), the edit (B, 3, H, W); H and W must be multiples of 4.</summary>
+    public Tensor Delta(Tensor x)
+    {
+        var h0 = F.silu(inConv.forward(x));
+        var h1 = F.silu(down1.forward(h0));
+        var h = F.silu(down2.forward(h1));
+        foreach (var b in body) h = b.forward(h);
+        h = F.silu(up1.forward(F.interpolate(h, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest)));
+        h = F.silu(merge1.forward(cat([h, h1], 1)));
+        h = F.silu(up2.forward(F.interpolate(h, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest)));
+        h = F.silu(merge2.forward(cat([h, h0], 1)));
+        return outConv.forward(F.silu(outNorm.forward(h)));
+    }
+
+    public override Tensor forward(Tensor x) => x + Delta(x);
+}
+
+/// <summary>
+/// Applies a fixed-resolution edit to images of any size: at the model's size directly; otherwise the shorter
+/// side is scaled to the model's size (aspect kept, sides multiples of 4), edited, and only the difference is
+/// upscaled and added to the full-resolution original.
+/// </summary>
+public static class ResidualMode
+{
+    public static Tensor Apply(Tensor x, int size, Func<Tensor, Tensor> edit)
+    {
+        long h = x.shape[2], w = x.shape[3];
+        if (h == size && w == size) return edit(x);
+        double k = (double)size / Math.Min(h, w);
+        long sh = Math.Max(4, (long)Math.Round(h * k / 4) * 4), sw = Math.Max(4, (long)Math.Round(w * k / 4) * 4);
+        var small = F.interpolate(x, size: [sh, sw], mode: InterpolationMode.Area);
+        var delta = edit(small) - small;
+        return x + F.interpolate(delta, size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
+    }
+}
+
+/// <summary>
+/// A trained attribute editor: one forward pass per batch. Images at the editor's size are edited directly;
+/// others in residual mode (downscale, edit, upscale the difference, add it to the original), so untouched
+/// regions keep their native detail. Files: <c>config.json</c> + <c>model.safetensors</c>.
+/// </summary>
+public sealed class Editor : IDisposable
+{
+    public EditorConfig Config { get; private set; }
+    public EditorNet Net { get; }
+    public Device Device { get; }
+    public int Size => Config.ImageSize;
+
+    public Editor(EditorConfig config, Device? device = null)
+    {
+        Config = config;
+        Device = device ?? CPU;
+        Net = new EditorNet(config.Channels, config.ResBlocks);
+        Net.to(Device);
+        Net.eval();
+    }
+
+    public long ParameterCount => Net.parameters().Sum(p => p.numel());
+
+    /// <summary>Edits a batch (B, 3, H, W) in [-1, 1] of one size; returns the edited batch on the same device as the input.</summary>
+    public Tensor Edit(Tensor images)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var x = images.to(Device);
+        var y = ResidualMode.Apply(x, Size, Net.forward);
+        return y.clamp(-1, 1).to(images.device).MoveToOuterDisposeScope();
+    }
+
+    public void Save(string dir, EditorConfig? config = null)
+    {
+        Directory.CreateDirectory(dir);
+        if (config is not null) Config = config;
+        TeacherTrainer.Atomic(Path.Combine(dir, Teacher.WeightsFile), p => Net.save_safetensors(p));
+        TeacherTrainer.Atomic(Path.Combine(dir, Teacher.ConfigFile), p => File.WriteAllText(p, JsonSerializer.Serialize(Config, TeacherConfig.Json)));
+    }
+
+    public static EditorConfig ReadConfig(string dir)
+    {
+        var path = Path.Combine(dir, Teacher.ConfigFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"No editor at '{dir}': {Teacher.ConfigFile} is missing.", path);
+        return JsonSerializer.Deserialize<EditorConfig>(File.ReadAllText(path), TeacherConfig.Json) ?? throw new InvalidDataException($"'{path}' is empty.");
+    }
+
+    public static Editor Load(string dir, Device? device = null)
+    {
+        var editor = new Editor(ReadConfig(dir), device);
+        editor.Net.load_safetensors(Path.Combine(dir, Teacher.WeightsFile), strict: true);
+        editor.Net.to(editor.Device);
+        return editor;
+    }
+
+    /// <summary>Loads from in-memory files (object storage): the JSON config and the safetensors bytes.</summary>
+    public static Editor Load(string configJson, byte[] weights, Device? device = null)
+    {
+        var config = JsonSerializer.Deserialize<EditorConfig>(configJson, TeacherConfig.Json) ?? throw new InvalidDataException("Empty editor config.");
+        var tmp = Path.Combine(Path.GetTempPath(), $"sdd-editor-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            File.WriteAllBytes(tmp, weights);
+            var editor = new Editor(config, device);
+            editor.Net.load_safetensors(tmp, strict: true);
+            editor.Net.to(editor.Device);
+            return editor;
+        }
+        finally { File.Delete(tmp); }
+    }
+
+    public void Dispose() => Net.Dispose();
+}
