@@ -1,0 +1,5 @@
+global using Xunit;
+global using TorchSharp;
+global using TorchSharp.Modules;
+global using static TorchSharp.torch;
+global using F = TorchSharp.torch.nn.functional;
