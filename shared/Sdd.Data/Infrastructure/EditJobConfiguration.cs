@@ -1,0 +1,20 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Sdd.Data.Entities;
+
+namespace Sdd.Data.Infrastructure;
+
+public sealed class EditJobConfiguration : IEntityTypeConfiguration<EditJob>
+{
+    public void Configure(EntityTypeBuilder<EditJob> b)
+    {
+        b.ToTable("edit_jobs");
+        b.Property(j => j.Owner).HasMaxLength(200);
+        b.Property(j => j.State).HasConversion<string>().HasMaxLength(32);
+        b.Property(j => j.Version).IsRowVersion(); // xmin
+        b.HasIndex(j => new { j.Owner, j.CreatedAt }); // a client's jobs, newest first
+        b.HasOne(j => j.Attribute).WithMany().HasForeignKey(j => j.AttributeId).OnDelete(DeleteBehavior.Restrict);
+        b.HasOne(j => j.EditorVersion).WithMany().HasForeignKey(j => j.EditorVersionId).OnDelete(DeleteBehavior.Restrict);
+        b.HasMany(j => j.Items).WithOne().HasForeignKey(i => i.JobId).OnDelete(DeleteBehavior.Cascade);
+    }
+}

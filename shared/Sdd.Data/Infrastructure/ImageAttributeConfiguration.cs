@@ -1,0 +1,15 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Sdd.Data.Entities;
+
+namespace Sdd.Data.Infrastructure;
+
+public sealed class ImageAttributeConfiguration : IEntityTypeConfiguration<ImageAttribute>
+{
+    public void Configure(EntityTypeBuilder<ImageAttribute> b)
+    {
+        b.ToTable("attributes");
+        b.Property(a => a.Name).HasMaxLength(100);
+        b.HasIndex(a => a.Name).IsUnique();
+    }
+}

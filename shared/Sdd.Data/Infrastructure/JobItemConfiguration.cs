@@ -1,0 +1,18 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Sdd.Data.Entities;
+
+namespace Sdd.Data.Infrastructure;
+
+public sealed class JobItemConfiguration : IEntityTypeConfiguration<JobItem>
+{
+    public void Configure(EntityTypeBuilder<JobItem> b)
+    {
+        b.ToTable("job_items");
+        b.Property(i => i.SourceKey).HasMaxLength(1024);
+        b.Property(i => i.OutputKey).HasMaxLength(1024);
+        b.Property(i => i.State).HasConversion<string>().HasMaxLength(32);
+        b.Property(i => i.Version).IsRowVersion(); // xmin
+        b.HasIndex(i => new { i.JobId, i.State });
+    }
+}

@@ -1,0 +1,248 @@
+using System.Net;
+using System.Net.Http.Headers;
+using Minio;
+using Minio.DataModel.Args;
+using Minio.Exceptions;
+using Sdd.Configuration;
+
+namespace Sdd.Storage;
+
+/// <summary>
+/// Images and weights in S3-compatible storage through the Minio SDK: MinIO in production, s3rver
+/// locally. Every key is checked with <see cref="ObjectKey.Validate"/> before a request is made.
+/// A missing object is <c>null</c> from <see cref="StatAsync"/> and a <see cref="FileNotFoundException"/> elsewhere.
+/// </summary>
+public sealed class ObjectStore : IDisposable
+{
+    private readonly IMinioClient _client;
+    private readonly HttpClient _http;
+
+    public ObjectStore(S3Settings settings)
+    {
+        Settings = settings;
+        _client = new MinioClient()
+            .WithEndpoint(settings.Endpoint.Host, settings.Endpoint.Port)
+            .WithCredentials(settings.AccessKey, settings.SecretKey)
+            .WithRegion(settings.Region)
+            .WithSSL(settings.Endpoint.Scheme == Uri.UriSchemeHttps)
+            .Build();
+        _http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+    }
+
+    public S3Settings Settings { get; }
+    public string DatasetsBucket => Settings.DatasetsBucket;
+    public string ModelsBucket => Settings.ModelsBucket;
+    public string JobsBucket => Settings.JobsBucket;
+
+    /// <summary>Creates the bucket unless it exists.</summary>
+    public async Task EnsureBucketAsync(string bucket, CancellationToken ct = default)
+    {
+        if (await _client.BucketExistsAsync(new BucketExistsArgs().WithBucket(bucket), ct)) return;
+        try
+        {
+            await _client.MakeBucketAsync(new MakeBucketArgs().WithBucket(bucket), ct);
+        }
+        catch (MinioException)
+        {
+            // Another process may have created it first; anything else is a real failure.
+            if (!await _client.BucketExistsAsync(new BucketExistsArgs().WithBucket(bucket), ct)) throw;
+        }
+    }
+
+    /// <summary>Creates the datasets, models and jobs buckets.</summary>
+    public async Task EnsureBucketsAsync(CancellationToken ct = default)
+    {
+        foreach (var bucket in new[] { DatasetsBucket, ModelsBucket, JobsBucket })
+            await EnsureBucketAsync(bucket, ct);
+    }
+
+    /// <summary>Stores the stream's content (read to its end) under the key, replacing any object there.</summary>
+    public async Task PutAsync(string bucket, string key, Stream content, string contentType = "application/octet-stream", CancellationToken ct = default)
+    {
+        ObjectKey.Validate(key);
+        if (!content.CanSeek)
+        {
+            // The SDK needs the size up front; spool to a temporary file rather than to memory.
+            await using var spool = new FileStream(Path.GetTempFileName(), FileMode.Create, FileAccess.ReadWrite,
+                FileShare.None, 1 << 16, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+            await content.CopyToAsync(spool, ct);
+            spool.Position = 0;
+            await PutAsync(bucket, key, spool, contentType, ct);
+            return;
+        }
+        var size = content.Length - content.Position;
+        await _client.PutObjectAsync(new PutObjectArgs().WithBucket(bucket).WithObject(key)
+            .WithStreamData(content).WithObjectSize(size).WithContentType(contentType), ct);
+    }
+
+    public async Task PutAsync(string bucket, string key, byte[] content, string contentType = "application/octet-stream", CancellationToken ct = default)
+    {
+        using var stream = new MemoryStream(content, writable: false);
+        await PutAsync(bucket, key, stream, contentType, ct);
+    }
+
+    /// <summary>Copies the object's content into <paramref name="destination"/>.</summary>
+    public async Task GetAsync(string bucket, string key, Stream destination, CancellationToken ct = default)
+    {
+        ObjectKey.Validate(key);
+        await Translate(bucket, key, () => _client.GetObjectAsync(new GetObjectArgs().WithBucket(bucket).WithObject(key)
+            .WithCallbackStream((stream, token) => stream.CopyToAsync(destination, token)), ct));
+    }
+
+    public async Task<byte[]> GetBytesAsync(string bucket, string key, CancellationToken ct = default)
+    {
+        using var buffer = new MemoryStream();
+        await GetAsync(bucket, key, buffer, ct);
+        return buffer.ToArray();
+    }
+
+    /// <summary>A stream over the object's content, read as it arrives (dispose it).</summary>
+    public Task<Stream> OpenReadAsync(string bucket, string key, CancellationToken ct = default) =>
+        ReadViaPresignedGetAsync(bucket, key, range: null, ct);
+
+    /// <summary>
+    /// <paramref name="length"/> bytes from <paramref name="offset"/> (fewer at the end of the object).
+    /// Done with a presigned GET and an HTTP Range header: the SDK 7.0.0's WithOffsetAndLength throws.
+    /// </summary>
+    public async Task<byte[]> ReadRangeAsync(string bucket, string key, long offset, long length, CancellationToken ct = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
+        await using var stream = await ReadViaPresignedGetAsync(bucket, key, new RangeHeaderValue(offset, offset + length - 1), ct);
+        using var buffer = new MemoryStream();
+        await stream.CopyToAsync(buffer, ct);
+        return buffer.ToArray();
+    }
+
+    /// <summary>Size, ETag, last change and content type, or null when there is no such object.</summary>
+    public async Task<StoredObject?> StatAsync(string bucket, string key, CancellationToken ct = default)
+    {
+        ObjectKey.Validate(key);
+        try
+        {
+            var stat = await _client.StatObjectAsync(new StatObjectArgs().WithBucket(bucket).WithObject(key), ct);
+            return new StoredObject(key, stat.Size, stat.ETag, ToUtc(stat.LastModified), stat.ContentType);
+        }
+        catch (ObjectNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Every object whose key starts with the prefix, across as many listing pages as it takes.</summary>
+    public async IAsyncEnumerable<StoredObject> ListAsync(string bucket, string prefix = "",
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
+        ObjectKey.ValidatePrefix(prefix);
+        var args = new ListObjectsArgs().WithBucket(bucket).WithPrefix(prefix).WithRecursive(true);
+        await foreach (var item in _client.ListObjectsEnumAsync(args, ct))
+        {
+            if (item.IsDir) continue;
+            yield return new StoredObject(item.Key, (long)item.Size, item.ETag?.Trim('"'),
+                item.LastModifiedDateTime is { } t ? ToUtc(t) : null);
+        }
+    }
+
+    /// <summary>Copies an object within or across buckets.</summary>
+    public async Task CopyAsync(string sourceBucket, string sourceKey, string bucket, string key, CancellationToken ct = default)
+    {
+        ObjectKey.Validate(sourceKey, nameof(sourceKey));
+        ObjectKey.Validate(key);
+        await Translate(sourceBucket, sourceKey, () => _client.CopyObjectAsync(new CopyObjectArgs().WithBucket(bucket).WithObject(key)
+            .WithCopyObjectSource(new CopySourceObjectArgs().WithBucket(sourceBucket).WithObject(sourceKey)), ct));
+    }
+
+    /// <summary>Removes the object; removing a missing object is not an error.</summary>
+    public async Task DeleteAsync(string bucket, string key, CancellationToken ct = default)
+    {
+        ObjectKey.Validate(key);
+        await _client.RemoveObjectAsync(new RemoveObjectArgs().WithBucket(bucket).WithObject(key), ct);
+    }
+
+    /// <summary>Removes many objects with multi-object delete requests.</summary>
+    public async Task DeleteManyAsync(string bucket, IEnumerable<string> keys, CancellationToken ct = default)
+    {
+        var list = keys.Select(k => ObjectKey.Validate(k, nameof(keys))).ToList();
+        if (list.Count == 0) return;
+        var errors = await _client.RemoveObjectsAsync(new RemoveObjectsArgs().WithBucket(bucket).WithObjects(list), ct);
+        if (errors.Count > 0)
+            throw new IOException($"Could not delete {errors.Count} object(s) from {bucket}, first {errors[0].Key}: {errors[0].Message}");
+    }
+
+    /// <summary>Removes every object of the bucket and the bucket itself (test clean-up, admin).</summary>
+    public async Task DeleteBucketAsync(string bucket, CancellationToken ct = default)
+    {
+        if (!await _client.BucketExistsAsync(new BucketExistsArgs().WithBucket(bucket), ct)) return;
+        var keys = new List<string>();
+        await foreach (var o in ListAsync(bucket, "", ct)) keys.Add(o.Key);
+        foreach (var chunk in keys.Chunk(1000)) await DeleteManyAsync(bucket, chunk, ct);
+        await _client.RemoveBucketAsync(new RemoveBucketArgs().WithBucket(bucket), ct);
+    }
+
+    /// <summary>A URL that lets anyone GET the object until it expires.</summary>
+    public async Task<Uri> PresignGetAsync(string bucket, string key, TimeSpan expiry)
+    {
+        ObjectKey.Validate(key);
+        return new Uri(await _client.PresignedGetObjectAsync(new PresignedGetObjectArgs()
+            .WithBucket(bucket).WithObject(key).WithExpiry(ExpirySeconds(expiry))));
+    }
+
+    /// <summary>A URL that lets anyone PUT the object (the request body) until it expires.</summary>
+    public async Task<Uri> PresignPutAsync(string bucket, string key, TimeSpan expiry)
+    {
+        ObjectKey.Validate(key);
+        return new Uri(await _client.PresignedPutObjectAsync(new PresignedPutObjectArgs()
+            .WithBucket(bucket).WithObject(key).WithExpiry(ExpirySeconds(expiry))));
+    }
+
+    public void Dispose()
+    {
+        _http.Dispose();
+        (_client as IDisposable)?.Dispose();
+    }
+
+    private async Task<Stream> ReadViaPresignedGetAsync(string bucket, string key, RangeHeaderValue? range, CancellationToken ct)
+    {
+        var url = await PresignGetAsync(bucket, key, TimeSpan.FromMinutes(15));
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        request.Headers.Range = range;
+        var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            response.Dispose();
+            throw new FileNotFoundException($"No object {bucket}/{key}", $"{bucket}/{key}");
+        }
+        if (range is not null && response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
+        {
+            response.Dispose();
+            throw new ArgumentOutOfRangeException(nameof(range), $"Range {range} lies outside {bucket}/{key}");
+        }
+        if (!response.IsSuccessStatusCode || (range is not null && response.StatusCode != HttpStatusCode.PartialContent))
+        {
+            var status = response.StatusCode;
+            response.Dispose();
+            throw new IOException($"GET {bucket}/{key}{(range is null ? "" : $" ({range})")} answered {(int)status} {status}");
+        }
+        return await response.Content.ReadAsStreamAsync(ct);
+    }
+
+    private static async Task Translate(string bucket, string key, Func<Task> call)
+    {
+        try
+        {
+            await call();
+        }
+        catch (ObjectNotFoundException e)
+        {
+            throw new FileNotFoundException($"No object {bucket}/{key}", $"{bucket}/{key}", e);
+        }
+    }
+
+    private static int ExpirySeconds(TimeSpan expiry) =>
+        expiry > TimeSpan.Zero && expiry <= TimeSpan.FromDays(7)
+            ? (int)Math.Ceiling(expiry.TotalSeconds)
+            : throw new ArgumentOutOfRangeException(nameof(expiry), expiry, "A presigned URL lives between 1 second and 7 days");
+
+    private static DateTimeOffset ToUtc(DateTime t) =>
+        new(t.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(t, DateTimeKind.Utc) : t.ToUniversalTime());
+}
