@@ -112,12 +112,13 @@ epmd_up() {  # 0 if it had to be started
 }
 
 rabbit_up() {
-  local pid i epmd_new=""
+  local pid="" epmd_new=""
   mkdir -p "$RD/home" "$RD/mnesia" "$RD/log"
   epmd_up && epmd_new=1
-  if pid=$(live_pid "$RUN/rabbitmq.pid"); then
+  if pid=$(live_pid "$RUN/rabbitmq.pid") && [[ -z $epmd_new ]]; then
+    rabbit_wait "$pid"; return 0
+  elif [[ -n $pid ]]; then
     # A broker that outlived its epmd is registered nowhere and the CLI cannot find it: restart it.
-    [[ -z $epmd_new ]] && return 0
     log "rabbitmq: epmd was restarted, restarting the broker"
     rabbit_stop
   elif [[ -s $RD/pgid ]]; then
@@ -129,7 +130,6 @@ rabbit_up() {
     echo "management.tcp.port = $SDD_RABBITMQ_MANAGEMENT_PORT"
     echo "default_user = $SDD_RABBITMQ_USER"
     echo "default_pass = $SDD_RABBITMQ_PASSWORD"
-    echo "loopback_users = none"
     echo "consumer_timeout = 1800000"
   } >"$RD/rabbitmq.conf"
   echo '[rabbitmq_management].' >"$RD/enabled_plugins"
@@ -137,6 +137,13 @@ rabbit_up() {
   setsid env "${RABBIT_ENV[@]}" "$RABBIT_BIN/rabbitmq-server" >>"$RD/log/startup.log" 2>&1 </dev/null 9>&- &
   pid=$!
   echo "$pid" >"$RUN/rabbitmq.pid"; echo "$pid" >"$RD/pgid"
+  rabbit_wait "$pid"
+}
+
+# Ready means the AMQP port is open and check_running passes (ping passes too early); the
+# management listener follows. Usually 6-8 s after start, sometimes 13-19 s: wait up to 120 s.
+rabbit_wait() {
+  local pid=$1 i
   for ((i = 0; i < 480; i++)); do
     alive "$pid" || { tail -n 30 "$RD/log/startup.log" >&2; die "rabbitmq exited during start (log: $RD/log)"; }
     if rabbit_ready; then wait_for 30 "rabbitmq management" port_open 127.0.0.1 "$SDD_RABBITMQ_MANAGEMENT_PORT"; return 0; fi
@@ -184,7 +191,9 @@ pg_up() {
   mkdir -p "$PD/run"; chown postgres: "$PD" "$PD/run"
   if pid=$(pg_pid); then :; else
     [[ -s $PD/pgid ]] && kill_group "$(cat "$PD/pgid")" postgres 5   # backends of a killed postmaster
-    rm -f "$PGDATA_DIR/postmaster.pid" "$PD/pgid"
+    # A killed postmaster leaves its pid and socket lock files; postgres itself would trust them
+    # while the old pid is still a zombie.
+    rm -f "$PGDATA_DIR/postmaster.pid" "$PD/pgid" "$PD"/run/.s.PGSQL.*
     if [[ ! -s $PGDATA_DIR/PG_VERSION ]]; then
       rm -rf "$PGDATA_DIR"
       runuser -u postgres -- "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth-local=trust \
@@ -227,7 +236,7 @@ s3_ready() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$S3_HOSTPORT/" 
 s3_up() {
   local pid
   mkdir -p "$SDD_STACK_DIR/s3/data"
-  live_pid "$RUN/s3rver.pid" >/dev/null && return 0
+  if live_pid "$RUN/s3rver.pid" >/dev/null; then wait_for 30 s3rver s3_ready; return 0; fi
   [[ -s $SDD_STACK_DIR/s3/pgid ]] && kill_group "$(cat "$SDD_STACK_DIR/s3/pgid")" s3rver 5
   port_open "$S3_HOST" "$S3_PORT" && die "port $S3_PORT is taken by another program"
   setsid node "$S3RVER_JS" -d "$SDD_STACK_DIR/s3/data" -a "$S3_HOST" -p "$S3_PORT" --silent \
