@@ -55,7 +55,7 @@ public static class TeacherCommands
         var sw = Stopwatch.StartNew();
         var rows = Enumerable.Range(0, Math.Min(limit, set.Rows.Count)).ToArray();
         var (images, labels) = set.Load(config.Unet.ImageSize, rows);
-        Console.Error.WriteLine($"loaded {rows.Length} images at {config.Unet.ImageSize}px in {sw.Elapsed.TotalSeconds:0.0} s; device {TorchRuntime.Device}, {get_num_threads()} threads");
+        Console.Error.WriteLine($"loaded {rows.Length} images at {config.Unet.ImageSize}px in {sw.Elapsed.TotalSeconds:0.0} s; device {TorchRuntime.Device}, {get_num_threads()} threads, flush denormals {TorchRuntime.FlushDenormals}");
 
         using var trainer = new TeacherTrainer(outDir, config, images, labels, TorchRuntime.Device, resume);
         images.Dispose(); labels.Dispose();

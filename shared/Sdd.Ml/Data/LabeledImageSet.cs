@@ -108,6 +108,8 @@ public sealed class LabeledImageSet
     {
         rows ??= Enumerable.Range(0, Rows.Count).ToArray();
         var pixels = new byte[rows.Count][];
+        try
+        {
         Parallel.For(0, rows.Count, i =>
         {
             var name = Rows[rows[i]].Name;
@@ -119,6 +121,11 @@ public sealed class LabeledImageSet
             }
             catch (ImageDecodeException e) { throw new DatasetException($"Image '{name}': {e.Message}", e); }
         });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault() is DatasetException first)
+        {
+            throw new DatasetException(first.Message, first); // the first bad image, named
+        }
         var flat = new byte[rows.Count * size * size * 3];
         for (int i = 0; i < rows.Count; i++) Buffer.BlockCopy(pixels[i], 0, flat, i * size * size * 3, size * size * 3);
         var labels = new float[rows.Count * Attributes.Count];

@@ -7,14 +7,16 @@ using Sdd.Ml.Judging;
 namespace Sdd.Ml.Evaluation;
 
 /// <summary>One row of the quality table.</summary>
-public sealed record QualityRow(string Method, double Editability, double PsnrSource, double SsimSource, double PsnrCounterfactual,
-    double Fd, double MsPerImage, double Nfe, double OthersKept);
+public sealed record QualityRow(string Method, double Editability, double PsnrSource, double SsimSource, double? PsnrCounterfactual,
+    double? Fd, double MsPerImage, double Nfe, double OthersKept);
 
 /// <summary>
 /// Scores edited images against their sources, counterfactuals and real images with the attribute, all on the
-/// same held-out images, so that every method (including doing nothing) is read on one scale.
+/// same held-out images, so that every method (including doing nothing) is read on one scale. Without ground-truth
+/// counterfactuals (real photos) the counterfactual PSNR is absent and the Fréchet distance is taken to
+/// <paramref name="realWithAttribute"/>.
 /// </summary>
-public sealed class QualityScorer(Judge judge, string attribute, Tensor sources, Tensor labels, Tensor counterfactuals)
+public sealed class QualityScorer(Judge judge, string attribute, Tensor sources, Tensor labels, Tensor? counterfactuals, Tensor? realWithAttribute = null)
 {
     private readonly int _a = judge.AttributeIndex(attribute);
     private Tensor? _realFeatures;
@@ -32,13 +34,14 @@ public sealed class QualityScorer(Judge judge, string attribute, Tensor sources,
             var idx = tensor(others.Select(i => (long)i).ToArray());
             kept = p.index_select(1, idx).gt(0.5).eq(labels.index_select(1, idx).gt(0)).to_type(ScalarType.Float32).mean().item<float>();
         }
-        _realFeatures ??= judge.Features(counterfactuals).DetachFromDisposeScope();
+        var reference = realWithAttribute ?? counterfactuals;
+        if (_realFeatures is null && reference is not null && reference.shape[0] >= 2) _realFeatures = judge.Features(reference).DetachFromDisposeScope();
         return new QualityRow(method,
             Math.Round(editability, 4),
             Math.Round(ImageMetrics.Psnr(edited, sources).mean().item<float>(), 2),
             Math.Round(ImageMetrics.Ssim(edited, sources).mean().item<float>(), 4),
-            Math.Round(ImageMetrics.Psnr(edited, counterfactuals).mean().item<float>(), 2),
-            Math.Round(FrechetDistance.Compute(judge.Features(edited), _realFeatures), 3),
+            counterfactuals is null ? null : Math.Round(ImageMetrics.Psnr(edited, counterfactuals).mean().item<float>(), 2),
+            _realFeatures is null || edited.shape[0] < 2 ? null : Math.Round(FrechetDistance.Compute(judge.Features(edited), _realFeatures), 3),
             Math.Round(msPerImage, 3), nfe, Math.Round(kept, 4));
     }
 }

@@ -11,7 +11,16 @@ namespace Sdd.Ml.Portraits;
 /// </summary>
 public static class PortraitDataset
 {
-    public static Portrait Portrait(int seed, int index) => Portraits.Portrait.Random(new Random(HashCode.Combine(seed, index, 0x5DD)));
+    public static Portrait Portrait(int seed, int index) => Portraits.Portrait.Random(new Random(Mix(seed, index)));
+
+    /// <summary>A fixed integer hash of (seed, index); HashCode.Combine is randomised per process and must not be used here.</summary>
+    private static int Mix(int seed, int index)
+    {
+        ulong z = unchecked((ulong)(uint)seed * 0x9E3779B97F4A7C15UL + (ulong)(uint)index + 0x5DDUL);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        return (int)((z ^ (z >> 31)) & 0x7FFFFFFF);
+    }
 
     public static string FileName(int index) => $"{index:D6}.png";
 
