@@ -99,10 +99,12 @@ rabbit_ready() { port_open 127.0.0.1 "$SDD_RABBITMQ_PORT" && rabbit rabbitmq-dia
 epmd_up() {  # 0 if it had to be started
   local pid epmd
   pid=$(live_pid "$RUN/epmd.pid") && return 1
-  if port_open 127.0.0.1 "$SDD_RABBITMQ_EPMD_PORT"; then  # an epmd whose pid file was lost: adopt it
+  if port_open 127.0.0.1 "$SDD_RABBITMQ_EPMD_PORT"; then
+    # Someone else's epmd (another checkout's stack): register with it, never stop it.
     pid=$(ss -ltnpH "sport = :$SDD_RABBITMQ_EPMD_PORT" | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
-    if [[ -n $pid ]] && [[ $(ps -o comm= -p "$pid") == epmd ]]; then echo "$pid" >"$RUN/epmd.pid"; return 1; fi
-    die "port $SDD_RABBITMQ_EPMD_PORT is taken by another program"
+    [[ -n $pid && $(ps -o comm= -p "$pid") == epmd ]] || die "port $SDD_RABBITMQ_EPMD_PORT is taken by another program"
+    log "epmd: using the one already on port $SDD_RABBITMQ_EPMD_PORT (pid $pid), not started here"
+    return 1
   fi
   epmd=$(command -v epmd || ls /usr/lib/erlang/erts-*/bin/epmd | head -n1)
   setsid "$epmd" -address 127.0.0.1 -port "$SDD_RABBITMQ_EPMD_PORT" >>"$RD/log/epmd.log" 2>&1 </dev/null 9>&- &

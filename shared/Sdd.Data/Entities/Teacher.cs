@@ -1,0 +1,21 @@
+namespace Sdd.Data.Entities;
+
+public enum TeacherStatus { Pending, Training, Ready, Failed }
+
+/// <summary>A diffusion model used only as the teacher of editors.</summary>
+public class Teacher
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    /// <summary>"attribute-ddpm" or "stable-diffusion".</summary>
+    public required string Kind { get; set; }
+    public Guid? DatasetId { get; set; }
+    public Dataset? Dataset { get; set; }
+    public int Resolution { get; set; }
+    /// <summary>Architecture and training settings (JSON).</summary>
+    public string SettingsJson { get; set; } = "{}";
+    public TeacherStatus Status { get; set; }
+    /// <summary>Key in the models bucket (teachers/&lt;id&gt;/...) once trained.</summary>
+    public string? WeightsKey { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+}
