@@ -10,4 +10,10 @@ public class Dataset
     public List<string> AttributeNames { get; set; } = [];
     public int ImageCount { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+    /// <summary>The API client that registered it.</summary>
+    public string? Owner { get; set; }
+    /// <summary>Where it lives: <c>&lt;Prefix&gt;labels.csv</c> and <c>&lt;Prefix&gt;images/&lt;file&gt;</c> in this bucket (null: the datasets bucket).</summary>
+    public string? Bucket { get; set; }
+    /// <summary>Key prefix, empty or ending with '/'; an uploaded zip is stored under <c>&lt;datasetId&gt;/</c>.</summary>
+    public string? Prefix { get; set; }
 }

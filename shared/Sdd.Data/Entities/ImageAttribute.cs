@@ -7,4 +7,12 @@ public class ImageAttribute
     public required string Name { get; set; }
     public string? Description { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+    /// <summary>The API client that owns it.</summary>
+    public string? Owner { get; set; }
+    /// <summary>The teacher its editors are distilled from.</summary>
+    public Guid? TeacherId { get; set; }
+    /// <summary>The teacher attribute an editor turns on ("smiling"), one of the teacher's AttributeNames.</summary>
+    public string? TargetAttribute { get; set; }
+    /// <summary>Source images for distillation; null = the teacher's portrait domain, rendered by the worker.</summary>
+    public Guid? DatasetId { get; set; }
 }

@@ -1,14 +1,21 @@
 namespace Sdd.Data.Entities;
 
-public enum ItemState { Pending, Done, Failed }
+/// <summary>Cancelled: the job was cancelled before the item was edited; workers skip it.</summary>
+public enum ItemState { Pending, Done, Failed, Cancelled }
 
 /// <summary>One image of a job.</summary>
 public class JobItem
 {
     public Guid Id { get; set; }
     public Guid JobId { get; set; }
-    /// <summary>Jobs-bucket key of the input (&lt;jobId&gt;/input/&lt;itemId&gt;.&lt;ext&gt;) or a datasets-bucket key.</summary>
+    /// <summary>Jobs-bucket key of the input (&lt;jobId&gt;/input/&lt;itemId&gt;.&lt;ext&gt;) or a key in <see cref="SourceBucket"/>.</summary>
     public required string SourceKey { get; set; }
+    /// <summary>The bucket of <see cref="SourceKey"/> for a job submitted from a bucket prefix; null = the jobs bucket.</summary>
+    public string? SourceBucket { get; set; }
+    /// <summary>What the user calls the image: the uploaded file name, or the key below the submitted prefix.</summary>
+    public string? Name { get; set; }
+    /// <summary>When an EditBatch holding the item was last sent; null = not yet (the Ingest sweeper sends it).</summary>
+    public DateTimeOffset? DispatchedAt { get; set; }
     public string? OutputKey { get; set; }
     public ItemState State { get; set; }
     public string? Error { get; set; }

@@ -18,4 +18,10 @@ public class Teacher
     /// <summary>Key in the models bucket (teachers/&lt;id&gt;/...) once trained.</summary>
     public string? WeightsKey { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+    /// <summary>The attributes it is conditioned on, in order (config.json attribute_names, or the dataset's columns).</summary>
+    public List<string> AttributeNames { get; set; } = [];
+    /// <summary>The API client that asked for it; null for a builtin teacher.</summary>
+    public string? Owner { get; set; }
+    /// <summary>Shipped with the product (shared/models), registered at Ingest start-up, visible to every client.</summary>
+    public bool IsBuiltin { get; set; }
 }

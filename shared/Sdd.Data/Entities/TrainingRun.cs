@@ -24,6 +24,8 @@ public class TrainingRun
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
+    /// <summary>When its first command was sent; null = not yet (the Ingest sweeper sends it).</summary>
+    public DateTimeOffset? DispatchedAt { get; set; }
     /// <summary>PostgreSQL xmin: two workers updating the same row cannot both win.</summary>
     public uint Version { get; set; }
 }

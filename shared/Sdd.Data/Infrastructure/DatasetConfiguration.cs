@@ -11,5 +11,9 @@ public sealed class DatasetConfiguration : IEntityTypeConfiguration<Dataset>
         b.ToTable("datasets");
         b.Property(d => d.Name).HasMaxLength(200);
         b.HasIndex(d => d.Name).IsUnique();
+        b.Property(d => d.Owner).HasMaxLength(200);
+        b.HasIndex(d => d.Owner);
+        b.Property(d => d.Bucket).HasMaxLength(63);
+        b.Property(d => d.Prefix).HasMaxLength(1024);
     }
 }

@@ -11,5 +11,9 @@ public sealed class ImageAttributeConfiguration : IEntityTypeConfiguration<Image
         b.ToTable("attributes");
         b.Property(a => a.Name).HasMaxLength(100);
         b.HasIndex(a => a.Name).IsUnique();
+        b.Property(a => a.Owner).HasMaxLength(200);
+        b.Property(a => a.TargetAttribute).HasMaxLength(100);
+        b.HasOne<Teacher>().WithMany().HasForeignKey(a => a.TeacherId).OnDelete(DeleteBehavior.Restrict);
+        b.HasOne<Dataset>().WithMany().HasForeignKey(a => a.DatasetId).OnDelete(DeleteBehavior.Restrict);
     }
 }

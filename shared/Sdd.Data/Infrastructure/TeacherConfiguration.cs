@@ -15,6 +15,7 @@ public sealed class TeacherConfiguration : IEntityTypeConfiguration<Teacher>
         b.Property(t => t.Status).HasConversion<string>().HasMaxLength(32);
         b.Property(t => t.SettingsJson).HasColumnType("jsonb");
         b.Property(t => t.WeightsKey).HasMaxLength(1024);
+        b.Property(t => t.Owner).HasMaxLength(200);
         b.HasOne(t => t.Dataset).WithMany().HasForeignKey(t => t.DatasetId).OnDelete(DeleteBehavior.Restrict);
     }
 }
