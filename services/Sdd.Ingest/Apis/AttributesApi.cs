@@ -1,0 +1,225 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Sdd.Ingest.Dispatch;
+
+namespace Sdd.Ingest.Apis;
+
+public sealed record CreateAttributeRequest(string Name, Guid TeacherId, string TargetAttribute, Guid? DatasetId, JsonObject? Settings);
+public sealed record NewVersionRequest(JsonObject? Settings);
+public sealed record SetActiveRequest(int Version);
+public sealed record AttributeAccepted(string Attribute, Guid EditorVersionId, int Version, Guid RunId);
+public sealed record IndicatorPointDto(int T, double Entropy, double Norm, double Hqs);
+public sealed record EditorVersionDto(Guid Id, int Version, string State, IReadOnlyList<int> SelectedTimesteps, JsonElement? Settings,
+    JsonElement? Metrics, IReadOnlyList<IndicatorPointDto> Indicator, string? GridUrl, Guid? RunId, DateTimeOffset CreatedAt);
+public sealed record AttributeDto(string Name, Guid? TeacherId, string? TargetAttribute, int? ActiveVersion, IReadOnlyList<EditorVersionDto> Versions);
+
+public static partial class AttributesApi
+{
+    public const string GridFile = "grid.png";
+
+    public static RouteGroupBuilder MapAttributesApiV1(this IEndpointRouteBuilder routes)
+    {
+        var api = routes.MapGroup("/v1/attributes").WithTags("Attributes").RequireAuthorization();
+        api.MapPost("/", Create).WithSummary("Create an attribute and distill its first editor version.");
+        api.MapPost("/{name}/versions", NewVersion).WithSummary("Distill a new editor version of an attribute.");
+        api.MapGet("/", List);
+        api.MapGet("/{name}", Get);
+        api.MapPut("/{name}/active", SetActive).WithSummary("Pin or roll back the active editor version (a ready one).");
+        return api;
+    }
+
+    public static string StateName(EditorStatus status) => status switch
+    {
+        EditorStatus.Ready => "ready",
+        EditorStatus.Failed or EditorStatus.Retired => "failed",
+        _ => "training",
+    };
+
+    public static async Task<Results<Accepted<AttributeAccepted>, ProblemHttpResult>> Create(CreateAttributeRequest request, ClaimsPrincipal user,
+        SddDbContext db, RunDispatcher dispatcher, CancellationToken ct)
+    {
+        var name = request.Name?.Trim() ?? "";
+        if (!NamePattern().IsMatch(name))
+            return Problems.BadRequest("An attribute name is 1 to 100 letters, digits, '-' or '_', starting with a letter or digit.");
+        if (DistillSettings(request.Settings, out var settingsJson, out var steps) is { } badSettings) return badSettings;
+        var owner = user.Owner();
+        var teacher = await db.Teachers.AsNoTracking().Visible(owner).SingleOrDefaultAsync(t => t.Id == request.TeacherId, ct);
+        if (teacher is null) return Problems.NotFound($"No teacher {request.TeacherId}.");
+        if (teacher.Status == TeacherStatus.Failed) return Problems.Conflict($"Teacher {teacher.Id} failed to train; distil from another teacher.");
+        if (!teacher.AttributeNames.Contains(request.TargetAttribute ?? ""))
+            return Problems.Unprocessable($"'{request.TargetAttribute}' is not an attribute of teacher '{teacher.Name}' (it has: {string.Join(", ", teacher.AttributeNames)}).");
+        if (request.DatasetId is { } datasetId && !await db.Datasets.AnyAsync(d => d.Id == datasetId && d.Owner == owner, ct))
+            return Problems.NotFound($"No dataset {datasetId}.");
+        if (await db.Attributes.AnyAsync(a => a.Name == name, ct)) return NameTaken(name);
+
+        var now = DateTimeOffset.UtcNow;
+        var attribute = new ImageAttribute
+        {
+            Id = Guid.NewGuid(), Name = name, Owner = owner, TeacherId = teacher.Id, TargetAttribute = request.TargetAttribute,
+            DatasetId = request.DatasetId, CreatedAt = now,
+        };
+        var (version, run) = NewEditorVersion(attribute, 1, settingsJson, steps, owner, now);
+        db.AddRange(attribute, version, run);
+        try { await db.SaveChangesAsync(ct); }
+        catch (DbUpdateException e) when (e.IsUniqueViolation()) { return NameTaken(name); }
+        await dispatcher.DispatchAsync(run, ct);
+        return TypedResults.Accepted($"/v1/attributes/{name}", new AttributeAccepted(name, version.Id, 1, run.Id));
+    }
+
+    public static async Task<Results<Accepted<AttributeAccepted>, ProblemHttpResult>> NewVersion(string name, NewVersionRequest? request, ClaimsPrincipal user,
+        SddDbContext db, RunDispatcher dispatcher, CancellationToken ct)
+    {
+        if (DistillSettings(request?.Settings, out var settingsJson, out var steps) is { } badSettings) return badSettings;
+        var owner = user.Owner();
+        var attribute = await db.Attributes.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name && a.Owner == owner, ct);
+        if (attribute is null) return Problems.NotFound($"No attribute '{name}'.");
+        for (int attempt = 0; ; attempt++)
+        {
+            var next = 1 + (await db.EditorVersions.Where(v => v.AttributeId == attribute.Id).MaxAsync(v => (int?)v.Version, ct) ?? 0);
+            var (version, run) = NewEditorVersion(attribute, next, settingsJson, steps, owner, DateTimeOffset.UtcNow);
+            db.AddRange(version, run);
+            try
+            {
+                await db.SaveChangesAsync(ct);
+                await dispatcher.DispatchAsync(run, ct);
+                return TypedResults.Accepted($"/v1/attributes/{name}", new AttributeAccepted(name, version.Id, next, run.Id));
+            }
+            catch (DbUpdateException e) when (e.IsUniqueViolation() && attempt < 3)
+            {
+                db.ChangeTracker.Clear(); // another request took this version number
+            }
+        }
+    }
+
+    public static async Task<Ok<AttributeDto[]>> List(ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)
+    {
+        var owner = user.Owner();
+        var attributes = await db.Attributes.AsNoTracking().Where(a => a.Owner == owner).OrderBy(a => a.Name).ToListAsync(ct);
+        var result = new List<AttributeDto>();
+        foreach (var a in attributes) result.Add(await Describe(a, db, store, ct));
+        return TypedResults.Ok(result.ToArray());
+    }
+
+    public static async Task<Results<Ok<AttributeDto>, ProblemHttpResult>> Get(string name, ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)
+    {
+        var owner = user.Owner();
+        var a = await db.Attributes.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name && a.Owner == owner, ct);
+        return a is null ? Problems.NotFound($"No attribute '{name}'.") : TypedResults.Ok(await Describe(a, db, store, ct));
+    }
+
+    public static async Task<Results<Ok<AttributeDto>, ProblemHttpResult>> SetActive(string name, SetActiveRequest request, ClaimsPrincipal user,
+        SddDbContext db, ObjectStore store, CancellationToken ct)
+    {
+        var owner = user.Owner();
+        var a = await db.Attributes.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name && a.Owner == owner, ct);
+        if (a is null) return Problems.NotFound($"No attribute '{name}'.");
+        var target = await db.EditorVersions.AsNoTracking().SingleOrDefaultAsync(v => v.AttributeId == a.Id && v.Version == request.Version, ct);
+        if (target is null) return Problems.NotFound($"Attribute '{name}' has no version {request.Version}.");
+        if (target.Status != EditorStatus.Ready)
+            return Problems.Conflict($"Version {request.Version} of '{name}' is {StateName(target.Status)}; only a ready version can be active.");
+
+        await using (var tx = await db.Database.BeginTransactionAsync(ct))
+        {
+            // Clear first: at most one active version per attribute is a unique index.
+            await db.EditorVersions.Where(v => v.AttributeId == a.Id && v.IsActive && v.Id != target.Id)
+                .ExecuteUpdateAsync(s => s.SetProperty(v => v.IsActive, false), ct);
+            await db.EditorVersions.Where(v => v.Id == target.Id).ExecuteUpdateAsync(s => s.SetProperty(v => v.IsActive, true), ct);
+            await tx.CommitAsync(ct);
+        }
+        return TypedResults.Ok(await Describe(a, db, store, ct));
+    }
+
+    private static (EditorVersion, TrainingRun) NewEditorVersion(ImageAttribute attribute, int number, string settingsJson, int steps, string owner, DateTimeOffset now)
+    {
+        var version = new EditorVersion
+        {
+            Id = Guid.NewGuid(), AttributeId = attribute.Id, TeacherId = attribute.TeacherId ?? Guid.Empty, Version = number,
+            SettingsJson = settingsJson, Status = EditorStatus.Pending, CreatedAt = now,
+        };
+        var run = new TrainingRun
+        {
+            Id = Guid.NewGuid(), Kind = RunKind.Distill, State = RunState.Queued, TeacherId = attribute.TeacherId,
+            EditorVersionId = version.Id, TotalSteps = steps, Owner = owner, CreatedAt = now,
+        };
+        return (version, run);
+    }
+
+    private static async Task<AttributeDto> Describe(ImageAttribute a, SddDbContext db, ObjectStore store, CancellationToken ct)
+    {
+        var versions = await db.EditorVersions.AsNoTracking().Include(v => v.IndicatorPoints)
+            .Where(v => v.AttributeId == a.Id).OrderBy(v => v.Version).ToListAsync(ct);
+        var ids = versions.Select(v => v.Id).ToList();
+        var runs = await db.TrainingRuns.AsNoTracking().Where(r => r.EditorVersionId != null && ids.Contains(r.EditorVersionId.Value))
+            .OrderBy(r => r.CreatedAt).Select(r => new { r.EditorVersionId, r.Id }).ToListAsync(ct);
+        var dtos = new List<EditorVersionDto>();
+        foreach (var v in versions)
+        {
+            dtos.Add(new EditorVersionDto(v.Id, v.Version, StateName(v.Status), v.SelectedTimesteps, Json(v.SettingsJson), Json(v.MetricsJson),
+                v.IndicatorPoints.OrderBy(p => p.T).Select(p => new IndicatorPointDto(p.T, p.Entropy, p.Norm, p.Hqs)).ToList(),
+                await GridUrl(store, v, ct), runs.LastOrDefault(r => r.EditorVersionId == v.Id)?.Id, v.CreatedAt));
+        }
+        return new AttributeDto(a.Name, a.TeacherId, a.TargetAttribute, versions.FirstOrDefault(v => v.IsActive)?.Version, dtos);
+    }
+
+    /// <summary>A presigned URL of the version's before/after grid (<c>&lt;WeightsKey&gt;/grid.png</c>), when the worker stored one.</summary>
+    private static async Task<string?> GridUrl(ObjectStore store, EditorVersion v, CancellationToken ct)
+    {
+        if (string.IsNullOrEmpty(v.WeightsKey)) return null;
+        var key = v.WeightsKey.TrimEnd('/') + "/" + GridFile;
+        try
+        {
+            return await store.StatAsync(store.ModelsBucket, key, ct) is null ? null
+                : (await store.PresignGetAsync(store.ModelsBucket, key, TimeSpan.FromHours(1))).ToString();
+        }
+        catch (Exception e) when (e is ArgumentException or Minio.Exceptions.MinioException)
+        {
+            return null;
+        }
+    }
+
+    private static JsonElement? Json(string? json)
+    {
+        if (string.IsNullOrWhiteSpace(json)) return null;
+        try { return JsonDocument.Parse(json).RootElement.Clone(); }
+        catch (JsonException) { return null; }
+    }
+
+    private static ProblemHttpResult NameTaken(string name) =>
+        Problems.Conflict($"An attribute named '{name}' exists already; add a version with POST /v1/attributes/{name}/versions, or choose another name.");
+
+    /// <summary>The distillation settings with defaults filled in (steps 300, delta, scale 10, λ 1, HQS timesteps); other keys are kept.</summary>
+    private static ProblemHttpResult? DistillSettings(JsonObject? given, out string json, out int steps)
+    {
+        var s = given is null ? new JsonObject() : (JsonObject)given.DeepClone();
+        json = "{}";
+        steps = 0;
+        try
+        {
+            steps = s["steps"]?.GetValue<int>() ?? 300;
+            var mode = s["mode"]?.GetValue<string>() ?? "delta";
+            var scale = s["scale"]?.GetValue<double>() ?? 10;
+            var lambda = s["lambda"]?.GetValue<double>() ?? 1;
+            var timesteps = s["timesteps"]?.GetValue<string>() ?? "hqs";
+            if (steps is < 1 or > 1_000_000) return Problems.Unprocessable("settings.steps must be between 1 and 1000000.");
+            if (mode is not ("delta" or "sds")) return Problems.Unprocessable("settings.mode must be 'delta' or 'sds'.");
+            if (!(scale > 0) || double.IsInfinity(scale)) return Problems.Unprocessable("settings.scale must be a positive number.");
+            if (!(lambda >= 0) || double.IsInfinity(lambda)) return Problems.Unprocessable("settings.lambda must be a number >= 0.");
+            if (!TimestepsPattern().IsMatch(timesteps))
+                return Problems.Unprocessable("settings.timesteps must be 'hqs', 'random', 'fixed:T' or 'list:T1,T2,...' with 0 <= T < 1000.");
+            s["steps"] = steps; s["mode"] = mode; s["scale"] = scale; s["lambda"] = lambda; s["timesteps"] = timesteps;
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            return Problems.Unprocessable($"settings: {e.Message}");
+        }
+        json = s.ToJsonString();
+        return null;
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")]
+    private static partial Regex NamePattern();
+
+    [GeneratedRegex(@"^(hqs|random|fixed:\d{1,3}|list:\d{1,3}(,\d{1,3})*)$")]
+    private static partial Regex TimestepsPattern();
+}

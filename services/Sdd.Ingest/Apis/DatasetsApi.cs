@@ -1,0 +1,147 @@
+using Minio.Exceptions;
+using Sdd.Ingest.Datasets;
+
+namespace Sdd.Ingest.Apis;
+
+public sealed record RegisterDatasetRequest(string Name, string? Bucket, string Prefix);
+public sealed record DatasetDto(Guid Id, string Name, string Bucket, string Prefix, IReadOnlyList<string> Attributes, int ImageCount, DateTimeOffset CreatedAt)
+{
+    public static DatasetDto From(Dataset d, ObjectStore store) =>
+        new(d.Id, d.Name, d.Bucket ?? store.DatasetsBucket, d.Prefix ?? "", d.AttributeNames, d.ImageCount, d.CreatedAt);
+}
+
+public static class DatasetsApi
+{
+    public static RouteGroupBuilder MapDatasetsApiV1(this IEndpointRouteBuilder routes)
+    {
+        var api = routes.MapGroup("/v1/datasets").WithTags("Datasets").RequireAuthorization();
+        api.MapPost("/", Register).WithSummary("Register a bucket prefix holding labels.csv and images/.");
+        api.MapPost("/upload", Upload).WithSummary("Upload a zip holding labels.csv and images/.")
+            .DisableAntiforgery().Accepts<IFormFile>("multipart/form-data");
+        api.MapGet("/", List);
+        api.MapGet("/{id:guid}", Get);
+        return api;
+    }
+
+    public static async Task<Results<Created<DatasetDto>, ProblemHttpResult>> Register(RegisterDatasetRequest request, ClaimsPrincipal user,
+        SddDbContext db, ObjectStore store, CancellationToken ct)
+    {
+        if (CheckName(request.Name) is { } bad) return bad;
+        var bucket = string.IsNullOrWhiteSpace(request.Bucket) ? store.DatasetsBucket : request.Bucket.Trim();
+        if (Buckets.Internal(store, bucket, allowDatasets: true) is { } refused) return refused;
+        var prefix = (request.Prefix ?? "").Trim();
+        if (prefix.Length > 0 && !prefix.EndsWith('/')) prefix += "/";
+        try { ObjectKey.ValidatePrefix(prefix); }
+        catch (ArgumentException e) { return Problems.BadRequest(e.Message); }
+        if (await NameTaken(db, request.Name, ct)) return NameConflict(request.Name);
+
+        LabelsCsv labels;
+        try
+        {
+            byte[] content;
+            try { content = await store.GetBytesAsync(bucket, prefix + LabelsCsv.FileName, ct); }
+            catch (FileNotFoundException) { return Problems.Unprocessable($"There is no {prefix}{LabelsCsv.FileName} in bucket '{bucket}'."); }
+            if (content.LongLength > LabelsCsv.MaxBytes) return Problems.Unprocessable($"{LabelsCsv.FileName} is larger than {LabelsCsv.MaxBytes >> 20} MiB.");
+            labels = LabelsCsv.Parse(content);
+            var present = new HashSet<string>(StringComparer.Ordinal);
+            var imagesPrefix = prefix + "images/";
+            await foreach (var o in store.ListAsync(bucket, imagesPrefix, ct)) present.Add(o.Key[imagesPrefix.Length..]);
+            if (labels.Missing(present) is { } missing) return Problems.Unprocessable(missing);
+        }
+        catch (InvalidDataException e) { return Problems.Unprocessable(e.Message); }
+        catch (MinioException e) { return Problems.Unprocessable($"Bucket '{bucket}' cannot be read: {e.Message}"); }
+
+        return await Save(db, store, new Dataset
+        {
+            Id = Guid.NewGuid(), Name = request.Name.Trim(), Owner = user.Owner(), Bucket = bucket, Prefix = prefix,
+            AttributeNames = [.. labels.Attributes], ImageCount = labels.Images.Count, CreatedAt = DateTimeOffset.UtcNow,
+        }, ct);
+    }
+
+    public static async Task<Results<Created<DatasetDto>, ProblemHttpResult>> Upload(HttpRequest http, ClaimsPrincipal user,
+        SddDbContext db, ObjectStore store, IngestSettings settings, CancellationToken ct)
+    {
+        if (!http.HasFormContentType) return Problems.Unsupported("Send multipart/form-data with a 'name' field and a 'file' (a zip).");
+        var form = await http.ReadFormAsync(ct);
+        var name = form["name"].ToString();
+        if (CheckName(name) is { } bad) return bad;
+        if (form.Files.GetFile("file") is not { } file) return Problems.BadRequest("Attach the dataset zip as the form field 'file'.");
+        if (await NameTaken(db, name, ct)) return NameConflict(name);
+
+        var id = Guid.NewGuid();
+        var prefix = $"{id}/";
+        LabelsCsv labels;
+        try
+        {
+            await using var content = file.OpenReadStream();
+            labels = await DatasetZip.StoreAsync(content, store, store.DatasetsBucket, prefix, settings, ct);
+        }
+        catch (InvalidDataException e)
+        {
+            await DeletePrefixAsync(store, store.DatasetsBucket, prefix);
+            return Problems.Unprocessable($"{file.FileName}: {e.Message}");
+        }
+
+        return await Save(db, store, new Dataset
+        {
+            Id = id, Name = name.Trim(), Owner = user.Owner(), Bucket = store.DatasetsBucket, Prefix = prefix,
+            AttributeNames = [.. labels.Attributes], ImageCount = labels.Images.Count, CreatedAt = DateTimeOffset.UtcNow,
+        }, ct);
+    }
+
+    public static async Task<Ok<DatasetDto[]>> List(ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)
+    {
+        var owner = user.Owner();
+        var rows = await db.Datasets.AsNoTracking().Where(d => d.Owner == owner).OrderBy(d => d.CreatedAt).ToListAsync(ct);
+        return TypedResults.Ok(rows.Select(d => DatasetDto.From(d, store)).ToArray());
+    }
+
+    public static async Task<Results<Ok<DatasetDto>, ProblemHttpResult>> Get(Guid id, ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)
+    {
+        var owner = user.Owner();
+        var d = await db.Datasets.AsNoTracking().SingleOrDefaultAsync(d => d.Id == id && d.Owner == owner, ct);
+        return d is null ? Problems.NotFound($"No dataset {id}.") : TypedResults.Ok(DatasetDto.From(d, store));
+    }
+
+    private static ProblemHttpResult? CheckName(string? name) =>
+        string.IsNullOrWhiteSpace(name) || name.Trim().Length > 200 ? Problems.BadRequest("Give the dataset a name of 1 to 200 characters.") : null;
+
+    private static Task<bool> NameTaken(SddDbContext db, string name, CancellationToken ct)
+    {
+        var trimmed = name.Trim();
+        return db.Datasets.AnyAsync(d => d.Name == trimmed, ct);
+    }
+
+    private static ProblemHttpResult NameConflict(string name) =>
+        Problems.Conflict($"A dataset named '{name.Trim()}' exists already; choose another name.");
+
+    private static async Task<Results<Created<DatasetDto>, ProblemHttpResult>> Save(SddDbContext db, ObjectStore store, Dataset dataset, CancellationToken ct)
+    {
+        db.Datasets.Add(dataset);
+        try { await db.SaveChangesAsync(ct); }
+        catch (DbUpdateException e) when (e.IsUniqueViolation()) { return NameConflict(dataset.Name); }
+        return TypedResults.Created($"/v1/datasets/{dataset.Id}", DatasetDto.From(dataset, store));
+    }
+
+    private static async Task DeletePrefixAsync(ObjectStore store, string bucket, string prefix)
+    {
+        try
+        {
+            var keys = new List<string>();
+            await foreach (var o in store.ListAsync(bucket, prefix)) keys.Add(o.Key);
+            foreach (var key in keys) await store.DeleteAsync(bucket, key);
+        }
+        catch (Exception) { /* best effort: a half-stored zip under an unused id harms nobody */ }
+    }
+}
+
+/// <summary>Buckets a client may name: not the service's own models and jobs buckets (other owners' files live there).</summary>
+public static class Buckets
+{
+    public static ProblemHttpResult? Internal(ObjectStore store, string bucket, bool allowDatasets)
+    {
+        if (bucket == store.ModelsBucket || bucket == store.JobsBucket || (!allowDatasets && bucket == store.DatasetsBucket))
+            return Problems.Unprocessable($"Bucket '{bucket}' is internal to the service; name a bucket of your own.");
+        return null;
+    }
+}

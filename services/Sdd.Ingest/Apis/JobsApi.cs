@@ -1,0 +1,288 @@
+using System.IO.Compression;
+using System.Text.Json;
+using Minio.Exceptions;
+using Sdd.Ingest.Dispatch;
+using Sdd.Ingest.Jobs;
+
+namespace Sdd.Ingest.Apis;
+
+public sealed record JobSource(string Bucket, string? Prefix);
+public sealed record SubmitJobFromBucket(string Attribute, JobSource Source);
+/// <summary>Items: how many images the job holds.</summary>
+public sealed record JobAccepted(Guid JobId, int Items);
+public sealed record JobCounts(int Pending, int Done, int Failed, int Cancelled);
+public sealed record JobStatusDto(Guid Id, string Attribute, int? EditorVersion, string State, int Total, JobCounts Counts,
+    DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, double? ImagesPerSecond);
+public sealed record JobItemDto(Guid Id, string Name, string State, string? Error, string? OutputKey);
+public sealed record JobItemsPage(IReadOnlyList<JobItemDto> Items, int Page, int PageSize, int Total);
+public sealed record JobResult(Guid Id, string Name, string Url);
+public sealed record JobResults(IReadOnlyList<JobResult> Items);
+
+public static class JobsApi
+{
+    private const int MaxItemsPerJob = 1_000_000;
+
+    public static RouteGroupBuilder MapJobsApiV1(this IEndpointRouteBuilder routes)
+    {
+        var api = routes.MapGroup("/v1/jobs").WithTags("Jobs").RequireAuthorization();
+        api.MapPost("/", Submit).WithSummary("Submit an edit job: multipart (attribute + files) or JSON (attribute + source bucket prefix).")
+            .DisableAntiforgery()
+            .Accepts<SubmitJobFromBucket>("application/json")
+            .Accepts<IFormFileCollection>("multipart/form-data");
+        api.MapGet("/{id:guid}", Get);
+        api.MapGet("/{id:guid}/items", Items);
+        api.MapGet("/{id:guid}/results", Results);
+        api.MapGet("/{id:guid}/results.zip", ResultsZip).WithSummary("Every done output as <name>.png in one zip.");
+        api.MapPost("/{id:guid}/cancel", Cancel).WithSummary("Cancel: pending items become cancelled and are skipped.");
+        return api;
+    }
+
+    public static string ItemStateName(ItemState s) => s.ToString().ToLowerInvariant();
+
+    public static async Task<Results<Accepted<JobAccepted>, ProblemHttpResult>> Submit(HttpRequest http, ClaimsPrincipal user, SddDbContext db,
+        ObjectStore store, EditDispatcher dispatcher, IngestSettings settings, CancellationToken ct)
+    {
+        if (http.ContentLength > settings.MaxUploadBytes)
+            return Problems.TooLarge($"The request is {http.ContentLength} bytes; at most {settings.MaxUploadBytes} are accepted (SDD_MAX_UPLOAD_BYTES).");
+        var owner = user.Owner();
+        var job = new EditJob { Id = Guid.NewGuid(), Owner = owner, State = JobState.Pending, CreatedAt = DateTimeOffset.UtcNow };
+        List<JobItem> items;
+        if (http.HasFormContentType)
+        {
+            var form = await http.ReadFormAsync(ct);
+            if (await ResolveEditor(db, owner, form["attribute"].ToString(), job, ct) is { } noEditor) return noEditor;
+            if (form.Files.Count == 0) return Problems.BadRequest("Attach one or more image files (form field 'files').");
+            var (stored, problem) = await StoreUploadsAsync(form.Files, job.Id, store, settings, ct);
+            if (problem is not null) return problem;
+            items = stored!;
+        }
+        else if (http.HasJsonContentType())
+        {
+            SubmitJobFromBucket? request;
+            try { request = await http.ReadFromJsonAsync<SubmitJobFromBucket>(ct); }
+            catch (JsonException e) { return Problems.BadRequest($"The body is not valid JSON: {e.Message}"); }
+            if (request?.Source is null || string.IsNullOrWhiteSpace(request.Source.Bucket))
+                return Problems.BadRequest("Give { \"attribute\", \"source\": { \"bucket\", \"prefix\" } }.");
+            if (await ResolveEditor(db, owner, request.Attribute, job, ct) is { } noEditor) return noEditor;
+            var (listed, problem) = await ListSourceAsync(request.Source, store, ct);
+            if (problem is not null) return problem;
+            items = listed!;
+        }
+        else
+        {
+            return Problems.Unsupported("Send multipart/form-data (attribute + files) or application/json (attribute + source).");
+        }
+
+        job.ItemCount = items.Count;
+        job.Items = items;
+        db.EditJobs.Add(job);
+        await db.SaveChangesAsync(ct); // the job and all its items in one transaction
+        // Accepted now: a send that fails here is the sweeper's to retry, so the client's going away must not stop it.
+        await dispatcher.DispatchAsync(job.Id, items.Select(i => i.Id).ToList(), DateTimeOffset.MinValue, CancellationToken.None);
+        return TypedResults.Accepted($"/v1/jobs/{job.Id}", new JobAccepted(job.Id, items.Count));
+    }
+
+    public static async Task<Results<Ok<JobStatusDto>, ProblemHttpResult>> Get(Guid id, ClaimsPrincipal user, SddDbContext db, CancellationToken ct)
+    {
+        var status = await StatusAsync(db, id, user.Owner(), ct);
+        return status is null ? Problems.NotFound($"No job {id}.") : TypedResults.Ok(status);
+    }
+
+    public static async Task<Results<Ok<JobItemsPage>, ProblemHttpResult>> Items(Guid id, ClaimsPrincipal user, SddDbContext db, CancellationToken ct,
+        string? state = null, int page = 1, int pageSize = 100)
+    {
+        if (page < 1 || pageSize is < 1 or > 1000) return Problems.BadRequest("page must be >= 1 and pageSize between 1 and 1000.");
+        ItemState? filter = null;
+        if (!string.IsNullOrEmpty(state))
+        {
+            if (!Enum.TryParse<ItemState>(state, ignoreCase: true, out var parsed) || int.TryParse(state, out _))
+                return Problems.BadRequest($"state must be one of {string.Join(", ", Enum.GetNames<ItemState>().Select(n => n.ToLowerInvariant()))}.");
+            filter = parsed;
+        }
+        var owner = user.Owner();
+        if (!await db.EditJobs.AnyAsync(j => j.Id == id && j.Owner == owner, ct)) return Problems.NotFound($"No job {id}.");
+        var query = db.JobItems.AsNoTracking().Where(i => i.JobId == id);
+        if (filter is { } f) query = query.Where(i => i.State == f);
+        var total = await query.CountAsync(ct);
+        var rows = await query.OrderBy(i => i.Name).ThenBy(i => i.Id).Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(ct);
+        return TypedResults.Ok(new JobItemsPage(
+            rows.Select(i => new JobItemDto(i.Id, i.Name ?? i.SourceKey, ItemStateName(i.State), i.Error, i.OutputKey)).ToList(), page, pageSize, total));
+    }
+
+    public static async Task<Results<Ok<JobResults>, ProblemHttpResult>> Results(Guid id, ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)
+    {
+        var owner = user.Owner();
+        if (!await db.EditJobs.AnyAsync(j => j.Id == id && j.Owner == owner, ct)) return Problems.NotFound($"No job {id}.");
+        var done = await DoneOutputs(db, id, ct);
+        var results = new List<JobResult>(done.Count);
+        foreach (var (itemId, name, key) in done)
+            results.Add(new JobResult(itemId, name, (await store.PresignGetAsync(store.JobsBucket, key, TimeSpan.FromHours(1))).ToString()));
+        return TypedResults.Ok(new JobResults(results));
+    }
+
+    public static async Task<Results<PushStreamHttpResult, ProblemHttpResult>> ResultsZip(Guid id, ClaimsPrincipal user, SddDbContext db,
+        ObjectStore store, ILogger<EditJob> log, CancellationToken ct)
+    {
+        var owner = user.Owner();
+        if (!await db.EditJobs.AnyAsync(j => j.Id == id && j.Owner == owner, ct)) return Problems.NotFound($"No job {id}.");
+        var done = await DoneOutputs(db, id, ct);
+        return TypedResults.Stream(async body =>
+        {
+            // Entries are written one after another straight to the response; nothing is held in memory or on disk.
+            await using var zip = await ZipArchive.CreateAsync(body, ZipArchiveMode.Create, leaveOpen: true, entryNameEncoding: null, ct);
+            var names = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var (itemId, name, key) in done)
+            {
+                var entryName = ZipEntryName(name, itemId, names);
+                var entry = zip.CreateEntry(entryName, CompressionLevel.NoCompression); // PNG is compressed already
+                await using var target = await entry.OpenAsync(ct);
+                try { await store.GetAsync(store.JobsBucket, key, target, ct); }
+                catch (FileNotFoundException) { log.LogWarning("Output {Key} of job {JobId} is missing from the jobs bucket", key, id); }
+            }
+        }, "application/zip", $"{id}.zip");
+    }
+
+    public static async Task<Results<Accepted<JobStatusDto>, ProblemHttpResult>> Cancel(Guid id, ClaimsPrincipal user, SddDbContext db, CancellationToken ct)
+    {
+        var owner = user.Owner();
+        if (!await db.EditJobs.AnyAsync(j => j.Id == id && j.Owner == owner, ct)) return Problems.NotFound($"No job {id}.");
+        var now = DateTimeOffset.UtcNow;
+        await using (var tx = await db.Database.BeginTransactionAsync(ct))
+        {
+            await db.JobItems.Where(i => i.JobId == id && i.State == ItemState.Pending)
+                .ExecuteUpdateAsync(s => s.SetProperty(i => i.State, ItemState.Cancelled).SetProperty(i => i.UpdatedAt, now), ct);
+            await db.EditJobs.Where(j => j.Id == id && (j.State == JobState.Pending || j.State == JobState.Running))
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.State, JobState.Cancelled).SetProperty(j => j.FinishedAt, now), ct);
+            await tx.CommitAsync(ct);
+        }
+        return TypedResults.Accepted($"/v1/jobs/{id}", (await StatusAsync(db, id, owner, ct))!);
+    }
+
+    /// <summary>The job's status with counts from its item rows (the source of truth), or null when the owner has no such job.</summary>
+    public static async Task<JobStatusDto?> StatusAsync(SddDbContext db, Guid id, string owner, CancellationToken ct)
+    {
+        var job = await db.EditJobs.AsNoTracking().Where(j => j.Id == id && j.Owner == owner)
+            .Select(j => new { j.Id, j.State, j.CreatedAt, j.StartedAt, j.FinishedAt, Attribute = j.Attribute!.Name, Version = (int?)j.EditorVersion!.Version })
+            .SingleOrDefaultAsync(ct);
+        if (job is null) return null;
+        var byState = await db.JobItems.AsNoTracking().Where(i => i.JobId == id)
+            .GroupBy(i => i.State)
+            .Select(g => new { State = g.Key, Count = g.Count(), First = g.Min(i => i.UpdatedAt), Last = g.Max(i => i.UpdatedAt) })
+            .ToListAsync(ct);
+        int Count(ItemState s) => byState.FirstOrDefault(x => x.State == s)?.Count ?? 0;
+        var counts = new JobCounts(Count(ItemState.Pending), Count(ItemState.Done), Count(ItemState.Failed), Count(ItemState.Cancelled));
+        var total = byState.Sum(x => x.Count);
+        var processed = byState.Where(x => x.State is ItemState.Done or ItemState.Failed).ToList();
+
+        var state = job.State == JobState.Cancelled ? "cancelled"
+            : total > 0 && counts.Pending == 0 ? "completed"
+            : job.State == JobState.Running || processed.Sum(x => x.Count) > 0 ? "running"
+            : "queued";
+        var startedAt = job.StartedAt ?? processed.Select(x => x.First).Where(t => t is not null).Min();
+        var finishedAt = job.FinishedAt ?? (state == "completed" ? processed.Select(x => x.Last).Where(t => t is not null).Max() : null);
+        double? rate = null;
+        if (startedAt is { } start && counts.Done + counts.Failed > 0)
+        {
+            var seconds = ((finishedAt ?? DateTimeOffset.UtcNow) - start).TotalSeconds;
+            if (seconds > 0) rate = Math.Round((counts.Done + counts.Failed) / seconds, 3);
+        }
+        return new JobStatusDto(job.Id, job.Attribute, job.Version, state, total, counts, job.CreatedAt, startedAt, finishedAt, rate);
+    }
+
+    /// <summary>The attribute's active editor version goes on the job; 404 for an unknown attribute, 409 when none is ready.</summary>
+    private static async Task<ProblemHttpResult?> ResolveEditor(SddDbContext db, string owner, string? name, EditJob job, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(name)) return Problems.BadRequest("Name the attribute to apply ('attribute').");
+        var attribute = await db.Attributes.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name && a.Owner == owner, ct);
+        if (attribute is null) return Problems.NotFound($"No attribute '{name}'.");
+        var active = await db.EditorVersions.AsNoTracking()
+            .SingleOrDefaultAsync(v => v.AttributeId == attribute.Id && v.IsActive && v.Status == EditorStatus.Ready, ct);
+        if (active is null) return Problems.Conflict($"Attribute '{name}' has no ready editor version yet; see GET /v1/attributes/{name}.");
+        job.AttributeId = attribute.Id;
+        job.EditorVersionId = active.Id;
+        return null;
+    }
+
+    /// <summary>Checks each file's header, then stores it as <c>&lt;jobId&gt;/input/&lt;itemId&gt;.&lt;ext&gt;</c>; one bad file refuses the request.</summary>
+    private static async Task<(List<JobItem>?, ProblemHttpResult?)> StoreUploadsAsync(IFormFileCollection files, Guid jobId, ObjectStore store,
+        IngestSettings settings, CancellationToken ct)
+    {
+        var items = new List<JobItem>(files.Count);
+        try
+        {
+            foreach (var file in files)
+            {
+                var name = Path.GetFileName(file.FileName.Replace('\\', '/'));
+                if (string.IsNullOrWhiteSpace(name)) name = file.Name;
+                await using var content = file.OpenReadStream(); // buffered by the form reader: seekable
+                var header = ImageCheck.Identify(content, name, settings.MaxImagePixels, out var problem);
+                if (header is null)
+                {
+                    await DeleteQuietly(store, items);
+                    return (null, problem);
+                }
+                content.Position = 0;
+                var itemId = Guid.NewGuid();
+                var key = $"{jobId}/input/{itemId}.{header.Extension}";
+                await store.PutAsync(store.JobsBucket, key, content, header.ContentType, ct);
+                items.Add(new JobItem { Id = itemId, JobId = jobId, Name = name, SourceKey = key, State = ItemState.Pending });
+            }
+        }
+        catch
+        {
+            await DeleteQuietly(store, items);
+            throw;
+        }
+        return (items, null);
+    }
+
+    /// <summary>Every object under the prefix (all listing pages) becomes an item that reads the user's object in place.</summary>
+    private static async Task<(List<JobItem>?, ProblemHttpResult?)> ListSourceAsync(JobSource source, ObjectStore store, CancellationToken ct)
+    {
+        var bucket = source.Bucket.Trim();
+        if (Buckets.Internal(store, bucket, allowDatasets: true) is { } refused) return (null, refused);
+        var prefix = source.Prefix?.Trim() ?? "";
+        try { ObjectKey.ValidatePrefix(prefix); }
+        catch (ArgumentException e) { return (null, Problems.BadRequest(e.Message)); }
+        var items = new List<JobItem>();
+        try
+        {
+            await foreach (var o in store.ListAsync(bucket, prefix, ct))
+            {
+                if (o.Key.EndsWith('/')) continue;
+                if (items.Count == MaxItemsPerJob)
+                    return (null, Problems.Unprocessable($"More than {MaxItemsPerJob} objects under '{prefix}'; submit smaller prefixes."));
+                var name = o.Key[prefix.Length..].TrimStart('/');
+                items.Add(new JobItem { Id = Guid.NewGuid(), SourceBucket = bucket, SourceKey = o.Key, Name = name.Length > 0 ? name : o.Key, State = ItemState.Pending });
+            }
+        }
+        catch (MinioException e) { return (null, Problems.Unprocessable($"Bucket '{bucket}' cannot be listed: {e.Message}")); }
+        return items.Count == 0
+            ? (null, Problems.Unprocessable($"There is no object under '{prefix}' in bucket '{bucket}'."))
+            : (items, null);
+    }
+
+    private static async Task<List<(Guid Id, string Name, string Key)>> DoneOutputs(SddDbContext db, Guid jobId, CancellationToken ct) =>
+        (await db.JobItems.AsNoTracking().Where(i => i.JobId == jobId && i.State == ItemState.Done && i.OutputKey != null)
+            .OrderBy(i => i.Name).ThenBy(i => i.Id).Select(i => new { i.Id, i.Name, i.SourceKey, i.OutputKey }).ToListAsync(ct))
+        .Select(i => (i.Id, i.Name ?? i.SourceKey, i.OutputKey!)).ToList();
+
+    /// <summary><c>&lt;name&gt;.png</c> (folders kept, unsafe segments dropped), made unique with the item id when two names meet.</summary>
+    private static string ZipEntryName(string name, Guid itemId, HashSet<string> taken)
+    {
+        var segments = name.Replace('\\', '/').Split('/', StringSplitOptions.RemoveEmptyEntries).Where(s => s is not ("." or "..")).ToList();
+        var stem = segments.Count == 0 ? itemId.ToString("N") : string.Join('/', segments[..^1].Append(Path.GetFileNameWithoutExtension(segments[^1])));
+        var entry = stem + ".png";
+        if (!taken.Add(entry)) taken.Add(entry = $"{stem}-{itemId:N}.png");
+        return entry;
+    }
+
+    private static async Task DeleteQuietly(ObjectStore store, IEnumerable<JobItem> items)
+    {
+        foreach (var item in items)
+        {
+            try { await store.DeleteAsync(store.JobsBucket, item.SourceKey); }
+            catch (Exception) { /* an orphan input under an unused job id harms nobody */ }
+        }
+    }
+}

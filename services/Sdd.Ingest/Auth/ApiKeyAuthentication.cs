@@ -1,0 +1,68 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace Sdd.Ingest.Auth;
+
+/// <summary>
+/// Authenticates the <c>X-Api-Key</c> header: the bootstrap admin key (SDD_ADMIN_KEY) or a key whose
+/// SHA-256 is in <c>api_clients</c>. Challenges and refusals answer with problem details.
+/// </summary>
+public sealed class ApiKeyAuthentication(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger,
+    UrlEncoder encoder, SddDbContext db, IngestSettings settings, IProblemDetailsService problems)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "ApiKey";
+    public const string Header = "X-Api-Key";
+    public const string AdminPolicy = "admin";
+    /// <summary>The owner recorded for what the bootstrap admin key creates.</summary>
+    public const string AdminOwner = "admin";
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        if (!Request.Headers.TryGetValue(Header, out var values) || values.ToString() is not { Length: > 0 } key)
+            return AuthenticateResult.NoResult();
+
+        if (CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes(settings.AdminKey)))
+            return Success(AdminOwner, AdminOwner, admin: true);
+
+        var hash = ApiKeys.Hash(key);
+        var client = await db.ApiClients.AsNoTracking().SingleOrDefaultAsync(c => c.KeyHash == hash, Context.RequestAborted);
+        return client is null
+            ? AuthenticateResult.Fail("Unknown API key")
+            : Success(client.Id.ToString(), client.Name, client.IsAdmin);
+    }
+
+    private AuthenticateResult Success(string owner, string name, bool admin)
+    {
+        List<Claim> claims = [new(ClaimTypes.NameIdentifier, owner), new(ClaimTypes.Name, name)];
+        if (admin) claims.Add(new Claim(ClaimTypes.Role, AdminPolicy));
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName)), SchemeName));
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
+        WriteProblem(StatusCodes.Status401Unauthorized, "Missing or unknown API key",
+            $"Send a valid key in the {Header} header (POST /v1/keys with the admin key creates one).");
+
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
+        WriteProblem(StatusCodes.Status403Forbidden, "Admin key required", "Only an admin key may do this.");
+
+    private async Task WriteProblem(int status, string title, string detail)
+    {
+        Response.StatusCode = status;
+        await problems.WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = Context,
+            ProblemDetails = { Status = status, Title = title, Detail = detail },
+        });
+    }
+}
+
+public static class CallerExtensions
+{
+    /// <summary>The owner string stored on what this caller creates (its client id, or "admin").</summary>
+    public static string Owner(this ClaimsPrincipal user) =>
+        user.FindFirstValue(ClaimTypes.NameIdentifier) ?? throw new InvalidOperationException("The request is not authenticated");
+}

@@ -1,0 +1,54 @@
+namespace Sdd.Ingest;
+
+/// <summary>The Ingest service's own SDD_* settings (the servers are in <see cref="SddSettings"/>).</summary>
+public sealed record IngestSettings
+{
+    /// <summary>SDD_INGEST_URL: where Kestrel listens (loopback only by default).</summary>
+    public string Url { get; init; } = "http://127.0.0.1:8080";
+    /// <summary>SDD_ADMIN_KEY: the bootstrap key that may create other keys.</summary>
+    public string AdminKey { get; init; } = "sdd-admin-local";
+    /// <summary>SDD_MAX_UPLOAD_BYTES: largest request body (a job's files or a dataset zip).</summary>
+    public long MaxUploadBytes { get; init; } = 256L << 20;
+    /// <summary>SDD_MAX_IMAGE_PIXELS: largest width × height accepted, read from the header before decoding.</summary>
+    public long MaxImagePixels { get; init; } = 40_000_000;
+    /// <summary>SDD_EDIT_BATCH_SIZE: items per EditBatch command.</summary>
+    public int EditBatchSize { get; init; } = 32;
+    /// <summary>SDD_MAX_ZIP_ENTRIES / SDD_MAX_ZIP_BYTES: what a dataset zip may expand to.</summary>
+    public int MaxZipEntries { get; init; } = 200_000;
+    public long MaxZipBytes { get; init; } = 4L << 30;
+    /// <summary>SDD_DISPATCH_SWEEP_SECONDS: how often unsent or stalled items are looked for.</summary>
+    public TimeSpan SweepInterval { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>SDD_DISPATCH_GRACE_SECONDS: an item never sent is the sweeper's once its job is this old.</summary>
+    public TimeSpan DispatchGrace { get; init; } = TimeSpan.FromSeconds(20);
+    /// <summary>SDD_REDISPATCH_AFTER_SECONDS: a sent item nobody touched for this long is sent again.</summary>
+    public TimeSpan RedispatchAfter { get; init; } = TimeSpan.FromMinutes(15);
+    /// <summary>SDD_HOME: the repository root holding shared/models (else found by walking up to SDD.sln).</summary>
+    public string? Home { get; init; }
+
+    public static IngestSettings From(IConfiguration config)
+    {
+        var d = new IngestSettings();
+        string? Get(string name) => config[name] is { Length: > 0 } v ? v : null;
+        long GetLong(string name, long fallback) => Get(name) is { } v
+            ? long.TryParse(v, out var n) && n > 0 ? n : throw new FormatException($"{name}='{v}' is not a positive number")
+            : fallback;
+        TimeSpan Seconds(string name, TimeSpan fallback) => Get(name) is { } v
+            ? double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0 ? TimeSpan.FromSeconds(s)
+                : throw new FormatException($"{name}='{v}' is not a number of seconds")
+            : fallback;
+        return new IngestSettings
+        {
+            Url = Get("SDD_INGEST_URL") ?? d.Url,
+            AdminKey = Get("SDD_ADMIN_KEY") ?? d.AdminKey,
+            MaxUploadBytes = GetLong("SDD_MAX_UPLOAD_BYTES", d.MaxUploadBytes),
+            MaxImagePixels = GetLong("SDD_MAX_IMAGE_PIXELS", d.MaxImagePixels),
+            EditBatchSize = (int)GetLong("SDD_EDIT_BATCH_SIZE", d.EditBatchSize),
+            MaxZipEntries = (int)GetLong("SDD_MAX_ZIP_ENTRIES", d.MaxZipEntries),
+            MaxZipBytes = GetLong("SDD_MAX_ZIP_BYTES", d.MaxZipBytes),
+            SweepInterval = Seconds("SDD_DISPATCH_SWEEP_SECONDS", d.SweepInterval),
+            DispatchGrace = Seconds("SDD_DISPATCH_GRACE_SECONDS", d.DispatchGrace),
+            RedispatchAfter = Seconds("SDD_REDISPATCH_AFTER_SECONDS", d.RedispatchAfter),
+            Home = Get("SDD_HOME"),
+        };
+    }
+}

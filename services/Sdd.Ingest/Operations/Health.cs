@@ -1,0 +1,61 @@
+using System.Text.Json;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Sdd.Ingest.Operations;
+
+public sealed class PostgresHealthCheck(SddDbContext db) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken ct = default)
+    {
+        try
+        {
+            await db.Database.ExecuteSqlRawAsync("SELECT 1", ct);
+            return HealthCheckResult.Healthy();
+        }
+        catch (Exception e)
+        {
+            return HealthCheckResult.Unhealthy($"PostgreSQL does not answer: {e.Message}");
+        }
+    }
+}
+
+public sealed class S3HealthCheck(ObjectStore store) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken ct = default)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(5));
+            await store.StatAsync(store.JobsBucket, "healthz/probe", timeout.Token); // null is an answer too
+            return HealthCheckResult.Healthy();
+        }
+        catch (Exception e)
+        {
+            return HealthCheckResult.Unhealthy($"S3 ({store.Settings.Endpoint}) does not answer: {e.Message}");
+        }
+    }
+}
+
+public static class HealthResponse
+{
+    /// <summary>MassTransit's bus check is the RabbitMQ check: the bus is healthy only while connected to the broker.</summary>
+    public static string DisplayName(string check) => check.StartsWith("masstransit", StringComparison.Ordinal) ? "rabbitmq" : check;
+
+    public static Task Write(HttpContext context, HealthReport report)
+    {
+        context.Response.ContentType = "application/json";
+        var body = new
+        {
+            status = report.Status.ToString().ToLowerInvariant(),
+            failed = report.Entries.Where(e => e.Value.Status == HealthStatus.Unhealthy).Select(e => DisplayName(e.Key)).ToArray(),
+            checks = report.Entries.ToDictionary(e => DisplayName(e.Key), e => new
+            {
+                status = e.Value.Status.ToString().ToLowerInvariant(),
+                description = e.Value.Description,
+                ms = Math.Round(e.Value.Duration.TotalMilliseconds, 1),
+            }),
+        };
+        return context.Response.WriteAsync(JsonSerializer.Serialize(body));
+    }
+}

@@ -1,0 +1,104 @@
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.OpenApi;
+using Prometheus;
+using Scalar.AspNetCore;
+using Sdd.Ingest;
+using Sdd.Ingest.Apis;
+using Sdd.Ingest.Dispatch;
+using Sdd.Ingest.Operations;
+using Sdd.Ingest.Teachers;
+using Sdd.Messaging;
+
+var builder = WebApplication.CreateBuilder(args);
+var sdd = SddSettings.From(builder.Configuration);
+var ingest = IngestSettings.From(builder.Configuration);
+
+builder.WebHost.UseUrls(ingest.Url); // 127.0.0.1 by default: nothing listens beyond this machine unless told
+builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = ingest.MaxUploadBytes);
+builder.Services.Configure<FormOptions>(o =>
+{
+    o.MultipartBodyLengthLimit = ingest.MaxUploadBytes;
+    o.ValueCountLimit = 100_000;
+});
+builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true); // a bad body becomes a 400 problem with its reason
+builder.Services.Configure<JsonOptions>(o => o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);
+
+builder.Services.AddSingleton(sdd);
+builder.Services.AddSingleton(ingest);
+builder.Services.AddSddData(sdd);
+builder.Services.AddSingleton(_ => new ObjectStore(sdd.S3));
+builder.Services.AddSddBus(sdd);
+builder.Services.AddScoped<EditDispatcher>();
+builder.Services.AddScoped<RunDispatcher>();
+builder.Services.AddScoped<BuiltinTeacher>();
+builder.Services.AddHostedService<DispatchSweeper>();
+builder.Services.AddHttpClient<RabbitManagement>(http => RabbitManagement.Configure(http, sdd.RabbitMq));
+builder.Services.AddSingleton<IngestMetrics>();
+
+builder.Services.AddProblemDetails();
+builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
+builder.Services.AddAuthentication(ApiKeyAuthentication.SchemeName)
+    .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthentication>(ApiKeyAuthentication.SchemeName, null);
+builder.Services.AddAuthorizationBuilder()
+    .AddPolicy(ApiKeyAuthentication.AdminPolicy, p => p.RequireRole(ApiKeyAuthentication.AdminPolicy));
+builder.Services.AddHealthChecks()
+    .AddCheck<PostgresHealthCheck>("postgresql")
+    .AddCheck<S3HealthCheck>("s3");
+builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
+{
+    document.Info.Title = "SDD Ingest API";
+    document.Info.Description = "Datasets, teachers, attribute editors and batch edit jobs (Selective Diffusion Distillation).";
+    document.Components ??= new OpenApiComponents();
+    document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
+    document.Components.SecuritySchemes[ApiKeyAuthentication.SchemeName] = new OpenApiSecurityScheme
+    {
+        Type = SecuritySchemeType.ApiKey, In = ParameterLocation.Header, Name = ApiKeyAuthentication.Header,
+        Description = "An API key (POST /v1/keys with the admin key creates one).",
+    };
+    document.Security ??= [];
+    document.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(ApiKeyAuthentication.SchemeName, document)] = [] });
+    return Task.CompletedTask;
+}));
+
+var app = builder.Build();
+
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.UseAuthentication();
+app.UseAuthorization();
+
+app.MapOpenApi();
+app.MapScalarApiReference();
+app.MapHealthChecks("/healthz", new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions { ResponseWriter = HealthResponse.Write });
+app.MapMetrics("/metrics", app.Services.GetRequiredService<IngestMetrics>().Registry);
+
+app.MapKeysApiV1();
+app.MapDatasetsApiV1();
+app.MapTeachersApiV1();
+app.MapRunsApiV1();
+app.MapAttributesApiV1();
+app.MapJobsApiV1();
+
+await PrepareAsync(app);
+app.Run();
+
+// Schema first (every service migrates through the same advisory lock), then buckets and the builtin teacher.
+static async Task PrepareAsync(WebApplication app)
+{
+    var settings = app.Services.GetRequiredService<SddSettings>();
+    await SddDb.MigrateAsync(settings.Postgres.ConnectionString());
+    var log = app.Services.GetRequiredService<ILogger<Program>>();
+    try
+    {
+        await app.Services.GetRequiredService<ObjectStore>().EnsureBucketsAsync();
+        await using var scope = app.Services.CreateAsyncScope();
+        await scope.ServiceProvider.GetRequiredService<BuiltinTeacher>().RegisterAsync();
+    }
+    catch (Exception e)
+    {
+        log.LogError(e, "Could not prepare the buckets or register the builtin teacher; /healthz will tell when S3 answers");
+    }
+}
+
+public partial class Program;

@@ -1,0 +1,74 @@
+using System.Text.Json;
+using Npgsql;
+
+namespace Sdd.Ingest.Teachers;
+
+/// <summary>
+/// Registers the teacher shipped in <c>shared/models/teacher</c> (with its judge, <c>shared/models/judge</c>) as
+/// <c>builtin</c>: uploads the files to <c>teachers/&lt;id&gt;/</c> and <c>teachers/&lt;id&gt;/judge/</c> in the models
+/// bucket and inserts the row. Idempotent; two Ingest processes starting together queue on an advisory lock.
+/// </summary>
+public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSettings settings, ILogger<BuiltinTeacher> log)
+{
+    public const string Name = "builtin";
+    private const long LockKey = 0x5DD_0002;
+    private static readonly string[] Files = ["config.json", "model.safetensors"];
+
+    public async Task RegisterAsync(CancellationToken ct = default)
+    {
+        if (await db.Teachers.AnyAsync(t => t.Name == Name, ct)) return;
+        var home = FindHome(settings.Home);
+        var teacherDir = home is null ? null : Path.Combine(home, "shared", "models", "teacher");
+        var judgeDir = home is null ? null : Path.Combine(home, "shared", "models", "judge");
+        var missing = teacherDir is null ? ["shared/models (no SDD_HOME and no SDD.sln above the app)"]
+            : Files.Select(f => Path.Combine(teacherDir, f)).Concat(Files.Select(f => Path.Combine(judgeDir!, f))).Where(p => !File.Exists(p)).ToList();
+        if (missing.Count > 0)
+        {
+            log.LogWarning("Builtin teacher not registered: missing {Missing}", string.Join(", ", missing));
+            return;
+        }
+
+        var configJson = await File.ReadAllTextAsync(Path.Combine(teacherDir!, "config.json"), ct);
+        using var config = JsonDocument.Parse(configJson);
+        var attributes = config.RootElement.GetProperty("attribute_names").EnumerateArray().Select(a => a.GetString()!).ToList();
+        var imageSize = config.RootElement.GetProperty("unet").GetProperty("image_size").GetInt32();
+        var kind = config.RootElement.TryGetProperty("kind", out var k) && k.GetString() is { Length: > 0 } s ? s : Apis.TeachersApi.KindAttributeDdpm;
+
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({LockKey})", ct);
+        if (await db.Teachers.AnyAsync(t => t.Name == Name, ct)) return; // another process won the race
+        var id = Guid.NewGuid();
+        var prefix = $"teachers/{id}/";
+        foreach (var file in Files)
+        {
+            await using (var f = File.OpenRead(Path.Combine(teacherDir!, file))) await store.PutAsync(store.ModelsBucket, prefix + file, f, ContentType(file), ct);
+            await using (var f = File.OpenRead(Path.Combine(judgeDir!, file))) await store.PutAsync(store.ModelsBucket, prefix + "judge/" + file, f, ContentType(file), ct);
+        }
+        db.Teachers.Add(new Teacher
+        {
+            Id = id, Name = Name, Kind = kind, Resolution = imageSize, AttributeNames = attributes, SettingsJson = configJson,
+            Status = TeacherStatus.Ready, WeightsKey = prefix, IsBuiltin = true, CreatedAt = DateTimeOffset.UtcNow,
+        });
+        try
+        {
+            await db.SaveChangesAsync(ct);
+            await tx.CommitAsync(ct);
+            log.LogInformation("Registered the builtin teacher {Id} ({Attributes}, {Size}px) from {Dir}", id, string.Join(", ", attributes), imageSize, teacherDir);
+        }
+        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            log.LogInformation("The builtin teacher was registered by another process");
+        }
+    }
+
+    /// <summary>SDD_HOME, else the first folder above the app that holds SDD.sln.</summary>
+    public static string? FindHome(string? configured)
+    {
+        if (!string.IsNullOrEmpty(configured)) return configured;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "SDD.sln"))) return dir.FullName;
+        return null;
+    }
+
+    private static string ContentType(string file) => file.EndsWith(".json", StringComparison.Ordinal) ? "application/json" : "application/octet-stream";
+}
