@@ -1,0 +1,132 @@
+using Sdd.Cli;
+using Sdd.Ml.Data;
+using Sdd.Ml.Editors;
+
+namespace Sdd.Ml.Tests;
+
+/// <summary>The CLI's <c>edit</c> command, called in-process on a temp folder.</summary>
+[Collection(TorchCollection.Name)]
+public sealed class EditCommandTests
+{
+    private const int S = MethodSupport.Size;
+    private static readonly HashSet<string> Flags = ["resume", "help", "no-counterfactuals"];
+
+    private static string SaveUntrainedEditor(TempDir dir)
+    {
+        random.manual_seed(61);
+        using var editor = new Editor(MethodSupport.EditorConfig());
+        var path = dir["editor"];
+        editor.Save(path);
+        return path;
+    }
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        Console.SetOut(stdout);
+        Console.SetError(stderr);
+        try { return (MethodCommands.Edit(new Options(args, Flags)), stdout.ToString(), stderr.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    private static byte[] WriteImage(string path, ulong seed, int h = S, int w = S)
+    {
+        using var scope = NewDisposeScope();
+        var x = rand([3, h, w], generator: new Generator(seed)) * 2 - 1;
+        ImageCodec.SavePng(x, path);
+        using var img = ImageCodec.Decode(File.ReadAllBytes(path));
+        return ImageCodec.ToRgb24(img);
+    }
+
+    [Fact]
+    public void Edit_fails_only_the_unreadable_files_and_names_them()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        var editor = SaveUntrainedEditor(dir);
+        var inDir = Directory.CreateDirectory(dir["in"]).FullName;
+        var good = new Dictionary<string, byte[]>
+        {
+            ["a"] = WriteImage(Path.Combine(inDir, "a.png"), 1),
+            ["b"] = WriteImage(Path.Combine(inDir, "b.png"), 2),
+            ["c"] = WriteImage(Path.Combine(inDir, "c.png"), 3, 24, 40), // another size: residual mode, its own batch
+        };
+        File.WriteAllBytes(Path.Combine(inDir, "corrupt.png"), Enumerable.Range(0, 512).Select(i => (byte)(i * 37 + 11)).ToArray());
+        File.WriteAllBytes(Path.Combine(inDir, "empty.jpg"), []);
+        File.WriteAllText(Path.Combine(inDir, "notes.txt"), "not an image: skipped by extension");
+
+        var (code, stdout, stderr) = Run("--editor", editor, "--in", inDir, "--out", dir["out"], "--batch", "2");
+
+        Assert.Equal(1, code);
+        var outputs = Directory.GetFiles(dir["out"]).Select(f => Path.GetFileName(f)!).Order().ToArray();
+        Assert.Equal(new[] { "a.png", "b.png", "c.png" }, outputs);
+        // An untrained editor is the identity: the outputs are the inputs, pixel for pixel.
+        foreach (var (name, rgb) in good)
+        {
+            using var img = ImageCodec.Decode(File.ReadAllBytes(Path.Combine(dir["out"], name + ".png")));
+            Assert.Equal(rgb, ImageCodec.ToRgb24(img));
+        }
+        var errLines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(l => l.StartsWith("failed ", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(2, errLines.Length);
+        var corrupt = Assert.Single(errLines, l => l.Contains("corrupt.png"));
+        var empty = Assert.Single(errLines, l => l.Contains("empty.jpg"));
+        Assert.Contains("Not a supported image format", corrupt);
+        Assert.Contains("empty", empty[(empty.IndexOf("empty.jpg", StringComparison.Ordinal) + 9)..]); // a reason after the name
+        Assert.Contains("edited 3 image(s)", stdout);
+        Assert.Contains("failed 2", stdout);
+    }
+
+    [Fact]
+    public void Edit_with_only_good_files_returns_0()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        var editor = SaveUntrainedEditor(dir);
+        var a = dir["a.png"];
+        WriteImage(a, 4);
+        var (code, stdout, _) = Run("--editor", editor, "--out", dir["out"], a);
+        Assert.Equal(0, code);
+        Assert.True(File.Exists(Path.Combine(dir["out"], "a.png")));
+        Assert.Contains("failed 0", stdout);
+    }
+
+    [Fact]
+    public void Usage_errors_throw_UsageException()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        var editor = SaveUntrainedEditor(dir);
+        Directory.CreateDirectory(dir["in"]);
+        var unknown = Assert.Throws<UsageException>(() => Run("--editor", editor, "--in", dir["in"], "--out", dir["out"], "--colour", "red"));
+        Assert.Contains("--colour", unknown.Message);
+        Assert.False(Directory.Exists(dir["out"]), "a usage error must not start the work");
+        Assert.Throws<UsageException>(() => Run("--in", dir["in"], "--out", dir["out"])); // --editor missing
+        Assert.Throws<UsageException>(() => Run("--editor", editor, "--out", dir["out"])); // no input
+        Assert.Throws<UsageException>(() => Run("--editor", editor, "--out", dir["out"], dir["missing.png"]));
+        Assert.Throws<UsageException>(() => Run("--editor", editor, "--in", dir["in"], "--out", dir["out"], "--batch", "0"));
+        Assert.Throws<UsageException>(() => Run("--editor", editor, "--in", dir["in"], "--out")); // --out needs a value
+    }
+
+    /// <summary>
+    /// face.jpg and face.png both become out/face.png: the second silently overwrites the first while the command
+    /// reports two edited images and exits 0. Every edited input must have its own output (or the clash be reported).
+    /// </summary>
+    [Fact]
+    public void Edit_does_not_silently_overwrite_outputs_of_inputs_with_the_same_stem()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        var editor = SaveUntrainedEditor(dir);
+        var inDir = Directory.CreateDirectory(dir["in"]).FullName;
+        WriteImage(Path.Combine(inDir, "face.png"), 5);
+        using (var s = NewDisposeScope())
+        using (var img = ImageCodec.ToImage(rand([3, S, S], generator: new Generator(6)) * 2 - 1))
+            SixLabors.ImageSharp.ImageExtensions.SaveAsBmp(img, Path.Combine(inDir, "face.bmp"));
+
+        var (code, _, _) = Run("--editor", editor, "--in", inDir, "--out", dir["out"]);
+        int outputs = Directory.GetFiles(dir["out"]).Length;
+        Assert.True(outputs == 2 || code != 0, $"2 inputs, {outputs} output(s), exit code {code}: an edited image was lost without a word");
+    }
+}

@@ -1,0 +1,125 @@
+using Sdd.Ml.Diffusion;
+using Sdd.Ml.Editors;
+using Sdd.Ml.Guidance;
+
+namespace Sdd.Ml.Tests;
+
+[Collection(TorchCollection.Name)]
+public sealed class EditorTests
+{
+    private const int S = MethodSupport.Size;
+
+    [Fact]
+    public void An_untrained_editor_is_exactly_the_identity_at_its_size_and_in_residual_mode()
+    {
+        using var scope = NewDisposeScope();
+        random.manual_seed(31);
+        using var editor = new Editor(MethodSupport.EditorConfig());
+        var x = MethodSupport.Images(1, 3, 3, S, S);
+        using (no_grad()) Assert.Equal(0f, editor.Net.Delta(x).abs().max().item<float>());
+        Assert.True(Tiny.BitEqual(editor.Edit(x), x));
+
+        var wide = MethodSupport.Images(2, 2, 3, 24, 40);
+        Assert.True(Tiny.BitEqual(editor.Edit(wide), wide));
+        var tall = MethodSupport.Images(3, 1, 3, 40, 24);
+        Assert.True(Tiny.BitEqual(editor.Edit(tall), tall));
+    }
+
+    [Fact]
+    public void The_default_editor_has_a_sane_parameter_count()
+    {
+        using var scope = NewDisposeScope();
+        random.manual_seed(32);
+        using var editor = new Editor(new EditorConfig { Attribute = "smiling", ImageSize = 32 });
+        Assert.InRange(editor.ParameterCount, 300_000, 3_000_000);
+    }
+
+    [Fact]
+    public void Residual_mode_leaves_pixels_where_the_edit_is_zero_bit_identical()
+    {
+        using var scope = NewDisposeScope();
+        var x = MethodSupport.Images(4, 1, 3, 64, 96);
+        var seen = new List<long[]>();
+        Tensor EditTopLeft(Tensor small)
+        {
+            seen.Add(small.shape);
+            var y = small.clone();
+            long h = small.shape[2], w = small.shape[3];
+            y[.., .., TensorIndex.Slice(0, h / 2), TensorIndex.Slice(0, w / 2)] += 0.5f;
+            return y;
+        }
+        var y = ResidualMode.Apply(x, S, EditTopLeft);
+        Assert.Equal(x.shape, y.shape);
+        Assert.Equal(new long[] { 1, 3, 16, 24 }, seen.Single()); // shorter side at the model's size, aspect kept
+        // The far (bottom-right) quarter is untouched, bit for bit; the top-left corner moved by the edit.
+        // (Bilinear upscaling by 4 spreads the edited rows 0..7 / columns 0..11 of the small image up to about
+        // row 34 / column 50 of the large one.)
+        Tensor Far(Tensor v) => v[TensorIndex.Ellipsis, TensorIndex.Slice(40, 64), TensorIndex.Slice(60, 96)];
+        Assert.True(Tiny.BitEqual(Far(y), Far(x)));
+        var near = (y - x)[.., .., TensorIndex.Slice(0, 16), TensorIndex.Slice(0, 24)];
+        Assert.True(near.allclose(full_like(near, 0.5f), rtol: 0, atol: 1e-5));
+
+        // An edit that returns its input gives back the input exactly, at any size.
+        Assert.True(Tiny.BitEqual(ResidualMode.Apply(x, S, s => s), x));
+        var odd = MethodSupport.Images(5, 2, 3, 37, 21);
+        Assert.True(Tiny.BitEqual(ResidualMode.Apply(odd, S, s => s), odd));
+        // At the model's size the edit is applied directly.
+        var direct = MethodSupport.Images(6, 2, 3, S, S);
+        Assert.True(Tiny.BitEqual(ResidualMode.Apply(direct, S, s => s * 0.5), direct * 0.5));
+    }
+
+    [Fact]
+    public void Residual_mode_feeds_the_editor_sides_that_are_multiples_of_4()
+    {
+        using var scope = NewDisposeScope();
+        foreach (var (h, w) in new[] { (24, 40), (40, 24), (17, 50), (100, 33), (8, 8), (16, 18) })
+        {
+            var x = MethodSupport.Images(h * 1000 + w, 1, 3, h, w);
+            long[]? small = null;
+            ResidualMode.Apply(x, S, s => { small = s.shape; return s; });
+            Assert.NotNull(small);
+            Assert.True(small![2] % 4 == 0 && small[3] % 4 == 0, $"{h}x{w} -> {small[2]}x{small[3]}");
+            Assert.Equal(S, Math.Min(small[2], small[3]));
+        }
+    }
+
+    [Fact]
+    public void Save_then_load_from_a_folder_or_from_bytes_edits_bit_identically()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        random.manual_seed(33);
+        var config = MethodSupport.EditorConfig(new DistillSettings { Steps = 7, Guidance = new GuidanceSettings { Mode = GuidanceMode.Sds, Scale = 30, TopK = 5 } })
+            with { SelectedTimesteps = [300, 450], Step = 7, Metrics = new() { ["psnr"] = 31.5 } };
+        using var editor = new Editor(config);
+        Tiny.Perturb(editor.Net, 33, scale: 0.02);
+        var x = MethodSupport.Images(7, 2, 3, S, S);
+        var wide = MethodSupport.Images(8, 1, 3, 20, 36);
+        var before = editor.Edit(x);
+        var beforeWide = editor.Edit(wide);
+        Assert.True((before - x).abs().max().item<float>() > 0, "a perturbed editor should edit");
+
+        editor.Save(dir.Path);
+        using var loaded = Editor.Load(dir.Path);
+        Assert.True(Tiny.BitEqual(loaded.Edit(x), before));
+        Assert.True(Tiny.BitEqual(loaded.Edit(wide), beforeWide));
+        Assert.Equal(config.Attribute, loaded.Config.Attribute);
+        Assert.Equal([300, 450], loaded.Config.SelectedTimesteps);
+        Assert.Equal(GuidanceMode.Sds, loaded.Config.Settings.Guidance.Mode);
+        Assert.Equal(5, loaded.Config.Settings.Guidance.TopK);
+        Assert.Equal(31.5, loaded.Config.Metrics["psnr"]);
+
+        using var fromBytes = Editor.Load(File.ReadAllText(Path.Combine(dir.Path, Teacher.ConfigFile)), File.ReadAllBytes(Path.Combine(dir.Path, Teacher.WeightsFile)));
+        Assert.True(Tiny.BitEqual(fromBytes.Edit(x), before));
+        Assert.Equal(config.Channels, fromBytes.Config.Channels);
+        Assert.Equal(config.ResBlocks, fromBytes.Config.ResBlocks);
+    }
+
+    [Fact]
+    public void Loading_a_missing_editor_says_what_is_missing()
+    {
+        using var dir = new TempDir();
+        var e = Assert.Throws<FileNotFoundException>(() => Editor.Load(dir.Path));
+        Assert.Contains(Teacher.ConfigFile, e.Message);
+    }
+}
