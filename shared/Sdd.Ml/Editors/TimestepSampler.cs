@@ -19,7 +19,7 @@ public sealed class TimestepSampler
         return new TimestepSampler(set, 0, 0, description);
     }
 
-    public static TimestepSampler Uniform(int lo, int hi) => new(null, lo, hi, $"random {lo}..{hi}");
+    public static TimestepSampler Uniform(int lo, int hi) => lo <= hi ? new TimestepSampler(null, lo, hi, $"random {lo}..{hi}") : throw new ArgumentException($"An empty timestep range: {lo} is above {hi}.");
 
     /// <summary>Parses fixed:T, list:T1,T2 or random[:lo-hi]; "hqs" is resolved by the caller with the indicator.</summary>
     public static TimestepSampler Parse(string spec, int timeSteps)
