@@ -27,8 +27,7 @@ public static class JobsApi
         var api = routes.MapGroup("/v1/jobs").WithTags("Jobs").RequireAuthorization();
         api.MapPost("/", Submit).WithSummary("Submit an edit job: multipart (attribute + files) or JSON (attribute + source bucket prefix).")
             .DisableAntiforgery()
-            .Accepts<SubmitJobFromBucket>("application/json")
-            .Accepts<IFormFileCollection>("multipart/form-data");
+            .Accepts<SubmitJobFromBucket>("application/json", "multipart/form-data"); // multipart: 'attribute' + 'files' 
         api.MapGet("/{id:guid}", Get);
         api.MapGet("/{id:guid}/items", Items);
         api.MapGet("/{id:guid}/results", Results);
@@ -120,12 +119,14 @@ public static class JobsApi
         return TypedResults.Ok(new JobResults(results));
     }
 
-    public static async Task<Results<PushStreamHttpResult, ProblemHttpResult>> ResultsZip(Guid id, ClaimsPrincipal user, SddDbContext db,
+    public static async Task<Results<PushStreamHttpResult, ProblemHttpResult>> ResultsZip(Guid id, HttpRequest http, ClaimsPrincipal user, SddDbContext db,
         ObjectStore store, ILogger<EditJob> log, CancellationToken ct)
     {
         var owner = user.Owner();
         if (!await db.EditJobs.AnyAsync(j => j.Id == id && j.Owner == owner, ct)) return Problems.NotFound($"No job {id}.");
         var done = await DoneOutputs(db, id, ct);
+        // ZipArchive still writes its records synchronously; the entries' bytes are copied asynchronously.
+        http.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpBodyControlFeature>()!.AllowSynchronousIO = true;
         return TypedResults.Stream(async body =>
         {
             // Entries are written one after another straight to the response; nothing is held in memory or on disk.

@@ -17,7 +17,10 @@ public static class DatasetZip
     {
         ZipArchive zip;
         try { zip = new ZipArchive(zipContent, ZipArchiveMode.Read, leaveOpen: true); }
-        catch (InvalidDataException) { throw new InvalidDataException("The file is not a zip archive."); }
+        catch (Exception e) when (e is InvalidDataException or ArgumentOutOfRangeException or IOException)
+        {
+            throw new InvalidDataException("The file is not a zip archive."); // a stream shorter than a zip's end record cannot even be searched
+        }
         using var _ = zip;
         if (zip.Entries.Count > limits.MaxZipEntries)
             throw new InvalidDataException($"The zip holds {zip.Entries.Count} entries; at most {limits.MaxZipEntries} are accepted.");

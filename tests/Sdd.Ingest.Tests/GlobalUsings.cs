@@ -1,0 +1,9 @@
+global using System.Net;
+global using System.Net.Http.Json;
+global using System.Text.Json;
+global using Microsoft.EntityFrameworkCore;
+global using Sdd.Configuration;
+global using Sdd.Data;
+global using Sdd.Data.Entities;
+global using Sdd.Storage;
+global using Xunit;

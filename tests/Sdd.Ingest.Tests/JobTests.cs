@@ -1,0 +1,238 @@
+using System.IO.Compression;
+using System.Text;
+
+namespace Sdd.Ingest.Tests;
+
+/// <summary>Edit jobs: accepted by upload or bucket prefix, recorded, sent to the edit queue, refused with problems, read back, cancelled.</summary>
+public class JobTests(IngestHost host) : IClassFixture<IngestHost>
+{
+    private async Task<(HttpClient Client, string Attribute)> ClientWithAttributeAsync()
+    {
+        var (owner, key) = await host.NewKeyAsync();
+        return (host.Client(key), await host.ReadyAttributeAsync(owner));
+    }
+
+    private static MultipartFormDataContent Upload(string attribute, params (string Name, byte[] Content)[] files)
+    {
+        var form = new MultipartFormDataContent { { new StringContent(attribute), "attribute" } };
+        foreach (var (name, content) in files) form.Add(new ByteArrayContent(content), "files", name);
+        return form;
+    }
+
+    [Fact]
+    public async Task An_upload_is_recorded_stored_and_sent_as_edit_batches()
+    {
+        var (client, attribute) = await ClientWithAttributeAsync();
+        var files = Enumerable.Range(0, 40).Select(i => ($"img{i:D2}.png", TestData.Png(8, 8, (byte)i))).ToArray();
+
+        var response = await client.PostAsync("/v1/jobs", Upload(attribute, files));
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var accepted = await response.Content.ReadFromJsonAsync<JsonElement>();
+        var jobId = accepted.GetProperty("jobId").GetGuid();
+        Assert.Equal(40, accepted.GetProperty("items").GetInt32());
+
+        await using var db = host.Db();
+        var job = await db.EditJobs.Include(j => j.EditorVersion).SingleAsync(j => j.Id == jobId);
+        Assert.Equal(1, job.EditorVersion!.Version);
+        Assert.Equal(JobState.Pending, job.State);
+        var items = await db.JobItems.Where(i => i.JobId == jobId).ToListAsync();
+        Assert.Equal(40, items.Count);
+        Assert.All(items, i =>
+        {
+            Assert.Equal(ItemState.Pending, i.State);
+            Assert.Null(i.SourceBucket);
+            Assert.Equal($"{jobId}/input/{i.Id}.png", i.SourceKey);
+            Assert.NotNull(i.DispatchedAt);
+        });
+        Assert.Equal(files.Select(f => f.Item1).Order(), items.Select(i => i.Name!).Order());
+        foreach (var item in items.Take(3)) Assert.NotNull(await host.Store.StatAsync(host.JobsBucket, item.SourceKey));
+
+        // 40 items in batches of SDD_EDIT_BATCH_SIZE (32): two EditBatch commands on the edit queue.
+        var batches = await host.MessagesAsync("edit", "jobId", jobId, atLeast: 2);
+        Assert.Equal([32, 8], batches.Select(b => b.GetProperty("itemIds").GetArrayLength()).OrderDescending());
+        Assert.Equal(items.Select(i => i.Id).Order(), batches.SelectMany(b => b.GetProperty("itemIds").EnumerateArray().Select(x => x.GetGuid())).Order());
+
+        var status = await client.GetFromJsonAsync<JsonElement>($"/v1/jobs/{jobId}");
+        Assert.Equal("queued", status.GetProperty("state").GetString());
+        Assert.Equal(40, status.GetProperty("total").GetInt32());
+        Assert.Equal(40, status.GetProperty("counts").GetProperty("pending").GetInt32());
+        Assert.Equal(attribute, status.GetProperty("attribute").GetString());
+    }
+
+    [Fact]
+    public async Task A_bucket_prefix_becomes_items_that_reference_the_objects_in_place()
+    {
+        var (client, attribute) = await ClientWithAttributeAsync();
+        var prefix = IngestHost.Unique("photos-") + "/";
+        var keys = Enumerable.Range(0, 5).Select(i => $"{prefix}{(i < 2 ? "sub/" : "")}p{i}.jpg").ToList();
+        foreach (var key in keys) await host.Store.PutAsync(host.UserBucket, key, TestData.Png(), "image/png");
+
+        var response = await client.PostAsJsonAsync("/v1/jobs", new { attribute, source = new { bucket = host.UserBucket, prefix } });
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var jobId = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("jobId").GetGuid();
+        await using var db = host.Db();
+        var items = await db.JobItems.Where(i => i.JobId == jobId).ToListAsync();
+        Assert.Equal(keys.Order(), items.Select(i => i.SourceKey).Order());
+        Assert.All(items, i => Assert.Equal(host.UserBucket, i.SourceBucket));
+        Assert.Contains(items, i => i.Name == "sub/p0.jpg");
+        var batch = Assert.Single(await host.MessagesAsync("edit", "jobId", jobId));
+        Assert.Equal(5, batch.GetProperty("itemIds").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task An_unknown_attribute_is_404_and_one_without_a_ready_version_409()
+    {
+        var (owner, key) = await host.NewKeyAsync();
+        using var client = host.Client(key);
+        await ProblemAssert.IsProblem(await client.PostAsync("/v1/jobs", Upload("no-such-attribute", ("a.png", TestData.Png()))), HttpStatusCode.NotFound);
+
+        var training = await host.ReadyAttributeAsync(owner, ready: false);
+        var detail = await ProblemAssert.IsProblem(await client.PostAsync("/v1/jobs", Upload(training, ("a.png", TestData.Png()))), HttpStatusCode.Conflict);
+        Assert.Contains("no ready editor", detail);
+        await ProblemAssert.IsProblem(await client.PostAsJsonAsync("/v1/jobs", new { attribute = training, source = new { bucket = host.UserBucket, prefix = "x/" } }),
+            HttpStatusCode.Conflict);
+    }
+
+    [Fact]
+    public async Task An_upload_over_the_size_limit_is_a_413_problem()
+    {
+        var (client, attribute) = await ClientWithAttributeAsync();
+        var big = new byte[IngestHost.MaxUploadBytes + 1000];
+        await ProblemAssert.IsProblem(await client.PostAsync("/v1/jobs", Upload(attribute, ("big.png", big))), HttpStatusCode.RequestEntityTooLarge);
+    }
+
+    [Fact]
+    public async Task A_file_that_is_not_an_image_is_a_422_problem_naming_it_and_nothing_is_kept()
+    {
+        var (client, attribute) = await ClientWithAttributeAsync();
+        var before = await CountJobsAsync();
+
+        var response = await client.PostAsync("/v1/jobs", Upload(attribute, ("good.png", TestData.Png()), ("notes.txt", Encoding.UTF8.GetBytes("hello, not a picture"))));
+
+        Assert.Contains("notes.txt", await ProblemAssert.IsProblem(response, HttpStatusCode.UnprocessableEntity));
+        Assert.Equal(before, await CountJobsAsync());
+    }
+
+    [Fact]
+    public async Task A_decompression_bomb_header_is_refused_without_decoding()
+    {
+        var (client, attribute) = await ClientWithAttributeAsync();
+        var memory = GC.GetTotalAllocatedBytes();
+
+        var response = await client.PostAsync("/v1/jobs", Upload(attribute, ("bomb.png", TestData.BombPng())));
+
+        var detail = await ProblemAssert.IsProblem(response, HttpStatusCode.UnprocessableEntity);
+        Assert.Contains("bomb.png", detail);
+        Assert.Contains("100000x100000", detail);
+        Assert.True(GC.GetTotalAllocatedBytes() - memory < 500L << 20, "decoding 10^10 pixels would have allocated tens of GB");
+    }
+
+    [Fact]
+    public async Task Items_page_and_filter_results_list_and_zip_the_done_outputs()
+    {
+        var (client, attribute) = await ClientWithAttributeAsync();
+        var response = await client.PostAsync("/v1/jobs", Upload(attribute, ("a.png", TestData.Png()), ("b.png", TestData.Png()), ("c.png", TestData.Png())));
+        var jobId = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("jobId").GetGuid();
+
+        // What an edit worker leaves: a and b done with outputs, c failed with its reason.
+        var output = TestData.Png(4, 4, 7);
+        await using (var db = host.Db())
+        {
+            var started = DateTimeOffset.UtcNow.AddSeconds(-2);
+            foreach (var item in await db.JobItems.Where(i => i.JobId == jobId).ToListAsync())
+            {
+                item.UpdatedAt = DateTimeOffset.UtcNow;
+                if (item.Name == "c.png") { item.State = ItemState.Failed; item.Error = "not a face"; continue; }
+                item.State = ItemState.Done;
+                item.OutputKey = $"{jobId}/output/{item.Id}.png";
+                await host.Store.PutAsync(host.JobsBucket, item.OutputKey, output, "image/png");
+            }
+            var job = await db.EditJobs.SingleAsync(j => j.Id == jobId);
+            job.StartedAt = started;
+            await db.SaveChangesAsync();
+        }
+
+        var status = await client.GetFromJsonAsync<JsonElement>($"/v1/jobs/{jobId}");
+        Assert.Equal("completed", status.GetProperty("state").GetString());
+        Assert.Equal(2, status.GetProperty("counts").GetProperty("done").GetInt32());
+        Assert.Equal(1, status.GetProperty("counts").GetProperty("failed").GetInt32());
+        Assert.True(status.GetProperty("imagesPerSecond").GetDouble() > 0);
+
+        var failed = await client.GetFromJsonAsync<JsonElement>($"/v1/jobs/{jobId}/items?state=failed");
+        var only = Assert.Single(failed.GetProperty("items").EnumerateArray());
+        Assert.Equal("c.png", only.GetProperty("name").GetString());
+        Assert.Equal("not a face", only.GetProperty("error").GetString());
+        var page = await client.GetFromJsonAsync<JsonElement>($"/v1/jobs/{jobId}/items?page=2&pageSize=2");
+        Assert.Equal(3, page.GetProperty("total").GetInt32());
+        Assert.Equal("c.png", Assert.Single(page.GetProperty("items").EnumerateArray()).GetProperty("name").GetString());
+        await ProblemAssert.IsProblem(await client.GetAsync($"/v1/jobs/{jobId}/items?state=sideways"), HttpStatusCode.BadRequest);
+
+        var results = await client.GetFromJsonAsync<JsonElement>($"/v1/jobs/{jobId}/results");
+        var urls = results.GetProperty("items").EnumerateArray().ToList();
+        Assert.Equal(["a.png", "b.png"], urls.Select(u => u.GetProperty("name").GetString()));
+        using (var plain = new HttpClient())
+            Assert.Equal(output, await plain.GetByteArrayAsync(urls[0].GetProperty("url").GetString()));
+
+        var zipResponse = await client.GetAsync($"/v1/jobs/{jobId}/results.zip");
+        Assert.Equal(HttpStatusCode.OK, zipResponse.StatusCode);
+        Assert.Equal("application/zip", zipResponse.Content.Headers.ContentType?.MediaType);
+        using var zip = new ZipArchive(new MemoryStream(await zipResponse.Content.ReadAsByteArrayAsync()));
+        Assert.Equal(["a.png", "b.png"], zip.Entries.Select(e => e.FullName).Order());
+        using var entry = new MemoryStream();
+        await using (var s = zip.GetEntry("a.png")!.Open()) await s.CopyToAsync(entry);
+        Assert.Equal(output, entry.ToArray());
+    }
+
+    [Fact]
+    public async Task Cancel_turns_pending_items_cancelled()
+    {
+        var (client, attribute) = await ClientWithAttributeAsync();
+        var response = await client.PostAsync("/v1/jobs", Upload(attribute, ("a.png", TestData.Png()), ("b.png", TestData.Png())));
+        var jobId = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("jobId").GetGuid();
+
+        var cancelled = await client.PostAsync($"/v1/jobs/{jobId}/cancel", null);
+
+        Assert.Equal(HttpStatusCode.Accepted, cancelled.StatusCode);
+        var status = await client.GetFromJsonAsync<JsonElement>($"/v1/jobs/{jobId}");
+        Assert.Equal("cancelled", status.GetProperty("state").GetString());
+        Assert.Equal(0, status.GetProperty("counts").GetProperty("pending").GetInt32());
+        await using var db = host.Db();
+        Assert.All(await db.JobItems.Where(i => i.JobId == jobId).ToListAsync(), i => Assert.Equal(ItemState.Cancelled, i.State));
+        Assert.Equal(JobState.Cancelled, (await db.EditJobs.SingleAsync(j => j.Id == jobId)).State);
+    }
+
+    [Fact]
+    public async Task The_sweeper_sends_items_whose_batch_never_left()
+    {
+        var (owner, _) = await host.NewKeyAsync();
+        var attributeName = await host.ReadyAttributeAsync(owner);
+        var jobId = Guid.NewGuid();
+        await using (var db = host.Db())
+        {
+            // As if the broker refused the send right after the commit: the items were never dispatched.
+            var attribute = await db.Attributes.SingleAsync(a => a.Name == attributeName);
+            var version = await db.EditorVersions.SingleAsync(v => v.AttributeId == attribute.Id);
+            db.EditJobs.Add(new EditJob
+            {
+                Id = jobId, AttributeId = attribute.Id, EditorVersionId = version.Id, Owner = owner, State = JobState.Pending, ItemCount = 3,
+                CreatedAt = DateTimeOffset.UtcNow.AddMinutes(-1),
+                Items = Enumerable.Range(0, 3).Select(i => new JobItem { Id = Guid.NewGuid(), SourceKey = $"{jobId}/input/{i}.png", Name = $"{i}.png" }).ToList(),
+            });
+            await db.SaveChangesAsync();
+        }
+
+        var batch = Assert.Single(await host.MessagesAsync("edit", "jobId", jobId, timeout: TimeSpan.FromSeconds(20)));
+
+        Assert.Equal(3, batch.GetProperty("itemIds").GetArrayLength());
+        await using var check = host.Db();
+        Assert.All(await check.JobItems.Where(i => i.JobId == jobId).ToListAsync(), i => Assert.NotNull(i.DispatchedAt));
+    }
+
+    private async Task<int> CountJobsAsync()
+    {
+        await using var db = host.Db();
+        return await db.EditJobs.CountAsync();
+    }
+}
