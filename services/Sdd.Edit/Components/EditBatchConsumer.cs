@@ -1,0 +1,51 @@
+using MassTransit;
+using Sdd.Contracts;
+using Sdd.Data.Entities;
+using Sdd.Edit.Editing;
+
+namespace Sdd.Edit.Components;
+
+/// <summary>
+/// Edits a batch of a job's images with the editor version the job names and records the items in one round trip.
+/// Items already done, failed or cancelled are skipped, so a redelivered batch repeats nothing; the worker that
+/// records a job's last pending item completes the job and publishes EditJobCompleted.
+/// </summary>
+public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, BatchEditing editing, ILogger<EditBatchConsumer> log) : IConsumer<EditBatch>
+{
+    public async Task Consume(ConsumeContext<EditBatch> context)
+    {
+        var (jobId, itemIds) = (context.Message.JobId, context.Message.ItemIds);
+        var ct = context.CancellationToken;
+        var work = await jobs.LoadAsync(jobId, itemIds, ct);
+        if (work is null) { log.LogWarning("Job {JobId} does not exist; batch of {Count} ignored", jobId, itemIds.Count); return; }
+        if (work.Pending.Count == 0)
+        {
+            log.LogInformation("Job {JobId}: none of the batch's {Count} items is pending (redelivered or cancelled); skipped", jobId, itemIds.Count);
+            return;
+        }
+
+        IReadOnlyList<ItemOutcome> outcomes;
+        var versionId = work.EditorVersionId ?? await jobs.ActiveVersionAsync(work.AttributeId, ct);
+        try
+        {
+            if (versionId is null) throw new EditorUnavailableException("The job's attribute has no ready editor version.");
+            using var lease = await editors.AcquireAsync(versionId.Value, ct);
+            outcomes = await editing.RunAsync(jobId, work.Pending, lease.Editor, ct);
+        }
+        catch (EditorUnavailableException e)
+        {
+            // Retrying will not make the editor appear: the items fail with the reason, the job can still finish.
+            log.LogError("Job {JobId}: {Error}", jobId, e.Message);
+            outcomes = work.Pending.Select(i => new ItemOutcome(i.Id, ItemState.Failed, null, e.Message)).ToList();
+        }
+
+        var recorded = await jobs.RecordAsync(jobId, outcomes, CancellationToken.None);
+        var now = DateTimeOffset.UtcNow;
+        await context.Publish(new BatchEdited(jobId, recorded.Done, recorded.Failed, now), CancellationToken.None);
+        if (recorded.CompletedJob)
+        {
+            await context.Publish(new EditJobCompleted(jobId, "completed", recorded.JobDone, recorded.JobFailed, now), CancellationToken.None);
+            log.LogInformation("Job {JobId} completed: {Done} done, {Failed} failed", jobId, recorded.JobDone, recorded.JobFailed);
+        }
+    }
+}

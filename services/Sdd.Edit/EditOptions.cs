@@ -1,0 +1,36 @@
+using Microsoft.Extensions.Configuration;
+
+namespace Sdd.Edit;
+
+/// <summary>How the edit worker sizes its work; read from SDD_* variables like the rest of the settings.</summary>
+public sealed record EditOptions
+{
+    /// <summary>Batches edited at once, and messages prefetched (SDD_EDIT_CONCURRENCY, default 2).</summary>
+    public int Concurrency { get; init; } = 2;
+    /// <summary>Editors kept loaded, least recently used evicted first (SDD_EDITOR_CACHE, default 4).</summary>
+    public int EditorCache { get; init; } = 4;
+    /// <summary>Most images in one forward pass; a larger group of one size is split (SDD_EDIT_MAX_BATCH, default 64).</summary>
+    public int MaxBatch { get; init; } = 64;
+    /// <summary>Concurrent downloads/uploads per batch (SDD_EDIT_IO_PARALLELISM, default 8).</summary>
+    public int IoParallelism { get; init; } = 8;
+    /// <summary>Images above this many pixels fail their item (SDD_MAX_IMAGE_PIXELS, default 40 M, checked from the header).</summary>
+    public long MaxImagePixels { get; init; } = 40_000_000;
+
+    public static EditOptions From(IConfiguration c)
+    {
+        var d = new EditOptions();
+        return new EditOptions
+        {
+            Concurrency = (int)Number(c, "SDD_EDIT_CONCURRENCY", d.Concurrency, 1),
+            EditorCache = (int)Number(c, "SDD_EDITOR_CACHE", d.EditorCache, 1),
+            MaxBatch = (int)Number(c, "SDD_EDIT_MAX_BATCH", d.MaxBatch, 1),
+            IoParallelism = (int)Number(c, "SDD_EDIT_IO_PARALLELISM", d.IoParallelism, 1),
+            MaxImagePixels = Number(c, "SDD_MAX_IMAGE_PIXELS", d.MaxImagePixels, 1),
+        };
+    }
+
+    private static long Number(IConfiguration c, string name, long fallback, long min) =>
+        c[name] is { Length: > 0 } v
+            ? long.TryParse(v, out var x) && x >= min ? x : throw new FormatException($"{name}='{v}' must be a whole number of at least {min}")
+            : fallback;
+}

@@ -1,0 +1,102 @@
+using Npgsql;
+using NpgsqlTypes;
+using Sdd.Data.Entities;
+
+namespace Sdd.Edit.Editing;
+
+/// <summary>A job item as the worker needs it.</summary>
+public sealed record PendingItem(Guid Id, string SourceBucket, string SourceKey, string? Name);
+
+/// <summary>The items of a batch still to edit, and the job they belong to.</summary>
+public sealed record BatchWork(Guid JobId, JobState JobState, Guid? EditorVersionId, Guid AttributeId, IReadOnlyList<PendingItem> Pending, int Skipped);
+
+/// <summary>What became of one item.</summary>
+public sealed record ItemOutcome(Guid Id, ItemState State, string? OutputKey, string? Error);
+
+/// <summary>What recording a batch changed: items moved out of pending by this call, the job's counts from its item rows, whether this call completed the job.</summary>
+public sealed record RecordedBatch(int Done, int Failed, int JobDone, int JobFailed, int JobPending, bool CompletedJob);
+
+/// <summary>
+/// Job and item rows for the edit worker. Recording a batch is one database round trip (three statements in one
+/// implicit transaction): lock the job row, move the batch's items out of pending (items no longer pending are left
+/// alone, so a redelivered batch counts nothing twice), then recount the job from its items and complete it when
+/// none is pending. The row lock serialises the batches of one job, so exactly one of them completes it.
+/// </summary>
+public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDbContext> databases, ObjectStore store)
+{
+    public async Task<BatchWork?> LoadAsync(Guid jobId, IReadOnlyList<Guid> itemIds, CancellationToken ct)
+    {
+        await using var db = await databases.CreateDbContextAsync(ct);
+        var job = await db.EditJobs.AsNoTracking().Where(j => j.Id == jobId)
+            .Select(j => new { j.State, j.EditorVersionId, j.AttributeId }).SingleOrDefaultAsync(ct);
+        if (job is null) return null;
+        var items = await db.JobItems.AsNoTracking().Where(i => i.JobId == jobId && itemIds.Contains(i.Id))
+            .Select(i => new { i.Id, i.State, i.SourceBucket, i.SourceKey, i.Name }).ToListAsync(ct);
+        var pending = items.Where(i => i.State == ItemState.Pending)
+            .Select(i => new PendingItem(i.Id, string.IsNullOrEmpty(i.SourceBucket) ? store.JobsBucket : i.SourceBucket, i.SourceKey, i.Name))
+            .ToList();
+        return new BatchWork(jobId, job.State, job.EditorVersionId, job.AttributeId, pending, itemIds.Count - pending.Count);
+    }
+
+    /// <summary>The attribute's active ready version, for a job accepted without one.</summary>
+    public async Task<Guid?> ActiveVersionAsync(Guid attributeId, CancellationToken ct)
+    {
+        await using var db = await databases.CreateDbContextAsync(ct);
+        return await db.EditorVersions.Where(e => e.AttributeId == attributeId && e.IsActive && e.Status == EditorStatus.Ready)
+            .Select(e => (Guid?)e.Id).SingleOrDefaultAsync(ct);
+    }
+
+    public async Task<RecordedBatch> RecordAsync(Guid jobId, IReadOnlyList<ItemOutcome> outcomes, CancellationToken ct)
+    {
+        await using var connection = await database.OpenConnectionAsync(ct);
+        await using var batch = new NpgsqlBatch(connection);
+        var lockJob = new NpgsqlBatchCommand("""SELECT "State" FROM edit_jobs WHERE "Id" = @job FOR UPDATE""");
+        lockJob.Parameters.AddWithValue("job", jobId);
+        var items = new NpgsqlBatchCommand("""
+            UPDATE job_items AS i
+               SET "State" = v.state, "OutputKey" = v.output, "Error" = v.error, "Attempts" = i."Attempts" + 1, "UpdatedAt" = now()
+              FROM unnest(@ids, @states, @outputs, @errors) AS v(id, state, output, error)
+             WHERE i."Id" = v.id AND i."JobId" = @job AND i."State" = 'Pending'
+            RETURNING i."State"
+            """);
+        items.Parameters.AddWithValue("job", jobId);
+        items.Parameters.AddWithValue("ids", outcomes.Select(o => o.Id).ToArray());
+        items.Parameters.AddWithValue("states", outcomes.Select(o => o.State.ToString()).ToArray());
+        items.Parameters.Add(new NpgsqlParameter("outputs", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = outcomes.Select(o => (object?)o.OutputKey ?? DBNull.Value).ToArray() });
+        items.Parameters.Add(new NpgsqlParameter("errors", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = outcomes.Select(o => (object?)o.Error ?? DBNull.Value).ToArray() });
+        var job = new NpgsqlBatchCommand("""
+            UPDATE edit_jobs AS j
+               SET "DoneCount" = c.done, "FailedCount" = c.failed,
+                   "State" = CASE WHEN c.pending = 0 AND j."State" IN ('Pending', 'Running') THEN 'Completed'
+                                  WHEN j."State" = 'Pending' THEN 'Running' ELSE j."State" END,
+                   "StartedAt" = COALESCE(j."StartedAt", now()),
+                   "FinishedAt" = CASE WHEN c.pending = 0 AND j."State" IN ('Pending', 'Running') THEN now() ELSE j."FinishedAt" END
+              FROM (SELECT count(*) FILTER (WHERE "State" = 'Done') AS done,
+                           count(*) FILTER (WHERE "State" = 'Failed') AS failed,
+                           count(*) FILTER (WHERE "State" = 'Pending') AS pending
+                      FROM job_items WHERE "JobId" = @job) AS c
+             WHERE j."Id" = @job
+            RETURNING c.done, c.failed, c.pending, j."State"
+            """);
+        job.Parameters.AddWithValue("job", jobId);
+        batch.BatchCommands.Add(lockJob);
+        batch.BatchCommands.Add(items);
+        batch.BatchCommands.Add(job);
+
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        string? before = await reader.ReadAsync(ct) ? reader.GetString(0) : null;
+        await reader.NextResultAsync(ct);
+        int done = 0, failed = 0;
+        while (await reader.ReadAsync(ct))
+        {
+            if (reader.GetString(0) == nameof(ItemState.Done)) done++;
+            else failed++;
+        }
+        await reader.NextResultAsync(ct);
+        if (before is null || !await reader.ReadAsync(ct)) return new RecordedBatch(done, failed, 0, 0, 0, false);
+        int jobDone = (int)reader.GetInt64(0), jobFailed = (int)reader.GetInt64(1), jobPending = (int)reader.GetInt64(2);
+        var after = reader.GetString(3);
+        bool completed = (before is nameof(JobState.Pending) or nameof(JobState.Running)) && after == nameof(JobState.Completed);
+        return new RecordedBatch(done, failed, jobDone, jobFailed, jobPending, completed);
+    }
+}
