@@ -18,10 +18,12 @@ SERVICES=(Sdd.Ingest Sdd.Distill Sdd.Edit)
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 alive() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null) || return 1; [[ -n "$s" && "$s" != Z* ]]; }
-pid_of() {  # the live pid of a service, or fail (a stale pid file is removed)
+pid_of() {  # the live pid of a service this script started, or fail (a stale pid file is removed)
   local f="$RUN/$1.pid" p=""
   [[ -s $f ]] && p=$(tr -dc '0-9' <"$f")
-  if [[ -n $p ]] && alive "$p"; then echo "$p"; else rm -f "$f"; return 1; fi
+  # Only a process running this checkout's Release build counts: never a reused pid or someone else's run.
+  if [[ -n $p ]] && alive "$p" && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$(dll "$1")"; then echo "$p"
+  else rm -f "$f"; return 1; fi
 }
 dll() { echo "$SDD_ROOT/services/$1/bin/Release/net10.0/$1.dll"; }
 
