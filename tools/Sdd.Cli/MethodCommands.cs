@@ -133,8 +133,10 @@ public static class MethodCommands
             else if (File.Exists(p)) files.Add(p);
             else throw new UsageException($"'{p}' is neither a file nor a folder");
         }
+        files = files.Distinct().ToList();
         using var editor = Editor.Load(editorDir, TorchRuntime.Device);
         Directory.CreateDirectory(outDir);
+        var outputNames = OutputNames(files);
         var sw = Stopwatch.StartNew();
         var failures = new List<(string File, string Reason)>();
         int done = 0;
@@ -155,7 +157,7 @@ public static class MethodCommands
                     using var scope = NewDisposeScope();
                     var edited = editor.Edit(stack(part.Select(p => p.Image)));
                     for (int i = 0; i < part.Length; i++)
-                        ImageCodec.SavePng(edited[i], Path.Combine(outDir, Path.GetFileNameWithoutExtension(part[i].File) + ".png"));
+                        ImageCodec.SavePng(edited[i], Path.Combine(outDir, outputNames[part[i].File]));
                     done += part.Length;
                     bar.Report(done + failures.Count, files.Count, "", (done + failures.Count) / sw.Elapsed.TotalSeconds);
                 }
@@ -164,6 +166,26 @@ public static class MethodCommands
         foreach (var (f, reason) in failures) Console.Error.WriteLine($"failed {f}: {reason}");
         Console.WriteLine($"edited {done} image(s) with the {editor.Config.Attribute} editor in {sw.Elapsed.TotalSeconds:0.00} s ({done / Math.Max(1e-9, sw.Elapsed.TotalSeconds):0.0} images/s) -> {outDir}; failed {failures.Count}");
         return failures.Count == 0 ? 0 : 1;
+    }
+
+    /// <summary>
+    /// Output file names: the input's stem + .png; when two inputs share a stem (face.png, face.bmp) the full
+    /// name is kept (face.bmp.png), and a numbered suffix settles any remaining clash, so nothing is overwritten.
+    /// </summary>
+    public static Dictionary<string, string> OutputNames(IReadOnlyList<string> files)
+    {
+        var stems = files.GroupBy(f => Path.GetFileNameWithoutExtension(f), StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.Count(), StringComparer.OrdinalIgnoreCase);
+        var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var names = new Dictionary<string, string>();
+        foreach (var f in files)
+        {
+            if (names.ContainsKey(f)) continue;
+            var stem = Path.GetFileNameWithoutExtension(f);
+            var name = (stems[stem] > 1 ? Path.GetFileName(f) : stem) + ".png";
+            for (int i = 2; !taken.Add(name); i++) name = $"{Path.GetFileNameWithoutExtension(name)}-{i}.png";
+            names[f] = name;
+        }
+        return names;
     }
 
     private static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> DecodeFile(string path) => ImageCodec.Decode(File.ReadAllBytes(path));

@@ -87,9 +87,9 @@ public static class HybridQualityScore
         for (int j = 0; j < grid.Length; j++)
         {
             points.Add(new IndicatorPoint(grid[j],
-                ent[.., j].mean().item<double>(), ent[.., j].std().item<double>(),
-                nrm[.., j].mean().item<double>(), nrm[.., j].std().item<double>(),
-                hqs[.., j].mean().item<double>(), hqs[.., j].std().item<double>()));
+                ent[.., j].mean().item<double>(), ent[.., j].std(unbiased: n > 1).item<double>(),
+                nrm[.., j].mean().item<double>(), nrm[.., j].std(unbiased: n > 1).item<double>(),
+                hqs[.., j].mean().item<double>(), hqs[.., j].std(unbiased: n > 1).item<double>()));
         }
         ent.Dispose(); nrm.Dispose(); hqs.Dispose();
         var selected = xi is { } x0 ? SelectAbove(points, x0) : SelectBest(points, k);
