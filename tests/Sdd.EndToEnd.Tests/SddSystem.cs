@@ -90,6 +90,7 @@ public sealed class SddSystem : IAsyncLifetime
             ["SDD_EVAL_IMAGES"] = "16",
             ["SDD_RENDER_IMAGES"] = "200",
             ["SDD_INDICATOR_SAMPLES"] = "8",
+            ["SDD_JUDGE_STEPS"] = "30",
             ["SDD_EDIT_BATCH_SIZE"] = "5",
             ["SDD_EDIT_CONCURRENCY"] = "1",
             ["SDD_DISPATCH_SWEEP_SECONDS"] = "2",

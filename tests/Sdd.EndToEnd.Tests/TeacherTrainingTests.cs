@@ -1,0 +1,29 @@
+namespace Sdd.EndToEnd.Tests;
+
+/// <summary>A teacher trained from a registered data set by the distill worker, in chunks, with its judge.</summary>
+[Collection(EndToEndCollection.Name)]
+public sealed class TeacherTrainingTests(SddSystem system, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_teacher_is_trained_in_chunks_with_its_judge_and_becomes_ready()
+    {
+        var dataset = await system.DatasetAsync();
+        var accepted = await system.Api.PostAsync("/v1/teachers", new { datasetId = dataset, steps = 20, imageSize = SddSystem.ImageSize });
+        var (teacherId, runId) = (accepted.Id("teacherId"), accepted.Id("runId"));
+        var run = await system.Api.WaitForAsync($"/v1/runs/{runId}", r => r.Str("state") is "succeeded" or "failed", TimeSpan.FromMinutes(3), () => system.Distill.Tail());
+        Assert.Equal("succeeded", run.Str("state"));
+        Assert.Equal("teacher", run.Str("kind"));
+        Assert.Equal(20, run.Int("step"));
+        var teacher = await system.Api.GetAsync($"/v1/teachers/{teacherId}");
+        Assert.Equal("ready", teacher.Str("state"));
+
+        var prefix = $"teachers/{teacherId}/";
+        foreach (var file in new[] { "config.json", "model.safetensors", "judge/config.json", "judge/model.safetensors", "train/raw.safetensors", "train/optimizer.bin" })
+            Assert.NotNull(await system.Store.StatAsync(system.Settings.S3.ModelsBucket, prefix + file));
+        var progress = JsonDocument.Parse(await system.Store.GetBytesAsync(system.Settings.S3.ModelsBucket, prefix + "train/progress.json")).RootElement;
+        Assert.Equal(2, progress.Int("chunk")); // 20 steps in chunks of 10
+        var judge = JsonDocument.Parse(await system.Store.GetBytesAsync(system.Settings.S3.ModelsBucket, prefix + "judge/config.json")).RootElement;
+        Assert.Equal(5, judge.GetProperty("accuracy").EnumerateObject().Count()); // held-out accuracy per attribute
+        output.WriteLine($"teacher {teacherId} ready; judge accuracy {judge.GetProperty("accuracy")}");
+    }
+}
