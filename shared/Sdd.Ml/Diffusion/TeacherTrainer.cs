@@ -133,18 +133,11 @@ public sealed class TeacherTrainer : IDisposable
         var m = new Dictionary<string, double>(_config.Metrics) { ["train_loss"] = Math.Round(_smoothed, 5) };
         if (metrics is not null) foreach (var kv in metrics) m[kv.Key] = kv.Value;
         _config = _config with { Step = Step, Metrics = m };
-        Atomic(Path.Combine(train, "raw.safetensors"), p => _raw.save_safetensors(p));
-        Atomic(Path.Combine(train, "optimizer.bin"), p => _opt.save_py(p));
-        Atomic(Path.Combine(_dir, Teacher.WeightsFile), p => _teacher.Net.save_safetensors(p));
-        Atomic(Path.Combine(_dir, Teacher.ConfigFile), p => File.WriteAllText(p, System.Text.Json.JsonSerializer.Serialize(_config, TeacherConfig.Json)));
-        Atomic(Path.Combine(train, "state.json"), p => TrainingState.Capture(Step, _gen, _smoothed).Save(p));
-    }
-
-    internal static void Atomic(string path, Action<string> write)
-    {
-        var tmp = path + ".tmp";
-        write(tmp);
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.Write(Path.Combine(train, "raw.safetensors"), p => _raw.save_safetensors(p));
+        AtomicFile.Write(Path.Combine(train, "optimizer.bin"), p => _opt.save_py(p));
+        AtomicFile.Write(Path.Combine(_dir, Teacher.WeightsFile), p => _teacher.Net.save_safetensors(p));
+        AtomicFile.Write(Path.Combine(_dir, Teacher.ConfigFile), p => File.WriteAllText(p, System.Text.Json.JsonSerializer.Serialize(_config, TeacherConfig.Json)));
+        AtomicFile.Write(Path.Combine(train, "state.json"), p => TrainingState.Capture(Step, _gen, _smoothed).Save(p));
     }
 
     public void Dispose()

@@ -106,8 +106,8 @@ public sealed class Distillation : IDisposable
         if (metrics is not null) foreach (var kv in metrics) m[kv.Key] = kv.Value;
         _config = _config with { Step = Step, Metrics = m };
         Editor.Save(_dir, _config);
-        TeacherTrainer.Atomic(Path.Combine(train, "optimizer.bin"), p => _opt.save_py(p));
-        TeacherTrainer.Atomic(Path.Combine(train, "state.json"), p => TrainingState.Capture(Step, _gen, _smoothedEdit).Save(p));
+        AtomicFile.Write(Path.Combine(train, "optimizer.bin"), p => _opt.save_py(p));
+        AtomicFile.Write(Path.Combine(train, "state.json"), p => TrainingState.Capture(Step, _gen, _smoothedEdit).Save(p));
     }
 
     public void Dispose()

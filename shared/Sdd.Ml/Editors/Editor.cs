@@ -151,8 +151,8 @@ public sealed class Editor : IDisposable
     {
         Directory.CreateDirectory(dir);
         if (config is not null) Config = config;
-        TeacherTrainer.Atomic(Path.Combine(dir, Teacher.WeightsFile), p => Net.save_safetensors(p));
-        TeacherTrainer.Atomic(Path.Combine(dir, Teacher.ConfigFile), p => File.WriteAllText(p, JsonSerializer.Serialize(Config, TeacherConfig.Json)));
+        AtomicFile.Write(Path.Combine(dir, Teacher.WeightsFile), p => Net.save_safetensors(p));
+        AtomicFile.Write(Path.Combine(dir, Teacher.ConfigFile), p => File.WriteAllText(p, JsonSerializer.Serialize(Config, TeacherConfig.Json)));
     }
 
     public static EditorConfig ReadConfig(string dir)
