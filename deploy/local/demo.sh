@@ -12,9 +12,12 @@ cd "$SDD_ROOT"
 t0=$SECONDS
 say() { printf '[demo] %s\n' "$*" >&2; }
 
-out="out"
+out="out" attribute="smiling"
 args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do [[ ${args[i]} == --out ]] && out=${args[i + 1]}; done
+for ((i = 0; i < ${#args[@]}; i++)); do
+  [[ ${args[i]} == --out ]] && out=${args[i + 1]}
+  [[ ${args[i]} == --attribute ]] && attribute=${args[i + 1]}
+done
 
 [[ -f shared/models/teacher/model.safetensors && -f shared/models/judge/model.safetensors ]] || [[ -n ${SDD_HOME:-} ]] ||
   say "warning: shared/models/teacher or shared/models/judge is missing; Sdd.Ingest will not register a builtin teacher"
@@ -46,6 +49,8 @@ cat >&2 <<EOT
   Results        $out_dir/contact-sheet.png   (before/after pairs)
                  $out_dir/summary.md          (counts, timings, images/s, HQS timesteps, editor metrics)
                  $out_dir/results/            (every edited image)
+  Your API key   $SDD_STACK_DIR/demo.key   (owner-only file; a re-run reuses it; the '$attribute' editor is this key's, published to every key)
+  Next           edit your own photos: README.md, section "Edit your own photos"
   API            $SDD_INGEST_URL  (OpenAPI: $SDD_INGEST_URL/scalar; admin key \$SDD_ADMIN_KEY, default sdd-admin-local)
   Services       ./sdd services status      logs in $SDD_STACK_DIR/services/
   Stop           ./sdd down   (the services, then the stack; ./sdd services stop keeps the stack)

@@ -32,7 +32,11 @@ SDD_ROOT="${SDD_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${SDD_S3_BUCKET_MODELS:=sdd-models}"
 : "${SDD_S3_BUCKET_JOBS:=sdd-jobs}"
 
-export SDD_ROOT SDD_STACK_DIR \
+# The local stack's mode: lets Sdd.Ingest start with the well-known admin key sdd-admin-local (refused elsewhere).
+# SDD_S3_PUBLIC_ENDPOINT (unset here) is the S3 address clients outside the services' network use, for signed URLs.
+: "${SDD_STACK_MODE:=local}"
+
+export SDD_ROOT SDD_STACK_DIR SDD_STACK_MODE \
   SDD_RABBITMQ_HOST SDD_RABBITMQ_PORT SDD_RABBITMQ_MANAGEMENT_PORT SDD_RABBITMQ_DIST_PORT \
   SDD_RABBITMQ_EPMD_PORT SDD_RABBITMQ_USER SDD_RABBITMQ_PASSWORD SDD_RABBITMQ_VHOST \
   SDD_POSTGRES_HOST SDD_POSTGRES_PORT SDD_POSTGRES_USER SDD_POSTGRES_PASSWORD SDD_POSTGRES_DB \

@@ -5,8 +5,12 @@ public sealed record IngestSettings
 {
     /// <summary>SDD_INGEST_URL: where Kestrel listens (loopback only by default).</summary>
     public string Url { get; init; } = "http://127.0.0.1:8080";
+    /// <summary>The well-known admin key of the local stack; refused anywhere else.</summary>
+    public const string LocalAdminKey = "sdd-admin-local";
     /// <summary>SDD_ADMIN_KEY: the bootstrap key that may create other keys.</summary>
-    public string AdminKey { get; init; } = "sdd-admin-local";
+    public string AdminKey { get; init; } = LocalAdminKey;
+    /// <summary>SDD_STACK_MODE: "local" (set by deploy/local/env.sh) lets the well-known admin key through.</summary>
+    public string? StackMode { get; init; }
     /// <summary>SDD_MAX_UPLOAD_BYTES: largest request body (a job's files or a dataset zip).</summary>
     public long MaxUploadBytes { get; init; } = 256L << 20;
     /// <summary>SDD_MAX_IMAGE_PIXELS: largest width × height accepted, read from the header before decoding.</summary>
@@ -25,6 +29,20 @@ public sealed record IngestSettings
     /// <summary>SDD_HOME: the repository root holding shared/models (else found by walking up to SDD.sln).</summary>
     public string? Home { get; init; }
 
+    /// <summary>
+    /// Throws unless the admin key is one of the deployment's own: the well-known default is for the local stack only
+    /// (SDD_STACK_MODE=local); compose and Kubernetes must set SDD_ADMIN_KEY.
+    /// </summary>
+    public IngestSettings RequireOwnAdminKey()
+    {
+        if (AdminKey == LocalAdminKey && StackMode != "local")
+            throw new InvalidOperationException(
+                $"SDD_ADMIN_KEY is unset or the well-known local key '{LocalAdminKey}': set a secret admin key (SDD_STACK_MODE=local allows the default on the local stack only).");
+        if (AdminKey.Length < 12)
+            throw new InvalidOperationException("SDD_ADMIN_KEY is shorter than 12 characters; use a long random key.");
+        return this;
+    }
+
     public static IngestSettings From(IConfiguration config)
     {
         var d = new IngestSettings();
@@ -40,6 +58,7 @@ public sealed record IngestSettings
         {
             Url = Get("SDD_INGEST_URL") ?? d.Url,
             AdminKey = Get("SDD_ADMIN_KEY") ?? d.AdminKey,
+            StackMode = Get("SDD_STACK_MODE"),
             MaxUploadBytes = GetLong("SDD_MAX_UPLOAD_BYTES", d.MaxUploadBytes),
             MaxImagePixels = GetLong("SDD_MAX_IMAGE_PIXELS", d.MaxImagePixels),
             EditBatchSize = (int)GetLong("SDD_EDIT_BATCH_SIZE", d.EditBatchSize),

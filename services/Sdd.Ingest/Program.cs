@@ -12,7 +12,7 @@ using Sdd.Messaging;
 
 var builder = WebApplication.CreateBuilder(args);
 var sdd = SddSettings.From(builder.Configuration);
-var ingest = IngestSettings.From(builder.Configuration);
+var ingest = IngestSettings.From(builder.Configuration).RequireOwnAdminKey();
 
 builder.WebHost.UseUrls(ingest.Url); // 127.0.0.1 by default: nothing listens beyond this machine unless told
 builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = ingest.MaxUploadBytes);
@@ -79,6 +79,8 @@ app.MapTeachersApiV1();
 app.MapRunsApiV1();
 app.MapAttributesApiV1();
 app.MapJobsApiV1();
+app.MapUploadsApiV1();
+app.MapGrantsApiV1();
 
 await PrepareAsync(app);
 app.Run();

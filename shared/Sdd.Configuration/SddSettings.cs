@@ -52,6 +52,7 @@ public sealed record SddSettings
             S3 = new S3Settings
             {
                 Endpoint = new Uri(Get("SDD_S3_ENDPOINT", s3.Endpoint.ToString())),
+                PublicEndpoint = config["SDD_S3_PUBLIC_ENDPOINT"] is { Length: > 0 } publicEndpoint ? new Uri(publicEndpoint) : null,
                 AccessKey = Get("SDD_S3_ACCESS_KEY", s3.AccessKey),
                 SecretKey = Get("SDD_S3_SECRET_KEY", s3.SecretKey),
                 Region = Get("SDD_S3_REGION", s3.Region),
@@ -92,6 +93,11 @@ public sealed record S3Settings
 {
     /// <summary>http(s)://host:port of any S3-compatible server (s3rver locally, MinIO in production).</summary>
     public Uri Endpoint { get; init; } = new("http://127.0.0.1:9000");
+    /// <summary>
+    /// SDD_S3_PUBLIC_ENDPOINT: the same server as clients outside the services' network reach it, used only to sign the
+    /// URLs handed to clients (results, uploads); null = <see cref="Endpoint"/>.
+    /// </summary>
+    public Uri? PublicEndpoint { get; init; }
     public string AccessKey { get; init; } = "S3RVER";
     public string SecretKey { get; init; } = "S3RVER";
     public string Region { get; init; } = "us-east-1";

@@ -15,6 +15,8 @@ public class SddDbContext(DbContextOptions<SddDbContext> options) : DbContext(op
     public DbSet<EditJob> EditJobs => Set<EditJob>();
     public DbSet<JobItem> JobItems => Set<JobItem>();
     public DbSet<ApiClient> ApiClients => Set<ApiClient>();
+    public DbSet<Upload> Uploads => Set<Upload>();
+    public DbSet<SourceGrant> SourceGrants => Set<SourceGrant>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(SddDbContext).Assembly);

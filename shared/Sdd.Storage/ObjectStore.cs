@@ -15,19 +15,24 @@ namespace Sdd.Storage;
 public sealed class ObjectStore : IDisposable
 {
     private readonly IMinioClient _client;
+    /// <summary>Signs the URLs handed to clients: the public endpoint's host is part of the signature.</summary>
+    private readonly IMinioClient _signer;
     private readonly HttpClient _http;
 
     public ObjectStore(S3Settings settings)
     {
         Settings = settings;
-        _client = new MinioClient()
-            .WithEndpoint(settings.Endpoint.Host, settings.Endpoint.Port)
-            .WithCredentials(settings.AccessKey, settings.SecretKey)
-            .WithRegion(settings.Region)
-            .WithSSL(settings.Endpoint.Scheme == Uri.UriSchemeHttps)
-            .Build();
+        _client = Client(settings, settings.Endpoint);
+        _signer = settings.PublicEndpoint is { } endpoint && endpoint != settings.Endpoint ? Client(settings, endpoint) : _client;
         _http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
     }
+
+    private static IMinioClient Client(S3Settings settings, Uri endpoint) => new MinioClient()
+        .WithEndpoint(endpoint.Host, endpoint.Port)
+        .WithCredentials(settings.AccessKey, settings.SecretKey)
+        .WithRegion(settings.Region) // known, so presigning never asks the server
+        .WithSSL(endpoint.Scheme == Uri.UriSchemeHttps)
+        .Build();
 
     public S3Settings Settings { get; }
     public string DatasetsBucket => Settings.DatasetsBucket;
@@ -179,31 +184,34 @@ public sealed class ObjectStore : IDisposable
         await _client.RemoveBucketAsync(new RemoveBucketArgs().WithBucket(bucket), ct);
     }
 
-    /// <summary>A URL that lets anyone GET the object until it expires.</summary>
-    public async Task<Uri> PresignGetAsync(string bucket, string key, TimeSpan expiry)
-    {
-        ObjectKey.Validate(key);
-        return new Uri(await _client.PresignedGetObjectAsync(new PresignedGetObjectArgs()
-            .WithBucket(bucket).WithObject(key).WithExpiry(ExpirySeconds(expiry))));
-    }
+    /// <summary>A URL for a client (signed for <see cref="S3Settings.PublicEndpoint"/>) that lets anyone GET the object until it expires.</summary>
+    public Task<Uri> PresignGetAsync(string bucket, string key, TimeSpan expiry) => PresignGetAsync(_signer, bucket, key, expiry);
 
-    /// <summary>A URL that lets anyone PUT the object (the request body) until it expires.</summary>
+    /// <summary>A URL for a client (signed for <see cref="S3Settings.PublicEndpoint"/>) that lets anyone PUT the object (the request body) until it expires.</summary>
     public async Task<Uri> PresignPutAsync(string bucket, string key, TimeSpan expiry)
     {
         ObjectKey.Validate(key);
-        return new Uri(await _client.PresignedPutObjectAsync(new PresignedPutObjectArgs()
+        return new Uri(await _signer.PresignedPutObjectAsync(new PresignedPutObjectArgs()
             .WithBucket(bucket).WithObject(key).WithExpiry(ExpirySeconds(expiry))));
     }
 
     public void Dispose()
     {
         _http.Dispose();
+        if (!ReferenceEquals(_signer, _client)) (_signer as IDisposable)?.Dispose();
         (_client as IDisposable)?.Dispose();
+    }
+
+    private static async Task<Uri> PresignGetAsync(IMinioClient client, string bucket, string key, TimeSpan expiry)
+    {
+        ObjectKey.Validate(key);
+        return new Uri(await client.PresignedGetObjectAsync(new PresignedGetObjectArgs()
+            .WithBucket(bucket).WithObject(key).WithExpiry(ExpirySeconds(expiry))));
     }
 
     private async Task<Stream> ReadViaPresignedGetAsync(string bucket, string key, RangeHeaderValue? range, CancellationToken ct)
     {
-        var url = await PresignGetAsync(bucket, key, TimeSpan.FromMinutes(15));
+        var url = await PresignGetAsync(_client, bucket, key, TimeSpan.FromMinutes(15)); // the services' own endpoint
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
         request.Headers.Range = range;
         var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);

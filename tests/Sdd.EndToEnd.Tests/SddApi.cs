@@ -28,6 +28,16 @@ public sealed class SddApi(Uri baseAddress, string key) : IDisposable
         return await Read(response, path);
     }
 
+    /// <summary>Any request, the answer as it came (the caller disposes it); a body is sent as JSON.</summary>
+    public Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, object? body = null)
+    {
+        var request = new HttpRequestMessage(method, path);
+        if (body is not null) request.Content = JsonContent.Create(body, options: Json);
+        return _http.SendAsync(request);
+    }
+
+    public Task<HttpResponseMessage> RawPostAsync(string path, object body) => SendAsync(HttpMethod.Post, path, body);
+
     /// <summary>POST /v1/jobs multipart: the attribute and one part per file.</summary>
     public async Task<JsonElement> SubmitFilesAsync(string attribute, IEnumerable<(string Name, byte[] Bytes)> files)
     {
@@ -40,6 +50,31 @@ public sealed class SddApi(Uri baseAddress, string key) : IDisposable
         }
         using var response = await _http.PostAsync("/v1/jobs", form);
         return await Read(response, "/v1/jobs");
+    }
+
+    /// <summary>
+    /// Files into a new upload area of this key: POST /v1/uploads for presigned PUT URLs, then one plain PUT (no API key)
+    /// per file. The upload's id and its prefix in the datasets bucket.
+    /// </summary>
+    public async Task<(Guid Id, string Prefix)> UploadAsync(IReadOnlyList<(string Name, byte[] Bytes)> files)
+    {
+        Guid? id = null;
+        string prefix = "";
+        using var plain = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        foreach (var chunk in files.Chunk(1000))
+        {
+            var body = new { files = chunk.Select(f => f.Name).ToArray() };
+            var answer = id is null ? await PostAsync("/v1/uploads", body) : await PostAsync($"/v1/uploads/{id}/files", body);
+            id ??= answer.Id("id");
+            prefix = answer.Str("prefix");
+            var urls = answer.GetProperty("files").EnumerateArray().ToDictionary(f => f.Str("name"), f => f.Str("url"));
+            await Parallel.ForEachAsync(chunk, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (f, ct) =>
+            {
+                using var response = await plain.PutAsync(urls[f.Name], new ByteArrayContent(f.Bytes), ct);
+                Assert.True(response.IsSuccessStatusCode, $"PUT {f.Name}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}");
+            });
+        }
+        return (id!.Value, prefix);
     }
 
     public async Task<byte[]> DownloadAsync(string url)

@@ -40,6 +40,8 @@ public sealed class SddSystem : IAsyncLifetime
     public ServiceProcess Distill { get; private set; } = null!;
     public ServiceProcess Edit { get; private set; } = null!;
     public SddApi Api { get; private set; } = null!;
+    /// <summary>The owner id of <see cref="Api"/>'s key (the "e2e" client): its objects live under tenants/&lt;Owner&gt;/.</summary>
+    public string Owner { get; private set; } = null!;
     public Guid TeacherId { get; private set; }
 
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -118,6 +120,7 @@ public sealed class SddSystem : IAsyncLifetime
         var created = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Assert.True(response.IsSuccessStatusCode, created.ToString());
         Api = new SddApi(ApiUrl, created.Str("key"));
+        Owner = created.Str("id");
         var teachers = await Api.GetAsync("/v1/teachers");
         TeacherId = teachers.EnumerateArray().Single(t => t.GetProperty("builtin").GetBoolean()).Id("id");
     }
@@ -145,7 +148,7 @@ public sealed class SddSystem : IAsyncLifetime
         throw new TimeoutException($"Sdd.Ingest not healthy in {timeout.TotalSeconds:0} s:\n{Ingest.Tail()}");
     }
 
-    /// <summary>The labeled portraits (200 at 16 px) in the datasets bucket, registered once.</summary>
+    /// <summary>The labeled portraits (200 at 16 px) uploaded through the API's upload area, registered once.</summary>
     public async Task<Guid> DatasetAsync()
     {
         await _gate.WaitAsync();
@@ -153,10 +156,10 @@ public sealed class SddSystem : IAsyncLifetime
         {
             if (_datasetId is { } id) return id;
             var dir = Path.Combine(WorkDir, "portraits");
-            await Store.EnsureBucketAsync(Settings.S3.DatasetsBucket);
-            foreach (var file in Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories))
-                await Store.PutAsync(Settings.S3.DatasetsBucket, "portraits/" + Path.GetRelativePath(dir, file).Replace('\\', '/'), await File.ReadAllBytesAsync(file));
-            var dataset = await Api.PostAsync("/v1/datasets", new { name = "portraits", prefix = "portraits/" });
+            var files = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
+                .Select(f => (Path.GetRelativePath(dir, f).Replace('\\', '/'), File.ReadAllBytes(f))).ToList();
+            var (uploadId, _) = await Api.UploadAsync(files);
+            var dataset = await Api.PostAsync("/v1/datasets", new { name = "portraits", upload = uploadId });
             _datasetId = dataset.Id("id");
             return _datasetId.Value;
         }
@@ -198,6 +201,9 @@ public sealed class SddSystem : IAsyncLifetime
     }
 
     public NpgsqlConnection Database() => new(Settings.Postgres.ConnectionString());
+
+    /// <summary>The keys of a job's outputs in the jobs bucket.</summary>
+    public Task<List<string>> JobOutputsAsync(Guid jobId) => ListAsync(Settings.S3.JobsBucket, KeyLayout.Job(Owner, jobId) + "output/");
 
     /// <summary>Keys of the objects under a prefix of a bucket.</summary>
     public async Task<List<string>> ListAsync(string bucket, string prefix)

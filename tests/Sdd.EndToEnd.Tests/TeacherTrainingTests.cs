@@ -17,7 +17,7 @@ public sealed class TeacherTrainingTests(SddSystem system, ITestOutputHelper out
         var teacher = await system.Api.GetAsync($"/v1/teachers/{teacherId}");
         Assert.Equal("ready", teacher.Str("state"));
 
-        var prefix = $"teachers/{teacherId}/";
+        var prefix = $"tenants/{system.Owner}/teachers/{teacherId}/";
         foreach (var file in new[] { "config.json", "model.safetensors", "judge/config.json", "judge/model.safetensors", "train/raw.safetensors", "train/optimizer.bin" })
             Assert.NotNull(await system.Store.StatAsync(system.Settings.S3.ModelsBucket, prefix + file));
         var progress = JsonDocument.Parse(await system.Store.GetBytesAsync(system.Settings.S3.ModelsBucket, prefix + "train/progress.json")).RootElement;

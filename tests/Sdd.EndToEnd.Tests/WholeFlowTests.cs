@@ -17,9 +17,10 @@ public sealed class WholeFlowTests(SddSystem system, ITestOutputHelper output)
         var run = await Api.GetAsync($"/v1/runs/{runId}");
         Assert.Equal("succeeded", run.Str("state"));
         Assert.Equal(30, run.Int("step"));
-        Assert.Equal("editors/smiling/1/", run.Str("checkpointKey"));
+        var editorFolder = $"tenants/{system.Owner}/editors/smiling/1/";
+        Assert.Equal(editorFolder, run.Str("checkpointKey"));
         // Three chunks of ten steps: the checkpoint's progress marker names the last one.
-        var progress = JsonDocument.Parse(await system.Store.GetBytesAsync(system.Settings.S3.ModelsBucket, "editors/smiling/1/train/progress.json")).RootElement;
+        var progress = JsonDocument.Parse(await system.Store.GetBytesAsync(system.Settings.S3.ModelsBucket, editorFolder + "train/progress.json")).RootElement;
         Assert.Equal(3, progress.Int("chunk"));
         Assert.Equal(30, progress.Int("step"));
         var chunks = File.ReadLines(system.Distill.LogFile).Where(l => l.Contains($"Run {runId}: chunk", StringComparison.Ordinal) && l.Contains("trained steps", StringComparison.Ordinal));
@@ -38,7 +39,7 @@ public sealed class WholeFlowTests(SddSystem system, ITestOutputHelper output)
         var metrics = version.GetProperty("metrics");
         foreach (var m in new[] { "editability", "psnrSource", "ssimSource", "othersKept" }) Assert.True(metrics.TryGetProperty(m, out _), $"metric {m} missing: {metrics}");
         foreach (var file in new[] { "config.json", "model.safetensors", "curve.json", "curve.png", "grid.png", "train/optimizer.bin", "train/state.json" })
-            Assert.NotNull(await system.Store.StatAsync(system.Settings.S3.ModelsBucket, "editors/smiling/1/" + file));
+            Assert.NotNull(await system.Store.StatAsync(system.Settings.S3.ModelsBucket, editorFolder + file));
         output.WriteLine($"distilled in {(DateTime.UtcNow - started).TotalSeconds:0.0} s; t = {string.Join(",", timesteps)}; metrics {metrics}");
 
         var files = SddSystem.Portraits(20, SddSystem.ImageSize).ToList();
@@ -54,18 +55,17 @@ public sealed class WholeFlowTests(SddSystem system, ITestOutputHelper output)
         Assert.Equal(files.Select(f => f.Name).Order(), results.Select(r => r.Str("name")).Order());
         using var edited = Image.Load(await Api.DownloadAsync(results[0].Str("url")));
         Assert.Equal(SddSystem.ImageSize, edited.Width);
-        Assert.Equal(20, (await system.ListAsync(system.Settings.S3.JobsBucket, $"{jobId}/output/")).Count);
+        Assert.Equal(20, (await system.JobOutputsAsync(jobId)).Count);
         output.WriteLine($"job of 20 completed; images/s {job.GetProperty("imagesPerSecond")}");
     }
 
     [Fact]
-    public async Task A_job_from_an_S3_prefix_edits_every_image_under_it()
+    public async Task A_job_from_an_S3_prefix_of_ones_upload_area_edits_every_image_under_it()
     {
         await system.SmilingEditorAsync();
         var bucket = system.Settings.S3.DatasetsBucket;
-        foreach (var (name, bytes) in SddSystem.Portraits(12, 48, first: 100))
-            await system.Store.PutAsync(bucket, "inbox/batch-a/" + name, bytes, "image/png");
-        var accepted = await Api.PostAsync("/v1/jobs", new { attribute = "smiling", source = new { bucket, prefix = "inbox/batch-a/" } });
+        var (_, upload) = await Api.UploadAsync(SddSystem.Portraits(12, 48, first: 100).Select(p => ("batch-a/" + p.Name, p.Bytes)).ToList());
+        var accepted = await Api.PostAsync("/v1/jobs", new { attribute = "smiling", source = new { bucket, prefix = upload + "batch-a/" } });
         Assert.Equal(12, accepted.Int("items"));
         var jobId = accepted.Id("jobId");
         var job = await Api.WaitForAsync($"/v1/jobs/{jobId}", j => j.Str("state") == "completed", TimeSpan.FromMinutes(2), () => system.Edit.Tail());
@@ -80,13 +80,11 @@ public sealed class WholeFlowTests(SddSystem system, ITestOutputHelper output)
     public async Task A_job_with_10_percent_corrupt_images_fails_only_those_items_with_their_reason()
     {
         await system.SmilingEditorAsync();
-        var bucket = system.Settings.S3.DatasetsBucket;
         var good = SddSystem.Portraits(18, SddSystem.ImageSize, first: 200).ToList();
-        foreach (var (name, bytes) in good) await system.Store.PutAsync(bucket, "inbox/mixed/" + name, bytes, "image/png");
-        await system.Store.PutAsync(bucket, "inbox/mixed/truncated.png", good[0].Bytes[..(good[0].Bytes.Length / 3)], "image/png");
-        await system.Store.PutAsync(bucket, "inbox/mixed/not-an-image.png", "this is not a picture"u8.ToArray(), "image/png");
+        var (uploadId, _) = await Api.UploadAsync([.. good, ("truncated.png", good[0].Bytes[..(good[0].Bytes.Length / 3)]),
+            ("not-an-image.png", "this is not a picture"u8.ToArray())]);
 
-        var accepted = await Api.PostAsync("/v1/jobs", new { attribute = "smiling", source = new { bucket, prefix = "inbox/mixed/" } });
+        var accepted = await Api.PostAsync("/v1/jobs", new { attribute = "smiling", source = new { upload = uploadId } });
         var jobId = accepted.Id("jobId");
         var job = await Api.WaitForAsync($"/v1/jobs/{jobId}", j => j.Str("state") == "completed", TimeSpan.FromMinutes(2), () => system.Edit.Tail());
         Assert.Equal(20, job.Int("total"));
@@ -96,6 +94,6 @@ public sealed class WholeFlowTests(SddSystem system, ITestOutputHelper output)
         Assert.Equal(["not-an-image.png", "truncated.png"], failed.Select(i => i.Str("name").Split('/').Last()).Order().ToArray());
         Assert.All(failed, i => Assert.False(string.IsNullOrWhiteSpace(i.Str("error"))));
         foreach (var i in failed) output.WriteLine($"{i.Str("name")}: {i.Str("error")}");
-        Assert.Equal(18, (await system.ListAsync(system.Settings.S3.JobsBucket, $"{jobId}/output/")).Count);
+        Assert.Equal(18, (await system.JobOutputsAsync(jobId)).Count);
     }
 }

@@ -54,7 +54,7 @@ public sealed class WorkerCrashTests(SddSystem system, ITestOutputHelper output)
             await r.ReadAsync();
             Assert.Equal((n, 0, "Completed"), (r.GetInt32(0), r.GetInt32(1), r.GetString(2)));
         }
-        var outputs = await system.ListAsync(system.Settings.S3.JobsBucket, $"{jobId}/output/");
+        var outputs = await system.JobOutputsAsync(jobId);
         Assert.Equal(n, outputs.Count);
         Assert.Equal(n, outputs.Distinct().Count());
         Assert.Single(system.Edit.Lines, l => l.Contains($"Job {jobId} completed", StringComparison.Ordinal));

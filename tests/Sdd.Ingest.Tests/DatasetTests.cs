@@ -16,7 +16,7 @@ public class DatasetTests(IngestHost host) : IClassFixture<IngestHost>
     [Fact]
     public async Task A_prefix_with_labels_and_images_registers()
     {
-        var (_, key) = await host.NewKeyAsync();
+        var (_, key) = await host.NewKeyWithUserBucketAsync();
         using var client = host.Client(key);
         var prefix = await PutPrefixAsync(TestData.LabelsCsv("a.png", "b.png", "c.png"), "a.png", "b.png", "c.png");
 
@@ -46,7 +46,7 @@ public class DatasetTests(IngestHost host) : IClassFixture<IngestHost>
     [InlineData("image,smiling\na.png,1,1\n", "columns")]
     public async Task A_prefix_with_bad_labels_or_missing_images_is_a_422_problem(string labels, string expected)
     {
-        var (_, key) = await host.NewKeyAsync();
+        var (_, key) = await host.NewKeyWithUserBucketAsync();
         using var client = host.Client(key);
         var prefix = await PutPrefixAsync(labels, "a.png");
 
@@ -58,16 +58,16 @@ public class DatasetTests(IngestHost host) : IClassFixture<IngestHost>
     [Fact]
     public async Task A_prefix_without_labels_is_a_422_problem()
     {
-        var (_, key) = await host.NewKeyAsync();
+        var (_, key) = await host.NewKeyWithUserBucketAsync();
         using var client = host.Client(key);
         var response = await client.PostAsJsonAsync("/v1/datasets", new { name = IngestHost.Unique("empty-"), bucket = host.UserBucket, prefix = "nothing-here/" });
         Assert.Contains("labels.csv", await ProblemAssert.IsProblem(response, HttpStatusCode.UnprocessableEntity));
     }
 
     [Fact]
-    public async Task An_uploaded_zip_is_stored_under_the_dataset_id()
+    public async Task An_uploaded_zip_is_stored_under_the_owners_dataset_folder()
     {
-        var (_, key) = await host.NewKeyAsync();
+        var (owner, key) = await host.NewKeyAsync();
         using var client = host.Client(key);
         using var form = new MultipartFormDataContent
         {
@@ -82,9 +82,11 @@ public class DatasetTests(IngestHost host) : IClassFixture<IngestHost>
         var id = dataset.GetProperty("id").GetGuid();
         Assert.Equal(2, dataset.GetProperty("imageCount").GetInt32());
         Assert.Equal(host.DatasetsBucket, dataset.GetProperty("bucket").GetString());
-        Assert.NotNull(await host.Store.StatAsync(host.DatasetsBucket, $"{id}/labels.csv"));
-        Assert.NotNull(await host.Store.StatAsync(host.DatasetsBucket, $"{id}/images/x.png"));
-        Assert.NotNull(await host.Store.StatAsync(host.DatasetsBucket, $"{id}/images/y.png"));
+        var folder = $"tenants/{owner}/datasets/{id}/";
+        Assert.Equal(folder, dataset.GetProperty("prefix").GetString());
+        Assert.NotNull(await host.Store.StatAsync(host.DatasetsBucket, folder + "labels.csv"));
+        Assert.NotNull(await host.Store.StatAsync(host.DatasetsBucket, folder + "images/x.png"));
+        Assert.NotNull(await host.Store.StatAsync(host.DatasetsBucket, folder + "images/y.png"));
     }
 
     [Fact]

@@ -67,9 +67,10 @@ public sealed class IngestHost : IAsyncLifetime
         _ = Factory.Server; // start: migrations, buckets, builtin teacher
     }
 
-    public WebApplicationFactory<Program> NewFactory() => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+    public WebApplicationFactory<Program> NewFactory(Dictionary<string, string>? extra = null) => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
     {
         foreach (var (key, value) in Settings()) b.UseSetting(key, value);
+        foreach (var (key, value) in extra ?? []) b.UseSetting(key, value);
     });
 
     public async Task DisposeAsync()
@@ -123,13 +124,30 @@ public sealed class IngestHost : IAsyncLifetime
         return (body.GetProperty("id").GetString()!, body.GetProperty("key").GetString()!);
     }
 
+    /// <summary>An admin's grant: the owner may read <paramref name="bucket"/> (below <paramref name="prefix"/>) as a source. Its id.</summary>
+    public async Task<Guid> GrantAsync(string owner, string bucket, string prefix = "")
+    {
+        using var admin = Client();
+        var response = await admin.PostAsJsonAsync("/v1/grants", new { owner, bucket, prefix });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+    }
+
+    /// <summary>A new key that may read the host's user bucket (an admin's grant), as most source tests need.</summary>
+    public async Task<(string Owner, string Key)> NewKeyWithUserBucketAsync()
+    {
+        var (owner, key) = await NewKeyAsync();
+        await GrantAsync(owner, UserBucket);
+        return (owner, key);
+    }
+
     public SddDbContext Db() => new(SddDb.Options(Stack.Postgres.ConnectionString(Database)));
 
     /// <summary>An attribute of the owner with a ready, active editor version (as the distill worker would leave it).</summary>
     public async Task<string> ReadyAttributeAsync(string owner, bool ready = true)
     {
         await using var db = Db();
-        var teacher = await db.Teachers.SingleAsync(t => t.Name == "builtin");
+        var teacher = await db.Teachers.SingleAsync(t => t.IsBuiltin && t.Name == "builtin");
         var attribute = new ImageAttribute
         {
             Id = Guid.NewGuid(), Name = Unique("smile-"), Owner = owner, TeacherId = teacher.Id, TargetAttribute = "smiling", CreatedAt = DateTimeOffset.UtcNow,
@@ -138,7 +156,7 @@ public sealed class IngestHost : IAsyncLifetime
         db.EditorVersions.Add(new EditorVersion
         {
             Id = Guid.NewGuid(), AttributeId = attribute.Id, TeacherId = teacher.Id, Version = 1, Status = ready ? EditorStatus.Ready : EditorStatus.Distilling,
-            IsActive = ready, WeightsKey = $"editors/{attribute.Name}/1/", CreatedAt = DateTimeOffset.UtcNow,
+            IsActive = ready, WeightsKey = KeyLayout.Editor(owner, attribute.Name, 1), CreatedAt = DateTimeOffset.UtcNow,
         });
         await db.SaveChangesAsync();
         return attribute.Name;

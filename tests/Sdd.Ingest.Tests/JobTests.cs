@@ -8,7 +8,7 @@ public class JobTests(IngestHost host) : IClassFixture<IngestHost>
 {
     private async Task<(HttpClient Client, string Attribute)> ClientWithAttributeAsync()
     {
-        var (owner, key) = await host.NewKeyAsync();
+        var (owner, key) = await host.NewKeyWithUserBucketAsync();
         return (host.Client(key), await host.ReadyAttributeAsync(owner));
     }
 
@@ -36,13 +36,14 @@ public class JobTests(IngestHost host) : IClassFixture<IngestHost>
         var job = await db.EditJobs.Include(j => j.EditorVersion).SingleAsync(j => j.Id == jobId);
         Assert.Equal(1, job.EditorVersion!.Version);
         Assert.Equal(JobState.Pending, job.State);
+        var owner = job.Owner;
         var items = await db.JobItems.Where(i => i.JobId == jobId).ToListAsync();
         Assert.Equal(40, items.Count);
         Assert.All(items, i =>
         {
             Assert.Equal(ItemState.Pending, i.State);
             Assert.Null(i.SourceBucket);
-            Assert.Equal($"{jobId}/input/{i.Id}.png", i.SourceKey);
+            Assert.Equal($"tenants/{owner}/jobs/{jobId}/input/{i.Id}.png", i.SourceKey);
             Assert.NotNull(i.DispatchedAt);
         });
         Assert.Equal(files.Select(f => f.Item1).Order(), items.Select(i => i.Name!).Order());
@@ -84,7 +85,7 @@ public class JobTests(IngestHost host) : IClassFixture<IngestHost>
     [Fact]
     public async Task An_unknown_attribute_is_404_and_one_without_a_ready_version_409()
     {
-        var (owner, key) = await host.NewKeyAsync();
+        var (owner, key) = await host.NewKeyWithUserBucketAsync();
         using var client = host.Client(key);
         await ProblemAssert.IsProblem(await client.PostAsync("/v1/jobs", Upload("no-such-attribute", ("a.png", TestData.Png()))), HttpStatusCode.NotFound);
 

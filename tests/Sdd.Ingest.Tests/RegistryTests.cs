@@ -21,7 +21,7 @@ public class RegistryTests(IngestHost host) : IClassFixture<IngestHost>
         Assert.Equal("ready", builtin.GetProperty("state").GetString());
         var id = builtin.GetProperty("id").GetGuid();
         foreach (var file in new[] { "config.json", "model.safetensors", "judge/config.json", "judge/model.safetensors" })
-            Assert.NotNull(await host.Store.StatAsync(host.ModelsBucket, $"teachers/{id}/{file}"));
+            Assert.NotNull(await host.Store.StatAsync(host.ModelsBucket, KeyLayout.Teacher(null, id) + file));
 
         // Starting again (two processes at once) registers nothing new.
         await Task.WhenAll(Enumerable.Range(0, 2).Select(async _ =>
@@ -41,7 +41,12 @@ public class RegistryTests(IngestHost host) : IClassFixture<IngestHost>
         Guid datasetId;
         await using (var db = host.Db())
         {
-            var dataset = new Dataset { Id = Guid.NewGuid(), Name = IngestHost.Unique("ds-"), Owner = owner, AttributeNames = ["smiling", "bangs"], ImageCount = 10, CreatedAt = DateTimeOffset.UtcNow };
+            var id = Guid.NewGuid();
+            var dataset = new Dataset
+            {
+                Id = id, Name = IngestHost.Unique("ds-"), Owner = owner, AttributeNames = ["smiling", "bangs"], ImageCount = 10, CreatedAt = DateTimeOffset.UtcNow,
+                Bucket = host.DatasetsBucket, Prefix = KeyLayout.Dataset(owner, id),
+            };
             db.Datasets.Add(dataset);
             await db.SaveChangesAsync();
             datasetId = dataset.Id;

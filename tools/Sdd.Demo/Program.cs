@@ -11,6 +11,8 @@ TorchRuntime.ConfigureThreads(1); // the services need the cores
 var settings = SddSettings.FromEnvironment();
 var api = new Uri(Environment.GetEnvironmentVariable("SDD_INGEST_URL") is { Length: > 0 } u ? u : "http://127.0.0.1:8080");
 var adminKey = Environment.GetEnvironmentVariable("SDD_ADMIN_KEY") is { Length: > 0 } k ? k : "sdd-admin-local";
+var stackDir = Environment.GetEnvironmentVariable("SDD_STACK_DIR") is { Length: > 0 } d ? d : ".stack";
+var keyFile = Environment.GetEnvironmentVariable("SDD_DEMO_KEY_FILE") is { Length: > 0 } f ? f : Path.Combine(stackDir, "demo.key");
 var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
 var times = new List<(string Step, double Seconds)>();
 var total = Stopwatch.StartNew();
@@ -19,7 +21,11 @@ void Say(string s) => Console.WriteLine(s);
 
 try
 {
-    using var client = new DemoClient(api, await DemoClient.CreateKeyAsync(api, adminKey, $"demo-{stamp}"));
+    // The demo's key is kept (owner-only file) so a second run, and the user's own jobs after it, use the same owner.
+    var (demoKey, reused) = await DemoClient.KeepKeyAsync(api, adminKey, keyFile, $"demo-{stamp}");
+    using var client = new DemoClient(api, demoKey);
+    var me = await client.GetAsync("/v1/keys/me");
+    Say($"{(reused ? "reusing" : "created")} the demo's API key '{me.GetProperty("name")}' (owner {me.GetProperty("id")}), kept in {keyFile}");
     using var store = new ObjectStore(settings.S3);
 
     // 1. The builtin teacher (shared/models, registered by Sdd.Ingest at start-up).
@@ -31,28 +37,23 @@ try
     if (!teacherAttributes.Contains(o.Attribute)) throw new InvalidOperationException($"The builtin teacher has no attribute '{o.Attribute}' ({string.Join(", ", teacherAttributes)}).");
     Say($"builtin teacher {teacher.GetProperty("id")} ({size} px; {string.Join(", ", teacherAttributes)})");
 
-    // 2. A synthetic labeled data set in the datasets bucket, registered.
+    // 2. A synthetic labeled data set, uploaded through the API's own grant (presigned PUTs into the key's upload area), registered.
     var sw = Stopwatch.StartNew();
     var local = Path.Combine(Path.GetTempPath(), $"sdd-demo-{stamp}");
     PortraitDataset.Write(local, o.Count, size, seed: 1, counterfactuals: false);
-    var prefix = $"demo-portraits-{stamp}/";
-    var files = Directory.EnumerateFiles(local, "*", SearchOption.AllDirectories).ToList();
+    var files = Directory.EnumerateFiles(local, "*", SearchOption.AllDirectories)
+        .Select(f => (Path: f, Name: Path.GetRelativePath(local, f).Replace('\\', '/'))).ToList();
     var upload = new ProgressBar("dataset");
-    int uploaded = 0;
-    await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (f, ct) =>
-    {
-        await using var s = File.OpenRead(f);
-        await store.PutAsync(settings.S3.DatasetsBucket, prefix + Path.GetRelativePath(local, f).Replace('\\', '/'), s, f.EndsWith(".png") ? "image/png" : "text/plain", ct);
-        upload.Report(Interlocked.Increment(ref uploaded), files.Count, "files uploaded");
-    });
+    var (uploadId, prefix) = await client.UploadAsync(files, (done, count) => upload.Report(done, count, "files uploaded"));
     Directory.Delete(local, recursive: true);
-    var dataset = await client.PostAsync("/v1/datasets", new { name = prefix.TrimEnd('/'), prefix });
+    var dataset = await client.PostAsync("/v1/datasets", new { name = $"demo-portraits-{stamp}", upload = uploadId });
     times.Add(("data set: render, upload, register", sw.Elapsed.TotalSeconds));
     Say($"data set {dataset.GetProperty("name")}: {dataset.GetProperty("imageCount")} portraits at {size} px in s3://{settings.S3.DatasetsBucket}/{prefix} ({sw.Elapsed.TotalSeconds:0.0} s)");
 
     // 3. The attribute editor: HQS timestep selection, then distillation, in chunks on the distill worker.
     sw.Restart();
     var distillSettings = new { steps = o.Steps, mode = "delta", scale = 10, lambda = 1, timesteps = "hqs" };
+    // A re-run on the same stack (same key) finds its attribute and adds a version.
     var accepted = await client.TryPostAsync("/v1/attributes", new { name = o.Attribute, teacherId = teacher.GetProperty("id").GetGuid(), targetAttribute = o.Attribute, datasetId = dataset.GetProperty("id").GetGuid(), settings = distillSettings })
                    ?? await client.PostAsync($"/v1/attributes/{o.Attribute}/versions", new { settings = distillSettings });
     var runId = accepted.GetProperty("runId").GetGuid();
@@ -72,6 +73,17 @@ try
     bar.Finish();
     if (run.GetProperty("state").GetString() == "failed") throw new InvalidOperationException($"The distillation failed: {run.GetProperty("error")}");
     times.Add(("distillation (HQS + training + evaluation)", sw.Elapsed.TotalSeconds));
+    // Published by the admin, so every key of this stack may submit jobs with the demo's editor (read-only).
+    try
+    {
+        using var admin = new DemoClient(api, adminKey);
+        await admin.PostAsync($"/v1/attributes/{o.Attribute}/publish?owner={me.GetProperty("id").GetString()}", new { });
+        Say($"attribute {o.Attribute} published: every key on this stack may use it");
+    }
+    catch (HttpRequestException e) when (e.StatusCode is System.Net.HttpStatusCode.Conflict or System.Net.HttpStatusCode.Unauthorized)
+    {
+        Say($"attribute {o.Attribute} not published ({e.Message}); it stays the demo key's own");
+    }
     var attribute = await client.GetAsync($"/v1/attributes/{o.Attribute}");
     var editor = attribute.GetProperty("versions").EnumerateArray().Single(v => v.GetProperty("version").GetInt32() == version);
     var selected = editor.GetProperty("selectedTimesteps").EnumerateArray().Select(t => t.GetInt32()).ToArray();

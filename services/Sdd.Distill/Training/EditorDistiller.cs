@@ -35,7 +35,8 @@ public sealed class EditorDistiller(
         var attribute = version.Attribute!;
         // The attribute's name is its key in the registry; the teacher attribute it turns on may be named differently.
         var target = attribute.TargetAttribute is { Length: > 0 } t ? t : attribute.Name;
-        return new DistillRequest(version.Id, target, version.Version, version.Teacher!, attribute.DatasetId, settings, $"editors/{attribute.Name}/{version.Version}/");
+        var owner = attribute.Owner ?? throw new RunFailure($"Attribute '{attribute.Name}' has no owner.");
+        return new DistillRequest(version.Id, target, version.Version, version.Teacher!, attribute.DatasetId, settings, KeyLayout.Editor(owner, attribute.Name, version.Version));
     }
 
     public async Task<(ChunkResult Result, DistilledEditor? Editor)> RunChunkAsync(Guid runId, DistillRequest r, int chunk, bool hasCheckpoint, CancellationToken stopping)

@@ -15,11 +15,11 @@ public sealed class ModelCache(ObjectStore store, DistillOptions options) : IDis
     private readonly SemaphoreSlim _gate = new(1, 1);
     private (Guid Id, TeacherModel Model)? _loaded;
 
-    /// <summary>The models-bucket prefix of a teacher: the folder of its WeightsKey, else teachers/&lt;id&gt;/.</summary>
+    /// <summary>The models-bucket prefix of a teacher: the folder of its WeightsKey, else its folder in the key layout.</summary>
     public static string Prefix(TeacherRow teacher)
     {
         var key = teacher.WeightsKey;
-        if (string.IsNullOrEmpty(key)) return $"teachers/{teacher.Id}/";
+        if (string.IsNullOrEmpty(key)) return KeyLayout.Teacher(teacher.IsBuiltin ? null : teacher.Owner, teacher.Id);
         if (key.EndsWith('/')) return key;
         return key.EndsWith(".safetensors", StringComparison.Ordinal) || key.EndsWith(".json", StringComparison.Ordinal)
             ? key[..(key.LastIndexOf('/') + 1)]

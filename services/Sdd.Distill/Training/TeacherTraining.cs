@@ -44,7 +44,8 @@ public sealed class TeacherTraining(CheckpointStore checkpoints, DatasetSource d
         if (channels.Length == 0 || channels.Any(ch => ch < 8 || ch % 8 != 0)) throw new RunFailure($"Teacher channels must be multiples of 8, got {string.Join(",", channels)}.");
         if (size < 8 || size % (1 << (channels.Length - 1)) != 0) throw new RunFailure($"Teacher image size {size} must be divisible by {1 << (channels.Length - 1)}.");
         int steps = totalSteps > 0 ? totalSteps : Int("steps", 2000);
-        return new TeacherRequest(teacher, steps, size, channels, Int("batch", 64), Int("judgeSteps", options.JudgeSteps), $"teachers/{teacher.Id}/");
+        return new TeacherRequest(teacher, steps, size, channels, Int("batch", 64), Int("judgeSteps", options.JudgeSteps),
+            KeyLayout.Teacher(teacher.IsBuiltin ? null : teacher.Owner, teacher.Id));
     }
 
     public async Task<ChunkResult> RunChunkAsync(Guid runId, TeacherRequest r, int chunk, bool hasCheckpoint, CancellationToken stopping)

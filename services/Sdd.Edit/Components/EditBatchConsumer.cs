@@ -30,7 +30,7 @@ public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, Batch
         {
             if (versionId is null) throw new EditorUnavailableException("The job's attribute has no ready editor version.");
             using var lease = await editors.AcquireAsync(versionId.Value, ct);
-            outcomes = await editing.RunAsync(jobId, work.Pending, lease.Editor, ct);
+            outcomes = await editing.RunAsync(jobId, work.Owner, work.Pending, lease.Editor, ct);
         }
         catch (EditorUnavailableException e)
         {

@@ -8,15 +8,13 @@ namespace Sdd.Edit.Editing;
 
 /// <summary>
 /// The image pipeline of one batch: download the inputs in parallel, decode them (an unreadable image fails its own
-/// item with the reason), edit each group of one size in one tensor batch, encode PNG and upload to
-/// &lt;jobId&gt;/output/&lt;itemId&gt;.png. The output key depends only on the item, so a redelivered batch
+/// item with the reason), edit each group of one size in one tensor batch, encode PNG and upload to the owner's
+/// <see cref="KeyLayout.JobOutput"/>. The output key depends only on the item, so a redelivered batch
 /// overwrites rather than duplicates.
 /// </summary>
 public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger<BatchEditing> log)
 {
-    public static string OutputKey(Guid jobId, Guid itemId) => $"{jobId}/output/{itemId}.png";
-
-    public async Task<IReadOnlyList<ItemOutcome>> RunAsync(Guid jobId, IReadOnlyList<PendingItem> items, Editor editor, CancellationToken ct)
+    public async Task<IReadOnlyList<ItemOutcome>> RunAsync(Guid jobId, string owner, IReadOnlyList<PendingItem> items, Editor editor, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
         var outcomes = new ConcurrentDictionary<Guid, ItemOutcome>();
@@ -61,7 +59,7 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger
 
         await Parallel.ForEachAsync(encoded, io, async (kv, token) =>
         {
-            var key = OutputKey(jobId, kv.Key);
+            var key = KeyLayout.JobOutput(owner, jobId, kv.Key);
             await store.PutAsync(store.JobsBucket, key, kv.Value, "image/png", token);
             outcomes[kv.Key] = new ItemOutcome(kv.Key, ItemState.Done, key, null);
         });

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Sdd.Ingest.Dispatch;
+using Sdd.Ingest.Sources;
 
 namespace Sdd.Ingest.Apis;
 
@@ -12,7 +13,9 @@ public sealed record AttributeAccepted(string Attribute, Guid EditorVersionId, i
 public sealed record IndicatorPointDto(int T, double Entropy, double Norm, double Hqs);
 public sealed record EditorVersionDto(Guid Id, int Version, string State, IReadOnlyList<int> SelectedTimesteps, JsonElement? Settings,
     JsonElement? Metrics, IReadOnlyList<IndicatorPointDto> Indicator, string? GridUrl, Guid? RunId, DateTimeOffset CreatedAt);
-public sealed record AttributeDto(string Name, Guid? TeacherId, string? TargetAttribute, int? ActiveVersion, IReadOnlyList<EditorVersionDto> Versions);
+/// <summary><see cref="Published"/>: every key may use it; <see cref="Shared"/>: published by another owner, so read-only for the caller.</summary>
+public sealed record AttributeDto(string Name, Guid? TeacherId, string? TargetAttribute, int? ActiveVersion, bool Published, bool Shared,
+    IReadOnlyList<EditorVersionDto> Versions);
 
 public static partial class AttributesApi
 {
@@ -26,7 +29,26 @@ public static partial class AttributesApi
         api.MapGet("/", List);
         api.MapGet("/{name}", Get);
         api.MapPut("/{name}/active", SetActive).WithSummary("Pin or roll back the active editor version (a ready one).");
+        api.MapPost("/{name}/publish", Publish).RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
+            .WithSummary("Publish an owner's attribute (admin only): every key may then submit jobs with it, read-only.");
+        api.MapDelete("/{name}/publish", Unpublish).RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
+            .WithSummary("Make a published attribute private to its owner again (admin only).");
         return api;
+    }
+
+    /// <summary>The attribute a caller means by a name: its own, else the published one of that name.</summary>
+    public static async Task<ImageAttribute?> FindVisibleAsync(SddDbContext db, string owner, string name, CancellationToken ct) =>
+        await db.Attributes.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name && a.Owner == owner, ct)
+        ?? await db.Attributes.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name && a.IsPublished, ct);
+
+    /// <summary>The caller's own attribute, or the problem: 404 when it sees none of that name, 403 when the one it sees is shared with it (read-only).</summary>
+    private static async Task<(ImageAttribute?, ProblemHttpResult?)> FindOwnAsync(SddDbContext db, string owner, string name, CancellationToken ct)
+    {
+        var attribute = await FindVisibleAsync(db, owner, name, ct);
+        if (attribute is null) return (null, Problems.NotFound($"No attribute '{name}'."));
+        if (attribute.Owner != owner)
+            return (null, Problems.Status(403, "Read-only", $"'{name}' is shared with you read-only: submit jobs with it, or create your own attribute to train versions."));
+        return (attribute, null);
     }
 
     public static string StateName(EditorStatus status) => status switch
@@ -37,7 +59,7 @@ public static partial class AttributesApi
     };
 
     public static async Task<Results<Accepted<AttributeAccepted>, ProblemHttpResult>> Create(CreateAttributeRequest request, ClaimsPrincipal user,
-        SddDbContext db, RunDispatcher dispatcher, CancellationToken ct)
+        SddDbContext db, ObjectStore store, RunDispatcher dispatcher, CancellationToken ct)
     {
         var name = request.Name?.Trim() ?? "";
         if (!NamePattern().IsMatch(name))
@@ -49,9 +71,12 @@ public static partial class AttributesApi
         if (teacher.Status == TeacherStatus.Failed) return Problems.Conflict($"Teacher {teacher.Id} failed to train; distil from another teacher.");
         if (!teacher.AttributeNames.Contains(request.TargetAttribute ?? ""))
             return Problems.Unprocessable($"'{request.TargetAttribute}' is not an attribute of teacher '{teacher.Name}' (it has: {string.Join(", ", teacher.AttributeNames)}).");
-        if (request.DatasetId is { } datasetId && !await db.Datasets.AnyAsync(d => d.Id == datasetId && d.Owner == owner, ct))
-            return Problems.NotFound($"No dataset {datasetId}.");
-        if (await db.Attributes.AnyAsync(a => a.Name == name, ct)) return NameTaken(name);
+        if (request.DatasetId is { } datasetId)
+        {
+            var dataset = await db.Datasets.AsNoTracking().SingleOrDefaultAsync(d => d.Id == datasetId && d.Owner == owner, ct);
+            if (dataset is null || !await SourceAccess.StillReadableAsync(dataset, db, store, ct)) return Problems.NotFound($"No dataset {datasetId}.");
+        }
+        if (await db.Attributes.AnyAsync(a => a.Name == name && a.Owner == owner, ct)) return NameTaken(name);
 
         var now = DateTimeOffset.UtcNow;
         var attribute = new ImageAttribute
@@ -72,8 +97,8 @@ public static partial class AttributesApi
     {
         if (DistillSettings(request?.Settings, out var settingsJson, out var steps) is { } badSettings) return badSettings;
         var owner = user.Owner();
-        var attribute = await db.Attributes.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name && a.Owner == owner, ct);
-        if (attribute is null) return Problems.NotFound($"No attribute '{name}'.");
+        var (attribute, problem) = await FindOwnAsync(db, owner, name, ct);
+        if (attribute is null) return problem!;
         for (int attempt = 0; ; attempt++)
         {
             var next = 1 + (await db.EditorVersions.Where(v => v.AttributeId == attribute.Id).MaxAsync(v => (int?)v.Version, ct) ?? 0);
@@ -95,25 +120,27 @@ public static partial class AttributesApi
     public static async Task<Ok<AttributeDto[]>> List(ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)
     {
         var owner = user.Owner();
-        var attributes = await db.Attributes.AsNoTracking().Where(a => a.Owner == owner).OrderBy(a => a.Name).ToListAsync(ct);
+        var attributes = await db.Attributes.AsNoTracking().Where(a => a.Owner == owner || a.IsPublished).OrderBy(a => a.Name).ToListAsync(ct);
+        var own = attributes.Where(a => a.Owner == owner).Select(a => a.Name).ToHashSet();
         var result = new List<AttributeDto>();
-        foreach (var a in attributes) result.Add(await Describe(a, db, store, ct));
+        foreach (var a in attributes.Where(a => a.Owner == owner || !own.Contains(a.Name))) // one's own hides a published namesake
+            result.Add(await Describe(a, owner, db, store, ct));
         return TypedResults.Ok(result.ToArray());
     }
 
     public static async Task<Results<Ok<AttributeDto>, ProblemHttpResult>> Get(string name, ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)
     {
         var owner = user.Owner();
-        var a = await db.Attributes.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name && a.Owner == owner, ct);
-        return a is null ? Problems.NotFound($"No attribute '{name}'.") : TypedResults.Ok(await Describe(a, db, store, ct));
+        var a = await FindVisibleAsync(db, owner, name, ct);
+        return a is null ? Problems.NotFound($"No attribute '{name}'.") : TypedResults.Ok(await Describe(a, owner, db, store, ct));
     }
 
     public static async Task<Results<Ok<AttributeDto>, ProblemHttpResult>> SetActive(string name, SetActiveRequest request, ClaimsPrincipal user,
         SddDbContext db, ObjectStore store, CancellationToken ct)
     {
         var owner = user.Owner();
-        var a = await db.Attributes.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name && a.Owner == owner, ct);
-        if (a is null) return Problems.NotFound($"No attribute '{name}'.");
+        var (a, problem) = await FindOwnAsync(db, owner, name, ct);
+        if (a is null) return problem!;
         var target = await db.EditorVersions.AsNoTracking().SingleOrDefaultAsync(v => v.AttributeId == a.Id && v.Version == request.Version, ct);
         if (target is null) return Problems.NotFound($"Attribute '{name}' has no version {request.Version}.");
         if (target.Status != EditorStatus.Ready)
@@ -127,7 +154,30 @@ public static partial class AttributesApi
             await db.EditorVersions.Where(v => v.Id == target.Id).ExecuteUpdateAsync(s => s.SetProperty(v => v.IsActive, true), ct);
             await tx.CommitAsync(ct);
         }
-        return TypedResults.Ok(await Describe(a, db, store, ct));
+        return TypedResults.Ok(await Describe(a, owner, db, store, ct));
+    }
+
+    /// <summary>Publishes <paramref name="owner"/>'s attribute (default: the admin's own); a second published attribute of one name is a 409.</summary>
+    public static async Task<Results<Ok<AttributeDto>, ProblemHttpResult>> Publish(string name, ClaimsPrincipal user, SddDbContext db, ObjectStore store,
+        CancellationToken ct, string? owner = null) => await SetPublished(name, owner ?? user.Owner(), true, db, store, ct);
+
+    public static async Task<Results<Ok<AttributeDto>, ProblemHttpResult>> Unpublish(string name, ClaimsPrincipal user, SddDbContext db, ObjectStore store,
+        CancellationToken ct, string? owner = null) => await SetPublished(name, owner ?? user.Owner(), false, db, store, ct);
+
+    private static async Task<Results<Ok<AttributeDto>, ProblemHttpResult>> SetPublished(string name, string owner, bool published, SddDbContext db,
+        ObjectStore store, CancellationToken ct)
+    {
+        var a = await db.Attributes.SingleOrDefaultAsync(a => a.Name == name && a.Owner == owner, ct);
+        if (a is null) return Problems.NotFound($"Owner '{owner}' has no attribute '{name}'.");
+        if (published && !a.IsPublished && await db.Attributes.AnyAsync(x => x.Name == name && x.IsPublished, ct))
+            return Problems.Conflict($"Another owner's '{name}' is published already; unpublish it first (DELETE /v1/attributes/{name}/publish?owner=...).");
+        a.IsPublished = published;
+        try { await db.SaveChangesAsync(ct); }
+        catch (DbUpdateException e) when (e.IsUniqueViolation())
+        {
+            return Problems.Conflict($"Another owner's '{name}' was published at the same time.");
+        }
+        return TypedResults.Ok(await Describe(a, owner, db, store, ct));
     }
 
     private static (EditorVersion, TrainingRun) NewEditorVersion(ImageAttribute attribute, int number, string settingsJson, int steps, string owner, DateTimeOffset now)
@@ -145,7 +195,7 @@ public static partial class AttributesApi
         return (version, run);
     }
 
-    private static async Task<AttributeDto> Describe(ImageAttribute a, SddDbContext db, ObjectStore store, CancellationToken ct)
+    private static async Task<AttributeDto> Describe(ImageAttribute a, string caller, SddDbContext db, ObjectStore store, CancellationToken ct)
     {
         var versions = await db.EditorVersions.AsNoTracking().Include(v => v.IndicatorPoints)
             .Where(v => v.AttributeId == a.Id).OrderBy(v => v.Version).ToListAsync(ct);
@@ -159,7 +209,8 @@ public static partial class AttributesApi
                 v.IndicatorPoints.OrderBy(p => p.T).Select(p => new IndicatorPointDto(p.T, p.Entropy, p.Norm, p.Hqs)).ToList(),
                 await GridUrl(store, v, ct), runs.LastOrDefault(r => r.EditorVersionId == v.Id)?.Id, v.CreatedAt));
         }
-        return new AttributeDto(a.Name, a.TeacherId, a.TargetAttribute, versions.FirstOrDefault(v => v.IsActive)?.Version, dtos);
+        return new AttributeDto(a.Name, a.TeacherId, a.TargetAttribute, versions.FirstOrDefault(v => v.IsActive)?.Version, a.IsPublished,
+            a.Owner != caller, dtos);
     }
 
     /// <summary>A presigned URL of the version's before/after grid (<c>&lt;WeightsKey&gt;/grid.png</c>), when the worker stored one.</summary>

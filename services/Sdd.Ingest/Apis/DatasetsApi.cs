@@ -1,9 +1,11 @@
 using Minio.Exceptions;
 using Sdd.Ingest.Datasets;
+using Sdd.Ingest.Sources;
 
 namespace Sdd.Ingest.Apis;
 
-public sealed record RegisterDatasetRequest(string Name, string? Bucket, string Prefix);
+/// <summary>A data set in one of the caller's uploads (<see cref="Upload"/>, optionally a folder of it as <see cref="Prefix"/>) or in a granted bucket prefix.</summary>
+public sealed record RegisterDatasetRequest(string Name, string? Bucket, string? Prefix, Guid? Upload);
 public sealed record DatasetDto(Guid Id, string Name, string Bucket, string Prefix, IReadOnlyList<string> Attributes, int ImageCount, DateTimeOffset CreatedAt)
 {
     public static DatasetDto From(Dataset d, ObjectStore store) =>
@@ -15,7 +17,7 @@ public static class DatasetsApi
     public static RouteGroupBuilder MapDatasetsApiV1(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/v1/datasets").WithTags("Datasets").RequireAuthorization();
-        api.MapPost("/", Register).WithSummary("Register a bucket prefix holding labels.csv and images/.");
+        api.MapPost("/", Register).WithSummary("Register a prefix of one of your uploads, or of a bucket granted to you, holding labels.csv and images/.");
         api.MapPost("/upload", Upload).WithSummary("Upload a zip holding labels.csv and images/.")
             .DisableAntiforgery().Accepts<IFormFile>("multipart/form-data");
         api.MapGet("/", List);
@@ -27,13 +29,13 @@ public static class DatasetsApi
         SddDbContext db, ObjectStore store, CancellationToken ct)
     {
         if (CheckName(request.Name) is { } bad) return bad;
-        var bucket = string.IsNullOrWhiteSpace(request.Bucket) ? store.DatasetsBucket : request.Bucket.Trim();
-        if (Buckets.Internal(store, bucket, allowDatasets: true) is { } refused) return refused;
-        var prefix = (request.Prefix ?? "").Trim();
-        if (prefix.Length > 0 && !prefix.EndsWith('/')) prefix += "/";
-        try { ObjectKey.ValidatePrefix(prefix); }
-        catch (ArgumentException e) { return Problems.BadRequest(e.Message); }
-        if (await NameTaken(db, request.Name, ct)) return NameConflict(request.Name);
+        var owner = user.Owner();
+        var named = (request.Prefix ?? "").Trim();
+        if (named.Length > 0 && !named.EndsWith('/')) named += "/";
+        var (source, refused) = await SourceAccess.ResolveAsync(new SourceRequest(request.Bucket, named, request.Upload), owner, db, store, ct);
+        if (source is null) return refused!;
+        var (bucket, prefix) = (source.Bucket, source.Prefix);
+        if (await NameTaken(db, owner, request.Name, ct)) return NameConflict(request.Name);
 
         LabelsCsv labels;
         try
@@ -53,7 +55,7 @@ public static class DatasetsApi
 
         return await Save(db, store, new Dataset
         {
-            Id = Guid.NewGuid(), Name = request.Name.Trim(), Owner = user.Owner(), Bucket = bucket, Prefix = prefix,
+            Id = Guid.NewGuid(), Name = request.Name.Trim(), Owner = owner, Bucket = bucket, Prefix = prefix,
             AttributeNames = [.. labels.Attributes], ImageCount = labels.Images.Count, CreatedAt = DateTimeOffset.UtcNow,
         }, ct);
     }
@@ -66,10 +68,11 @@ public static class DatasetsApi
         var name = form["name"].ToString();
         if (CheckName(name) is { } bad) return bad;
         if (form.Files.GetFile("file") is not { } file) return Problems.BadRequest("Attach the dataset zip as the form field 'file'.");
-        if (await NameTaken(db, name, ct)) return NameConflict(name);
+        var owner = user.Owner();
+        if (await NameTaken(db, owner, name, ct)) return NameConflict(name);
 
         var id = Guid.NewGuid();
-        var prefix = $"{id}/";
+        var prefix = KeyLayout.Dataset(owner, id);
         LabelsCsv labels;
         try
         {
@@ -84,7 +87,7 @@ public static class DatasetsApi
 
         return await Save(db, store, new Dataset
         {
-            Id = id, Name = name.Trim(), Owner = user.Owner(), Bucket = store.DatasetsBucket, Prefix = prefix,
+            Id = id, Name = name.Trim(), Owner = owner, Bucket = store.DatasetsBucket, Prefix = prefix,
             AttributeNames = [.. labels.Attributes], ImageCount = labels.Images.Count, CreatedAt = DateTimeOffset.UtcNow,
         }, ct);
     }
@@ -106,10 +109,11 @@ public static class DatasetsApi
     private static ProblemHttpResult? CheckName(string? name) =>
         string.IsNullOrWhiteSpace(name) || name.Trim().Length > 200 ? Problems.BadRequest("Give the dataset a name of 1 to 200 characters.") : null;
 
-    private static Task<bool> NameTaken(SddDbContext db, string name, CancellationToken ct)
+    /// <summary>Names are unique per owner: another owner's data set of the same name is no concern of the caller's.</summary>
+    private static Task<bool> NameTaken(SddDbContext db, string owner, string name, CancellationToken ct)
     {
         var trimmed = name.Trim();
-        return db.Datasets.AnyAsync(d => d.Name == trimmed, ct);
+        return db.Datasets.AnyAsync(d => d.Owner == owner && d.Name == trimmed, ct);
     }
 
     private static ProblemHttpResult NameConflict(string name) =>
@@ -132,16 +136,5 @@ public static class DatasetsApi
             foreach (var key in keys) await store.DeleteAsync(bucket, key);
         }
         catch (Exception) { /* best effort: a half-stored zip under an unused id harms nobody */ }
-    }
-}
-
-/// <summary>Buckets a client may name: not the service's own models and jobs buckets (other owners' files live there).</summary>
-public static class Buckets
-{
-    public static ProblemHttpResult? Internal(ObjectStore store, string bucket, bool allowDatasets)
-    {
-        if (bucket == store.ModelsBucket || bucket == store.JobsBucket || (!allowDatasets && bucket == store.DatasetsBucket))
-            return Problems.Unprocessable($"Bucket '{bucket}' is internal to the service; name a bucket of your own.");
-        return null;
     }
 }

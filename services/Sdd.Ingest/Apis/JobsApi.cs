@@ -3,11 +3,12 @@ using System.Text.Json;
 using Minio.Exceptions;
 using Sdd.Ingest.Dispatch;
 using Sdd.Ingest.Jobs;
+using Sdd.Ingest.Sources;
 
 namespace Sdd.Ingest.Apis;
 
-public sealed record JobSource(string Bucket, string? Prefix);
-public sealed record SubmitJobFromBucket(string Attribute, JobSource Source);
+/// <summary>A job over objects the caller may read: one of its uploads, or a bucket prefix granted to it.</summary>
+public sealed record SubmitJobFromBucket(string Attribute, SourceRequest Source);
 /// <summary>Items: how many images the job holds.</summary>
 public sealed record JobAccepted(Guid JobId, int Items);
 public sealed record JobCounts(int Pending, int Done, int Failed, int Cancelled);
@@ -15,7 +16,8 @@ public sealed record JobStatusDto(Guid Id, string Attribute, int? EditorVersion,
     DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, double? ImagesPerSecond);
 public sealed record JobItemDto(Guid Id, string Name, string State, string? Error, string? OutputKey);
 public sealed record JobItemsPage(IReadOnlyList<JobItemDto> Items, int Page, int PageSize, int Total);
-public sealed record JobResult(Guid Id, string Name, string Url);
+/// <summary><see cref="Url"/>: presigned GET for the public S3 endpoint (1 h); <see cref="Download"/>: the same bytes streamed by this API.</summary>
+public sealed record JobResult(Guid Id, string Name, string Url, string Download);
 public sealed record JobResults(IReadOnlyList<JobResult> Items);
 
 public static class JobsApi
@@ -32,6 +34,7 @@ public static class JobsApi
         api.MapGet("/{id:guid}/items", Items);
         api.MapGet("/{id:guid}/results", Results);
         api.MapGet("/{id:guid}/results.zip", ResultsZip).WithSummary("Every done output as <name>.png in one zip.");
+        api.MapGet("/{id:guid}/items/{itemId:guid}/output", Output).WithSummary("One edited image, streamed through the API (no S3 access needed).");
         api.MapPost("/{id:guid}/cancel", Cancel).WithSummary("Cancel: pending items become cancelled and are skipped.");
         return api;
     }
@@ -51,7 +54,7 @@ public static class JobsApi
             var form = await http.ReadFormAsync(ct);
             if (await ResolveEditor(db, owner, form["attribute"].ToString(), job, ct) is { } noEditor) return noEditor;
             if (form.Files.Count == 0) return Problems.BadRequest("Attach one or more image files (form field 'files').");
-            var (stored, problem) = await StoreUploadsAsync(form.Files, job.Id, store, settings, ct);
+            var (stored, problem) = await StoreUploadsAsync(form.Files, owner, job.Id, store, settings, ct);
             if (problem is not null) return problem;
             items = stored!;
         }
@@ -60,10 +63,10 @@ public static class JobsApi
             SubmitJobFromBucket? request;
             try { request = await http.ReadFromJsonAsync<SubmitJobFromBucket>(ct); }
             catch (JsonException e) { return Problems.BadRequest($"The body is not valid JSON: {e.Message}"); }
-            if (request?.Source is null || string.IsNullOrWhiteSpace(request.Source.Bucket))
-                return Problems.BadRequest("Give { \"attribute\", \"source\": { \"bucket\", \"prefix\" } }.");
+            if (request?.Source is null)
+                return Problems.BadRequest("Give { \"attribute\", \"source\": { \"upload\": \"<uploadId>\" } } or { \"attribute\", \"source\": { \"bucket\", \"prefix\" } }.");
             if (await ResolveEditor(db, owner, request.Attribute, job, ct) is { } noEditor) return noEditor;
-            var (listed, problem) = await ListSourceAsync(request.Source, store, ct);
+            var (listed, problem) = await ListSourceAsync(request.Source, owner, db, store, ct);
             if (problem is not null) return problem;
             items = listed!;
         }
@@ -115,8 +118,24 @@ public static class JobsApi
         var done = await DoneOutputs(db, id, ct);
         var results = new List<JobResult>(done.Count);
         foreach (var (itemId, name, key) in done)
-            results.Add(new JobResult(itemId, name, (await store.PresignGetAsync(store.JobsBucket, key, TimeSpan.FromHours(1))).ToString()));
+            results.Add(new JobResult(itemId, name, (await store.PresignGetAsync(store.JobsBucket, key, TimeSpan.FromHours(1))).ToString(),
+                $"/v1/jobs/{id}/items/{itemId}/output"));
         return TypedResults.Ok(new JobResults(results));
+    }
+
+    public static async Task<Results<PushStreamHttpResult, ProblemHttpResult>> Output(Guid id, Guid itemId, ClaimsPrincipal user, SddDbContext db,
+        ObjectStore store, CancellationToken ct)
+    {
+        var owner = user.Owner();
+        var item = await db.JobItems.AsNoTracking()
+            .Where(i => i.Id == itemId && i.JobId == id && db.EditJobs.Any(j => j.Id == id && j.Owner == owner))
+            .Select(i => new { i.State, i.OutputKey, i.Name }).SingleOrDefaultAsync(ct);
+        if (item is null) return Problems.NotFound($"No item {itemId} in job {id}.");
+        if (item.State != ItemState.Done || item.OutputKey is null) return Problems.NotFound($"Item {itemId} has no output (it is {ItemStateName(item.State)}).");
+        var stat = await store.StatAsync(store.JobsBucket, item.OutputKey, ct);
+        if (stat is null) return Problems.NotFound($"The output of item {itemId} is gone from storage.");
+        var file = Path.GetFileNameWithoutExtension(item.Name ?? itemId.ToString()) + Path.GetExtension(item.OutputKey);
+        return TypedResults.Stream(body => store.GetAsync(store.JobsBucket, item.OutputKey, body, ct), stat.ContentType ?? "application/octet-stream", file);
     }
 
     public static async Task<Results<PushStreamHttpResult, ProblemHttpResult>> ResultsZip(Guid id, HttpRequest http, ClaimsPrincipal user, SddDbContext db,
@@ -190,11 +209,11 @@ public static class JobsApi
         return new JobStatusDto(job.Id, job.Attribute, job.Version, state, total, counts, job.CreatedAt, startedAt, finishedAt, rate);
     }
 
-    /// <summary>The attribute's active editor version goes on the job; 404 for an unknown attribute, 409 when none is ready.</summary>
+    /// <summary>The attribute's (the caller's own, else a published one) active editor version goes on the job; 404 for an unknown attribute, 409 when none is ready.</summary>
     private static async Task<ProblemHttpResult?> ResolveEditor(SddDbContext db, string owner, string? name, EditJob job, CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(name)) return Problems.BadRequest("Name the attribute to apply ('attribute').");
-        var attribute = await db.Attributes.AsNoTracking().SingleOrDefaultAsync(a => a.Name == name && a.Owner == owner, ct);
+        var attribute = await AttributesApi.FindVisibleAsync(db, owner, name, ct);
         if (attribute is null) return Problems.NotFound($"No attribute '{name}'.");
         var active = await db.EditorVersions.AsNoTracking()
             .SingleOrDefaultAsync(v => v.AttributeId == attribute.Id && v.IsActive && v.Status == EditorStatus.Ready, ct);
@@ -204,8 +223,8 @@ public static class JobsApi
         return null;
     }
 
-    /// <summary>Checks each file's header, then stores it as <c>&lt;jobId&gt;/input/&lt;itemId&gt;.&lt;ext&gt;</c>; one bad file refuses the request.</summary>
-    private static async Task<(List<JobItem>?, ProblemHttpResult?)> StoreUploadsAsync(IFormFileCollection files, Guid jobId, ObjectStore store,
+    /// <summary>Checks each file's header, then stores it under the owner's job input folder (<see cref="KeyLayout.JobInput"/>); one bad file refuses the request.</summary>
+    private static async Task<(List<JobItem>?, ProblemHttpResult?)> StoreUploadsAsync(IFormFileCollection files, string owner, Guid jobId, ObjectStore store,
         IngestSettings settings, CancellationToken ct)
     {
         var items = new List<JobItem>(files.Count);
@@ -224,7 +243,7 @@ public static class JobsApi
                 }
                 content.Position = 0;
                 var itemId = Guid.NewGuid();
-                var key = $"{jobId}/input/{itemId}.{header.Extension}";
+                var key = KeyLayout.JobInput(owner, jobId, itemId, header.Extension);
                 await store.PutAsync(store.JobsBucket, key, content, header.ContentType, ct);
                 items.Add(new JobItem { Id = itemId, JobId = jobId, Name = name, SourceKey = key, State = ItemState.Pending });
             }
@@ -237,14 +256,16 @@ public static class JobsApi
         return (items, null);
     }
 
-    /// <summary>Every object under the prefix (all listing pages) becomes an item that reads the user's object in place.</summary>
-    private static async Task<(List<JobItem>?, ProblemHttpResult?)> ListSourceAsync(JobSource source, ObjectStore store, CancellationToken ct)
+    /// <summary>
+    /// Every object under a source the caller may read (<see cref="SourceAccess"/>, checked before listing) becomes an
+    /// item that reads the object in place.
+    /// </summary>
+    private static async Task<(List<JobItem>?, ProblemHttpResult?)> ListSourceAsync(SourceRequest request, string owner, SddDbContext db,
+        ObjectStore store, CancellationToken ct)
     {
-        var bucket = source.Bucket.Trim();
-        if (Buckets.Internal(store, bucket, allowDatasets: true) is { } refused) return (null, refused);
-        var prefix = source.Prefix?.Trim() ?? "";
-        try { ObjectKey.ValidatePrefix(prefix); }
-        catch (ArgumentException e) { return (null, Problems.BadRequest(e.Message)); }
+        var (source, refused) = await SourceAccess.ResolveAsync(request, owner, db, store, ct);
+        if (source is null) return (null, refused);
+        var (bucket, prefix) = (source.Bucket, source.Prefix);
         var items = new List<JobItem>();
         try
         {

@@ -2,13 +2,22 @@ namespace Sdd.Ingest.Apis;
 
 public sealed record CreateKeyRequest(string Name);
 public sealed record KeyCreated(Guid Id, string Name, string Key);
+/// <summary>A key as the admin sees it (never the key itself: only its hash is stored).</summary>
+public sealed record KeyDto(string Id, string Name, bool Admin, DateTimeOffset? CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt)
+{
+    public static KeyDto From(ApiClient c) => new(c.Id.ToString(), c.Name, c.IsAdmin, c.CreatedAt, c.LastUsedAt, c.RevokedAt);
+}
 
 public static class KeysApi
 {
     public static RouteGroupBuilder MapKeysApiV1(this IEndpointRouteBuilder routes)
     {
-        var api = routes.MapGroup("/v1/keys").WithTags("Keys").RequireAuthorization(ApiKeyAuthentication.AdminPolicy);
-        api.MapPost("/", CreateKey).WithSummary("Create an API key (admin only); the key is shown once.");
+        var api = routes.MapGroup("/v1/keys").WithTags("Keys");
+        var admin = api.MapGroup("").RequireAuthorization(ApiKeyAuthentication.AdminPolicy);
+        admin.MapPost("/", CreateKey).WithSummary("Create an API key (admin only); the key is shown once.");
+        admin.MapGet("/", List).WithSummary("Every key with its name, creation, last use and revocation (admin only).");
+        admin.MapDelete("/{id:guid}", Revoke).WithSummary("Revoke a key at once (admin only); its owner's data stays.");
+        api.MapGet("/me", Me).RequireAuthorization().WithSummary("The calling key: its owner id and name.");
         return api;
     }
 
@@ -32,5 +41,28 @@ public static class KeysApi
             return Problems.Conflict($"A key named '{name}' exists already; choose another name.");
         }
         return TypedResults.Created($"/v1/keys/{client.Id}", new KeyCreated(client.Id, client.Name, key));
+    }
+
+    public static async Task<Ok<KeyDto[]>> List(SddDbContext db, CancellationToken ct)
+    {
+        var rows = await db.ApiClients.AsNoTracking().OrderBy(c => c.CreatedAt).ToListAsync(ct);
+        return TypedResults.Ok(rows.Select(KeyDto.From).ToArray());
+    }
+
+    public static async Task<Results<NoContent, ProblemHttpResult>> Revoke(Guid id, SddDbContext db, CancellationToken ct)
+    {
+        var now = DateTimeOffset.UtcNow;
+        if (!await db.ApiClients.AnyAsync(c => c.Id == id, ct)) return Problems.NotFound($"No key {id}.");
+        await db.ApiClients.Where(c => c.Id == id && c.RevokedAt == null).ExecuteUpdateAsync(s => s.SetProperty(c => c.RevokedAt, now), ct);
+        return TypedResults.NoContent();
+    }
+
+    public static async Task<Ok<KeyDto>> Me(ClaimsPrincipal user, SddDbContext db, CancellationToken ct)
+    {
+        var owner = user.Owner();
+        var row = Guid.TryParse(owner, out var id) ? await db.ApiClients.AsNoTracking().SingleOrDefaultAsync(c => c.Id == id, ct) : null;
+        return TypedResults.Ok(row is null
+            ? new KeyDto(owner, user.FindFirstValue(ClaimTypes.Name) ?? owner, user.IsAdmin(), null, null, null) // the bootstrap admin key
+            : KeyDto.From(row));
     }
 }

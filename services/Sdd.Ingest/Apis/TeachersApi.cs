@@ -1,12 +1,19 @@
 using System.Text.Json;
 using Sdd.Ingest.Dispatch;
+using Sdd.Ingest.Sources;
 
 namespace Sdd.Ingest.Apis;
 
-public sealed record TeacherDto(Guid Id, string Name, string Kind, IReadOnlyList<string> Attributes, int ImageSize, string State, Guid? DatasetId, bool Builtin)
+/// <summary><see cref="Shared"/>: another owner's (or the service's) teacher published to every key; <see cref="DatasetId"/> only for one's own.</summary>
+public sealed record TeacherDto(Guid Id, string Name, string Kind, IReadOnlyList<string> Attributes, int ImageSize, string State, Guid? DatasetId, bool Builtin,
+    bool Published, bool Shared)
 {
-    public static TeacherDto From(Teacher t) =>
-        new(t.Id, t.Name, t.Kind, t.AttributeNames, t.Resolution, t.Status.ToString().ToLowerInvariant(), t.DatasetId, t.IsBuiltin);
+    public static TeacherDto From(Teacher t, string caller)
+    {
+        var shared = t.Owner != caller;
+        return new(t.Id, t.Name, t.Kind, t.AttributeNames, t.Resolution, t.Status.ToString().ToLowerInvariant(), shared ? null : t.DatasetId, t.IsBuiltin,
+            t.IsPublished, shared);
+    }
 }
 
 public sealed record TrainTeacherRequest(Guid DatasetId, int? Steps, int? ImageSize);
@@ -22,27 +29,49 @@ public static class TeachersApi
         api.MapGet("/", List);
         api.MapGet("/{id:guid}", Get);
         api.MapPost("/", Train).WithSummary("Train a teacher on one of your datasets (a run on the distill queue).");
+        api.MapPost("/{id:guid}/publish", Publish).RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
+            .WithSummary("Publish a teacher (admin only): every key may then distil editors from it.");
+        api.MapDelete("/{id:guid}/publish", Unpublish).RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
+            .WithSummary("Make a published teacher private to its owner again (admin only; builtin teachers stay published).");
         return api;
     }
 
-    /// <summary>The teachers a caller may see: the builtin ones and its own.</summary>
+    /// <summary>The teachers a caller may see: its own, and the published ones (the builtin teachers among them).</summary>
     public static IQueryable<Teacher> Visible(this IQueryable<Teacher> teachers, string owner) =>
-        teachers.Where(t => t.IsBuiltin || t.Owner == owner);
+        teachers.Where(t => t.IsBuiltin || t.IsPublished || t.Owner == owner);
 
     public static async Task<Ok<TeacherDto[]>> List(ClaimsPrincipal user, SddDbContext db, CancellationToken ct)
     {
-        var rows = await db.Teachers.AsNoTracking().Visible(user.Owner()).OrderBy(t => t.CreatedAt).ToListAsync(ct);
-        return TypedResults.Ok(rows.Select(TeacherDto.From).ToArray());
+        var owner = user.Owner();
+        var rows = await db.Teachers.AsNoTracking().Visible(owner).OrderBy(t => t.CreatedAt).ToListAsync(ct);
+        return TypedResults.Ok(rows.Select(t => TeacherDto.From(t, owner)).ToArray());
     }
 
     public static async Task<Results<Ok<TeacherDto>, ProblemHttpResult>> Get(Guid id, ClaimsPrincipal user, SddDbContext db, CancellationToken ct)
     {
-        var t = await db.Teachers.AsNoTracking().Visible(user.Owner()).SingleOrDefaultAsync(t => t.Id == id, ct);
-        return t is null ? Problems.NotFound($"No teacher {id}.") : TypedResults.Ok(TeacherDto.From(t));
+        var owner = user.Owner();
+        var t = await db.Teachers.AsNoTracking().Visible(owner).SingleOrDefaultAsync(t => t.Id == id, ct);
+        return t is null ? Problems.NotFound($"No teacher {id}.") : TypedResults.Ok(TeacherDto.From(t, owner));
+    }
+
+    public static Task<Results<Ok<TeacherDto>, ProblemHttpResult>> Publish(Guid id, ClaimsPrincipal user, SddDbContext db, CancellationToken ct) =>
+        SetPublished(id, true, user.Owner(), db, ct);
+
+    public static Task<Results<Ok<TeacherDto>, ProblemHttpResult>> Unpublish(Guid id, ClaimsPrincipal user, SddDbContext db, CancellationToken ct) =>
+        SetPublished(id, false, user.Owner(), db, ct);
+
+    private static async Task<Results<Ok<TeacherDto>, ProblemHttpResult>> SetPublished(Guid id, bool published, string caller, SddDbContext db, CancellationToken ct)
+    {
+        var t = await db.Teachers.SingleOrDefaultAsync(t => t.Id == id, ct);
+        if (t is null) return Problems.NotFound($"No teacher {id}.");
+        if (t.IsBuiltin && !published) return Problems.Conflict("A builtin teacher is always published.");
+        t.IsPublished = published;
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Ok(TeacherDto.From(t, caller));
     }
 
     public static async Task<Results<Accepted<TeacherAccepted>, ProblemHttpResult>> Train(TrainTeacherRequest request, ClaimsPrincipal user,
-        SddDbContext db, RunDispatcher dispatcher, CancellationToken ct)
+        SddDbContext db, ObjectStore store, RunDispatcher dispatcher, CancellationToken ct)
     {
         var steps = request.Steps ?? 2000;
         var size = request.ImageSize ?? 32;
@@ -50,12 +79,12 @@ public static class TeachersApi
         if (size is < 8 or > 1024 || size % 8 != 0) return Problems.Unprocessable("imageSize must be a multiple of 8 between 8 and 1024.");
         var owner = user.Owner();
         var dataset = await db.Datasets.AsNoTracking().SingleOrDefaultAsync(d => d.Id == request.DatasetId && d.Owner == owner, ct);
-        if (dataset is null) return Problems.NotFound($"No dataset {request.DatasetId}.");
+        if (dataset is null || !await SourceAccess.StillReadableAsync(dataset, db, store, ct)) return Problems.NotFound($"No dataset {request.DatasetId}.");
 
         var now = DateTimeOffset.UtcNow;
         var teacher = new Teacher
         {
-            Id = Guid.NewGuid(), Name = $"{dataset.Name}-{Guid.NewGuid():N}"[..Math.Min(200, dataset.Name.Length + 9)],
+            Id = Guid.NewGuid(), Name = $"{dataset.Name}-{Guid.NewGuid():N}"[..Math.Min(200, dataset.Name.Length + 9)], // unique per owner
             Kind = KindAttributeDdpm, DatasetId = dataset.Id, Resolution = size, Status = TeacherStatus.Training,
             AttributeNames = [.. dataset.AttributeNames], Owner = owner, CreatedAt = now,
             SettingsJson = JsonSerializer.Serialize(new { steps, imageSize = size }),

@@ -8,7 +8,8 @@ namespace Sdd.Ingest.Auth;
 
 /// <summary>
 /// Authenticates the <c>X-Api-Key</c> header: the bootstrap admin key (SDD_ADMIN_KEY) or a key whose
-/// SHA-256 is in <c>api_clients</c>. Challenges and refusals answer with problem details.
+/// SHA-256 is in <c>api_clients</c> and not revoked. The row is read on every request (no cache), so a revoked key is
+/// refused from the next request on. Challenges and refusals answer with problem details.
 /// </summary>
 public sealed class ApiKeyAuthentication(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger,
     UrlEncoder encoder, SddDbContext db, IngestSettings settings, IProblemDetailsService problems)
@@ -29,11 +30,21 @@ public sealed class ApiKeyAuthentication(IOptionsMonitor<AuthenticationSchemeOpt
             return Success(AdminOwner, AdminOwner, admin: true);
 
         var hash = ApiKeys.Hash(key);
-        var client = await db.ApiClients.AsNoTracking().SingleOrDefaultAsync(c => c.KeyHash == hash, Context.RequestAborted);
-        return client is null
-            ? AuthenticateResult.Fail("Unknown API key")
-            : Success(client.Id.ToString(), client.Name, client.IsAdmin);
+        var client = await db.ApiClients.AsNoTracking().Where(c => c.KeyHash == hash)
+            .Select(c => new { c.Id, c.Name, c.IsAdmin, c.RevokedAt, c.LastUsedAt }).SingleOrDefaultAsync(Context.RequestAborted);
+        if (client is null || client.RevokedAt is not null) return AuthenticateResult.Fail("Unknown or revoked API key");
+
+        // Last use, at most one write a minute per key (the condition makes concurrent requests write once).
+        var now = DateTimeOffset.UtcNow;
+        var stale = now - LastUsedResolution;
+        if (client.LastUsedAt is null || client.LastUsedAt < stale)
+            await db.ApiClients.Where(c => c.Id == client.Id && (c.LastUsedAt == null || c.LastUsedAt < stale))
+                .ExecuteUpdateAsync(s => s.SetProperty(c => c.LastUsedAt, now), Context.RequestAborted);
+        return Success(client.Id.ToString(), client.Name, client.IsAdmin);
     }
+
+    /// <summary>How stale a key's recorded last use may get.</summary>
+    public static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
 
     private AuthenticateResult Success(string owner, string name, bool admin)
     {
@@ -44,7 +55,7 @@ public sealed class ApiKeyAuthentication(IOptionsMonitor<AuthenticationSchemeOpt
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
         WriteProblem(StatusCodes.Status401Unauthorized, "Missing or unknown API key",
-            $"Send a valid key in the {Header} header (POST /v1/keys with the admin key creates one).");
+            $"Send a valid, unrevoked key in the {Header} header (POST /v1/keys with the admin key creates one).");
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
         WriteProblem(StatusCodes.Status403Forbidden, "Admin key required", "Only an admin key may do this.");
@@ -65,4 +76,6 @@ public static class CallerExtensions
     /// <summary>The owner string stored on what this caller creates (its client id, or "admin").</summary>
     public static string Owner(this ClaimsPrincipal user) =>
         user.FindFirstValue(ClaimTypes.NameIdentifier) ?? throw new InvalidOperationException("The request is not authenticated");
+
+    public static bool IsAdmin(this ClaimsPrincipal user) => user.IsInRole(ApiKeyAuthentication.AdminPolicy);
 }

@@ -16,7 +16,7 @@ public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSet
 
     public async Task RegisterAsync(CancellationToken ct = default)
     {
-        if (await db.Teachers.AnyAsync(t => t.Name == Name, ct)) return;
+        if (await db.Teachers.AnyAsync(t => t.IsBuiltin && t.Name == Name, ct)) return;
         var home = FindHome(settings.Home);
         var teacherDir = home is null ? null : Path.Combine(home, "shared", "models", "teacher");
         var judgeDir = home is null ? null : Path.Combine(home, "shared", "models", "judge");
@@ -36,9 +36,9 @@ public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSet
 
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({LockKey})", ct);
-        if (await db.Teachers.AnyAsync(t => t.Name == Name, ct)) return; // another process won the race
+        if (await db.Teachers.AnyAsync(t => t.IsBuiltin && t.Name == Name, ct)) return; // another process won the race
         var id = Guid.NewGuid();
-        var prefix = $"teachers/{id}/";
+        var prefix = KeyLayout.Teacher(owner: null, id);
         foreach (var file in Files)
         {
             await using (var f = File.OpenRead(Path.Combine(teacherDir!, file))) await store.PutAsync(store.ModelsBucket, prefix + file, f, ContentType(file), ct);
@@ -47,7 +47,7 @@ public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSet
         db.Teachers.Add(new Teacher
         {
             Id = id, Name = Name, Kind = kind, Resolution = imageSize, AttributeNames = attributes, SettingsJson = configJson,
-            Status = TeacherStatus.Ready, WeightsKey = prefix, IsBuiltin = true, CreatedAt = DateTimeOffset.UtcNow,
+            Status = TeacherStatus.Ready, WeightsKey = prefix, IsBuiltin = true, IsPublished = true, CreatedAt = DateTimeOffset.UtcNow,
         });
         try
         {

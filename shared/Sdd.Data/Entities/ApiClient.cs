@@ -9,4 +9,8 @@ public class ApiClient
     public required string KeyHash { get; set; }
     public bool IsAdmin { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+    /// <summary>When a request last authenticated with the key (updated at most once a minute).</summary>
+    public DateTimeOffset? LastUsedAt { get; set; }
+    /// <summary>Set by DELETE /v1/keys/{id}: the key is refused from then on.</summary>
+    public DateTimeOffset? RevokedAt { get; set; }
 }

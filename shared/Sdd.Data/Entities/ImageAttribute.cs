@@ -15,4 +15,6 @@ public class ImageAttribute
     public string? TargetAttribute { get; set; }
     /// <summary>Source images for distillation; null = the teacher's portrait domain, rendered by the worker.</summary>
     public Guid? DatasetId { get; set; }
+    /// <summary>Published by an admin: every key may submit jobs with it (read-only: no versions, no pinning).</summary>
+    public bool IsPublished { get; set; }
 }

@@ -24,4 +24,6 @@ public class Teacher
     public string? Owner { get; set; }
     /// <summary>Shipped with the product (shared/models), registered at Ingest start-up, visible to every client.</summary>
     public bool IsBuiltin { get; set; }
+    /// <summary>Published by an admin: every key may distil editors from it (builtin teachers are published).</summary>
+    public bool IsPublished { get; set; }
 }

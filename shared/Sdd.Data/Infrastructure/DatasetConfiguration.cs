@@ -10,9 +10,8 @@ public sealed class DatasetConfiguration : IEntityTypeConfiguration<Dataset>
     {
         b.ToTable("datasets");
         b.Property(d => d.Name).HasMaxLength(200);
-        b.HasIndex(d => d.Name).IsUnique();
+        b.HasIndex(d => new { d.Owner, d.Name }).IsUnique(); // names are unique per owner
         b.Property(d => d.Owner).HasMaxLength(200);
-        b.HasIndex(d => d.Owner);
         b.Property(d => d.Bucket).HasMaxLength(63);
         b.Property(d => d.Prefix).HasMaxLength(1024);
     }

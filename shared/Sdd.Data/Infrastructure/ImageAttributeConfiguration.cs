@@ -10,7 +10,8 @@ public sealed class ImageAttributeConfiguration : IEntityTypeConfiguration<Image
     {
         b.ToTable("attributes");
         b.Property(a => a.Name).HasMaxLength(100);
-        b.HasIndex(a => a.Name).IsUnique();
+        b.HasIndex(a => new { a.Owner, a.Name }).IsUnique(); // names are unique per owner
+        b.HasIndex(a => a.Name).HasFilter("\"IsPublished\"").IsUnique(); // and among published attributes
         b.Property(a => a.Owner).HasMaxLength(200);
         b.Property(a => a.TargetAttribute).HasMaxLength(100);
         b.HasOne<Teacher>().WithMany().HasForeignKey(a => a.TeacherId).OnDelete(DeleteBehavior.Restrict);

@@ -10,7 +10,7 @@ public sealed class TeacherConfiguration : IEntityTypeConfiguration<Teacher>
     {
         b.ToTable("teachers");
         b.Property(t => t.Name).HasMaxLength(200);
-        b.HasIndex(t => t.Name).IsUnique();
+        b.HasIndex(t => new { t.Owner, t.Name }).IsUnique(); // names are unique per owner
         b.Property(t => t.Kind).HasMaxLength(64);
         b.Property(t => t.Status).HasConversion<string>().HasMaxLength(32);
         b.Property(t => t.SettingsJson).HasColumnType("jsonb");

@@ -40,10 +40,16 @@ namespace Sdd.Data.Migrations
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
+                    b.Property<DateTimeOffset?>("LastUsedAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasMaxLength(200)
                         .HasColumnType("character varying(200)");
+
+                    b.Property<DateTimeOffset?>("RevokedAt")
+                        .HasColumnType("timestamp with time zone");
 
                     b.HasKey("Id");
 
@@ -94,10 +100,8 @@ namespace Sdd.Data.Migrations
 
                     b.HasKey("Id");
 
-                    b.HasIndex("Name")
+                    b.HasIndex("Owner", "Name")
                         .IsUnique();
-
-                    b.HasIndex("Owner");
 
                     b.ToTable("datasets", (string)null);
                 });
@@ -233,6 +237,9 @@ namespace Sdd.Data.Migrations
                     b.Property<string>("Description")
                         .HasColumnType("text");
 
+                    b.Property<bool>("IsPublished")
+                        .HasColumnType("boolean");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasMaxLength(100)
@@ -254,9 +261,13 @@ namespace Sdd.Data.Migrations
                     b.HasIndex("DatasetId");
 
                     b.HasIndex("Name")
-                        .IsUnique();
+                        .IsUnique()
+                        .HasFilter("\"IsPublished\"");
 
                     b.HasIndex("TeacherId");
+
+                    b.HasIndex("Owner", "Name")
+                        .IsUnique();
 
                     b.ToTable("attributes", (string)null);
                 });
@@ -359,6 +370,40 @@ namespace Sdd.Data.Migrations
                     b.ToTable("job_items", (string)null);
                 });
 
+            modelBuilder.Entity("Sdd.Data.Entities.SourceGrant", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Bucket")
+                        .IsRequired()
+                        .HasMaxLength(63)
+                        .HasColumnType("character varying(63)");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Owner")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.Property<string>("Prefix")
+                        .IsRequired()
+                        .HasMaxLength(1024)
+                        .HasColumnType("character varying(1024)");
+
+                    b.Property<DateTimeOffset?>("RevokedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Owner");
+
+                    b.ToTable("source_grants", (string)null);
+                });
+
             modelBuilder.Entity("Sdd.Data.Entities.Teacher", b =>
                 {
                     b.Property<Guid>("Id")
@@ -376,6 +421,9 @@ namespace Sdd.Data.Migrations
                         .HasColumnType("uuid");
 
                     b.Property<bool>("IsBuiltin")
+                        .HasColumnType("boolean");
+
+                    b.Property<bool>("IsPublished")
                         .HasColumnType("boolean");
 
                     b.Property<string>("Kind")
@@ -412,7 +460,7 @@ namespace Sdd.Data.Migrations
 
                     b.HasIndex("DatasetId");
 
-                    b.HasIndex("Name")
+                    b.HasIndex("Owner", "Name")
                         .IsUnique();
 
                     b.ToTable("teachers", (string)null);
@@ -492,6 +540,30 @@ namespace Sdd.Data.Migrations
                     b.HasIndex("TeacherId");
 
                     b.ToTable("training_runs", (string)null);
+                });
+
+            modelBuilder.Entity("Sdd.Data.Entities.Upload", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTimeOffset>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Owner")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Owner");
+
+                    b.ToTable("uploads", (string)null);
                 });
 
             modelBuilder.Entity("Sdd.Data.Entities.EditJob", b =>
