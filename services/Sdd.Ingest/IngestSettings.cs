@@ -7,6 +7,8 @@ public sealed record IngestSettings
     public string Url { get; init; } = "http://127.0.0.1:8080";
     /// <summary>The well-known admin key of the local stack; refused anywhere else.</summary>
     public const string LocalAdminKey = "sdd-admin-local";
+    /// <summary>Placeholders shipped in deployment files (deploy/k8s/secret.yaml): never accepted.</summary>
+    public static readonly string[] PlaceholderKeys = ["change-me-admin-key", "change-me"];
     /// <summary>SDD_ADMIN_KEY: the bootstrap key that may create other keys.</summary>
     public string AdminKey { get; init; } = LocalAdminKey;
     /// <summary>SDD_STACK_MODE: "local" (set by deploy/local/env.sh) lets the well-known admin key through.</summary>
@@ -38,6 +40,8 @@ public sealed record IngestSettings
         if (AdminKey == LocalAdminKey && StackMode != "local")
             throw new InvalidOperationException(
                 $"SDD_ADMIN_KEY is unset or the well-known local key '{LocalAdminKey}': set a secret admin key (SDD_STACK_MODE=local allows the default on the local stack only).");
+        if (PlaceholderKeys.Contains(AdminKey))
+            throw new InvalidOperationException($"SDD_ADMIN_KEY is the placeholder '{AdminKey}' of a deployment file: set a long random key.");
         if (AdminKey.Length < 12)
             throw new InvalidOperationException("SDD_ADMIN_KEY is shorter than 12 characters; use a long random key.");
         return this;

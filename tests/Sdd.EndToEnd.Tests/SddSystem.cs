@@ -43,6 +43,8 @@ public sealed class SddSystem : IAsyncLifetime
     /// <summary>The owner id of <see cref="Api"/>'s key (the "e2e" client): its objects live under tenants/&lt;Owner&gt;/.</summary>
     public string Owner { get; private set; } = null!;
     public Guid TeacherId { get; private set; }
+    /// <summary>The SDD_* variables the services run with (servers, buckets, keys), for other processes of this system.</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; private set; } = new Dictionary<string, string>();
 
     private readonly SemaphoreSlim _gate = new(1, 1);
     private Guid? _datasetId;
@@ -101,6 +103,7 @@ public sealed class SddSystem : IAsyncLifetime
             ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
             ["DOTNET_gcServer"] = "0",
         };
+        Environment = env;
         var logs = Path.Combine(WorkDir, "logs");
         Directory.CreateDirectory(logs);
         Ingest = new ServiceProcess("Sdd.Ingest", ServiceDll("Sdd.Ingest"), env, logs);
@@ -281,10 +284,13 @@ public sealed class SddSystem : IAsyncLifetime
     }
 
     /// <summary>A service's dll from the same build configuration as these tests (bin/Debug or bin/Release).</summary>
-    private string ServiceDll(string name)
+    private string ServiceDll(string name) => Dll("services", name);
+
+    /// <summary>A project's dll under <paramref name="folder"/> (services, tools) from the same build configuration as these tests.</summary>
+    public string Dll(string folder, string name)
     {
         var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
-        return Path.Combine(Root, "services", name, "bin", configuration, "net10.0", name + ".dll");
+        return Path.Combine(Root, folder, name, "bin", configuration, "net10.0", name + ".dll");
     }
 
     private static int FreePort()

@@ -229,6 +229,7 @@ public class TenancyTests(IngestHost host) : IClassFixture<IngestHost>
     [InlineData("sdd-admin-local", null, false)]
     [InlineData("sdd-admin-local", "local", true)]
     [InlineData("short", null, false)]
+    [InlineData("change-me-admin-key", null, false)]
     [InlineData("a-long-secret-admin-key", null, true)]
     public void The_well_known_admin_key_is_refused_outside_the_local_stack(string? adminKey, string? mode, bool starts)
     {
