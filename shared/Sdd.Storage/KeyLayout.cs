@@ -45,6 +45,12 @@ public static partial class KeyLayout
     /// <summary>An editor version's folder in the models bucket (attribute names are unique per owner).</summary>
     public static string Editor(string owner, string attribute, int version) => $"{Tenant(owner)}editors/{attribute}/{version}/";
 
+    /// <summary>A data set's label table under its prefix (CelebA layout: <c>labels.csv</c> beside <c>images/</c>).</summary>
+    public static string DatasetLabels(string datasetPrefix) => datasetPrefix + LabelsFile;
+
+    /// <summary>The folder of a data set's images under its prefix.</summary>
+    public static string DatasetImages(string datasetPrefix) => datasetPrefix + ImagesFolder;
+
     /// <summary>True when <paramref name="prefix"/> lies inside <paramref name="area"/> (an area ends with '/').</summary>
     public static bool IsWithin(string prefix, string area) =>
         area.Length == 0 || prefix.StartsWith(area, StringComparison.Ordinal);

@@ -28,7 +28,7 @@ public sealed class DatasetSource(ObjectStore store, IDbContextFactory<SddDbCont
         var (name, bucket, prefix) = await LocateAsync(datasetId, ct);
         var source = $"s3://{bucket}/{prefix}labels.csv";
         byte[] csvBytes;
-        try { csvBytes = await store.GetBytesAsync(bucket, prefix + "labels.csv", ct); }
+        try { csvBytes = await store.GetBytesAsync(bucket, KeyLayout.DatasetLabels(prefix), ct); }
         catch (FileNotFoundException) { throw new RunFailure($"Data set '{name}': {source} is missing."); }
         var csv = Encoding.UTF8.GetString(csvBytes);
         // Fetch every image concurrently first; the parser then reads from memory.
@@ -36,7 +36,7 @@ public sealed class DatasetSource(ObjectStore store, IDbContextFactory<SddDbCont
         var images = new ConcurrentDictionary<string, byte[]>();
         await Parallel.ForEachAsync(names, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = ct }, async (n, token) =>
         {
-            try { images[n] = await store.GetBytesAsync(bucket, prefix + "images/" + n, token); }
+            try { images[n] = await store.GetBytesAsync(bucket, KeyLayout.DatasetImages(prefix) + n, token); }
             catch (FileNotFoundException) { throw new DatasetException($"{source}: image '{n}' is listed but s3://{bucket}/{prefix}images/{n} is missing."); }
         });
         var set = LabeledImageSet.Parse(csv, source, n => images[n]);

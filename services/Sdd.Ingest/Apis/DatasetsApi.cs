@@ -41,12 +41,12 @@ public static class DatasetsApi
         try
         {
             byte[] content;
-            try { content = await store.GetBytesAsync(bucket, prefix + LabelsCsv.FileName, ct); }
+            try { content = await store.GetBytesAsync(bucket, KeyLayout.DatasetLabels(prefix), ct); }
             catch (FileNotFoundException) { return Problems.Unprocessable($"There is no {prefix}{LabelsCsv.FileName} in bucket '{bucket}'."); }
             if (content.LongLength > LabelsCsv.MaxBytes) return Problems.Unprocessable($"{LabelsCsv.FileName} is larger than {LabelsCsv.MaxBytes >> 20} MiB.");
             labels = LabelsCsv.Parse(content);
             var present = new HashSet<string>(StringComparer.Ordinal);
-            var imagesPrefix = prefix + "images/";
+            var imagesPrefix = KeyLayout.DatasetImages(prefix);
             await foreach (var o in store.ListAsync(bucket, imagesPrefix, ct)) present.Add(o.Key[imagesPrefix.Length..]);
             if (labels.Missing(present) is { } missing) return Problems.Unprocessable(missing);
         }

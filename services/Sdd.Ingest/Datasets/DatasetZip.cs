@@ -43,23 +43,23 @@ public static class DatasetZip
         foreach (var entry in zip.Entries)
         {
             var name = Normalize(entry.FullName) ?? throw new InvalidDataException($"The zip entry '{Printable(entry.FullName)}' has an unsafe path.");
-            if (!name.StartsWith(root + "images/", StringComparison.Ordinal) || name.EndsWith('/')) continue;
-            var relative = name[(root.Length + "images/".Length)..];
-            try { ObjectKey.Validate(prefix + "images/" + relative); }
+            if (!name.StartsWith(root + KeyLayout.ImagesFolder, StringComparison.Ordinal) || name.EndsWith('/')) continue;
+            var relative = name[(root.Length + KeyLayout.ImagesFolder.Length)..];
+            try { ObjectKey.Validate(KeyLayout.DatasetImages(prefix) + relative); }
             catch (ArgumentException e) { throw new InvalidDataException($"The zip entry '{Printable(entry.FullName)}' cannot be stored: {e.Message}"); }
             images.Add((entry, relative));
         }
         if (labels.Missing(images.Select(i => i.Relative).ToHashSet(StringComparer.Ordinal)) is { } missing)
             throw new InvalidDataException(missing);
 
-        await store.PutAsync(bucket, prefix + LabelsCsv.FileName, labelsBytes, "text/csv", ct);
+        await store.PutAsync(bucket, KeyLayout.DatasetLabels(prefix), labelsBytes, "text/csv", ct);
         var uploads = new List<Task>();
         foreach (var (entry, relative) in images)
         {
             // Inflate one entry at a time (ZipArchive is not thread-safe); keep a few uploads in flight.
             var bytes = await ReadBoundedAsync(entry, budget, ct);
             budget -= bytes.Length;
-            uploads.Add(store.PutAsync(bucket, prefix + "images/" + relative, bytes, ContentType(relative), ct));
+            uploads.Add(store.PutAsync(bucket, KeyLayout.DatasetImages(prefix) + relative, bytes, ContentType(relative), ct));
             if (uploads.Count >= Parallel)
             {
                 var done = await Task.WhenAny(uploads);

@@ -5,7 +5,7 @@ namespace Sdd.Ingest.Datasets;
 /// <summary>A CelebA-style attribute table: header <c>image,&lt;attr&gt;…</c>, then one row per image with +1/-1 per attribute.</summary>
 public sealed record LabelsCsv(IReadOnlyList<string> Attributes, IReadOnlyList<string> Images)
 {
-    public const string FileName = "labels.csv";
+    public const string FileName = KeyLayout.LabelsFile;
     public const long MaxBytes = 64L << 20;
 
     /// <summary>Parses and validates; throws <see cref="InvalidDataException"/> saying which line is wrong.</summary>
