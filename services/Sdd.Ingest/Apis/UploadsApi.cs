@@ -84,7 +84,7 @@ public static class UploadsApi
         if (upload is null) return Problems.NotFound($"No upload {id}.");
         var keys = new List<string>();
         await foreach (var o in store.ListAsync(store.DatasetsBucket, KeyLayout.Upload(owner, id), ct)) keys.Add(o.Key);
-        foreach (var key in keys) await store.DeleteAsync(store.DatasetsBucket, key, ct);
+        foreach (var chunk in keys.Chunk(1000)) await store.DeleteManyAsync(store.DatasetsBucket, chunk, ct);
         db.Uploads.Remove(upload);
         await db.SaveChangesAsync(ct);
         return TypedResults.NoContent();

@@ -49,7 +49,8 @@ public static class SourceAccess
     /// <summary>Whether a registered data set's location is still the owner's to read (a grant may have been revoked since).</summary>
     public static async Task<bool> StillReadableAsync(Dataset dataset, SddDbContext db, ObjectStore store, CancellationToken ct)
     {
-        var owner = dataset.Owner ?? "";
+        if (string.IsNullOrEmpty(dataset.Owner)) return false;
+        var owner = dataset.Owner;
         var bucket = dataset.Bucket ?? store.DatasetsBucket;
         var prefix = dataset.Prefix ?? "";
         if (bucket == store.DatasetsBucket && (KeyLayout.IsWithin(prefix, KeyLayout.Tenant(owner)) || prefix == $"{dataset.Id:D}/"))
