@@ -14,7 +14,13 @@ public sealed record EditOptions
     /// <summary>Concurrent downloads/uploads per batch (SDD_EDIT_IO_PARALLELISM, default 8).</summary>
     public int IoParallelism { get; init; } = 8;
     /// <summary>Images above this many pixels fail their item (SDD_MAX_IMAGE_PIXELS, default 40 M, checked from the header).</summary>
-    public long MaxImagePixels { get; init; } = 40_000_000;
+    public long MaxImagePixels { get; init; } = Limits.MaxImagePixels;
+    /// <summary>Largest input object, checked before it is downloaded (SDD_MAX_INPUT_BYTES, default 256 MiB).</summary>
+    public long MaxInputBytes { get; init; } = Limits.MaxInputBytes;
+    /// <summary>Working memory for images in flight (SDD_EDIT_MEMORY_MB, default 4096): bounds the pixels of one forward pass.</summary>
+    public long MemoryMegabytes { get; init; } = 4096;
+    /// <summary>Attempts an item gets before it fails for good (SDD_ITEM_ATTEMPTS, default 3).</summary>
+    public int MaxAttempts { get; init; } = Limits.ItemAttempts;
 
     public static EditOptions From(IConfiguration c)
     {
@@ -26,6 +32,9 @@ public sealed record EditOptions
             MaxBatch = (int)Number(c, "SDD_EDIT_MAX_BATCH", d.MaxBatch, 1),
             IoParallelism = (int)Number(c, "SDD_EDIT_IO_PARALLELISM", d.IoParallelism, 1),
             MaxImagePixels = Number(c, "SDD_MAX_IMAGE_PIXELS", d.MaxImagePixels, 1),
+            MaxInputBytes = Number(c, "SDD_MAX_INPUT_BYTES", d.MaxInputBytes, 1),
+            MemoryMegabytes = Number(c, "SDD_EDIT_MEMORY_MB", d.MemoryMegabytes, 64),
+            MaxAttempts = (int)Number(c, "SDD_ITEM_ATTEMPTS", d.MaxAttempts, 1),
         };
     }
 

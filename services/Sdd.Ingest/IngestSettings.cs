@@ -16,18 +16,35 @@ public sealed record IngestSettings
     /// <summary>SDD_MAX_UPLOAD_BYTES: largest request body (a job's files or a dataset zip).</summary>
     public long MaxUploadBytes { get; init; } = 256L << 20;
     /// <summary>SDD_MAX_IMAGE_PIXELS: largest width × height accepted, read from the header before decoding.</summary>
-    public long MaxImagePixels { get; init; } = 40_000_000;
+    public long MaxImagePixels { get; init; } = Limits.MaxImagePixels;
+    /// <summary>SDD_MAX_INPUT_BYTES: largest single image (a zip entry; the workers check objects the same way).</summary>
+    public long MaxInputBytes { get; init; } = Limits.MaxInputBytes;
+    /// <summary>SDD_ITEM_ATTEMPTS: sends of an item whose batch was lost before it fails for good.</summary>
+    public int ItemAttempts { get; init; } = Limits.ItemAttempts;
     /// <summary>SDD_EDIT_BATCH_SIZE: items per EditBatch command.</summary>
     public int EditBatchSize { get; init; } = 32;
     /// <summary>SDD_MAX_ZIP_ENTRIES / SDD_MAX_ZIP_BYTES: what a dataset zip may expand to.</summary>
     public int MaxZipEntries { get; init; } = 200_000;
-    public long MaxZipBytes { get; init; } = 4L << 30;
+    public long MaxZipBytes { get; init; } = 2L << 30;
+    /// <summary>SDD_MAX_ZIP_RATIO: how many times its compressed size an entry (or the whole zip) may inflate to.</summary>
+    public int MaxZipRatio { get; init; } = 100;
     /// <summary>SDD_DISPATCH_SWEEP_SECONDS: how often unsent or stalled items are looked for.</summary>
     public TimeSpan SweepInterval { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>SDD_DISPATCH_GRACE_SECONDS: an item never sent is the sweeper's once its job is this old.</summary>
     public TimeSpan DispatchGrace { get; init; } = TimeSpan.FromSeconds(20);
     /// <summary>SDD_REDISPATCH_AFTER_SECONDS: a sent item nobody touched for this long is sent again.</summary>
     public TimeSpan RedispatchAfter { get; init; } = TimeSpan.FromMinutes(15);
+    /// <summary>SDD_MAX_ITEMS_PER_JOB: images one job may hold (uploaded or listed under a prefix).</summary>
+    public int MaxItemsPerJob { get; init; } = 100_000;
+    /// <summary>SDD_MAX_ACTIVE_JOBS / SDD_MAX_ACTIVE_RUNS: an owner's jobs and runs not yet finished; one more is a 429.</summary>
+    public int MaxActiveJobs { get; init; } = 20;
+    public int MaxActiveRuns { get; init; } = 4;
+    /// <summary>SDD_RATE_PER_MINUTE: requests per minute per owner (per client address without a key); beyond, 429 with Retry-After.</summary>
+    public int RatePerMinute { get; init; } = 600;
+    /// <summary>SDD_MAX_JSON_BYTES: largest body of a request that is not a multipart upload.</summary>
+    public long MaxJsonBytes { get; init; } = 1 << 20;
+    /// <summary>SDD_TEACHER_MAX_IMAGE_SIZE: the largest teacher image side the distill fleet trains (128 on CPU workers; raise it for GPU fleets).</summary>
+    public int TeacherMaxImageSize { get; init; } = 128;
     /// <summary>SDD_HOME: the repository root holding shared/models (else found by walking up to SDD.sln).</summary>
     public string? Home { get; init; }
 
@@ -65,12 +82,21 @@ public sealed record IngestSettings
             StackMode = Get("SDD_STACK_MODE"),
             MaxUploadBytes = GetLong("SDD_MAX_UPLOAD_BYTES", d.MaxUploadBytes),
             MaxImagePixels = GetLong("SDD_MAX_IMAGE_PIXELS", d.MaxImagePixels),
+            MaxInputBytes = GetLong("SDD_MAX_INPUT_BYTES", d.MaxInputBytes),
+            ItemAttempts = (int)GetLong("SDD_ITEM_ATTEMPTS", d.ItemAttempts),
             EditBatchSize = (int)GetLong("SDD_EDIT_BATCH_SIZE", d.EditBatchSize),
             MaxZipEntries = (int)GetLong("SDD_MAX_ZIP_ENTRIES", d.MaxZipEntries),
             MaxZipBytes = GetLong("SDD_MAX_ZIP_BYTES", d.MaxZipBytes),
+            MaxZipRatio = (int)GetLong("SDD_MAX_ZIP_RATIO", d.MaxZipRatio),
             SweepInterval = Seconds("SDD_DISPATCH_SWEEP_SECONDS", d.SweepInterval),
             DispatchGrace = Seconds("SDD_DISPATCH_GRACE_SECONDS", d.DispatchGrace),
             RedispatchAfter = Seconds("SDD_REDISPATCH_AFTER_SECONDS", d.RedispatchAfter),
+            MaxItemsPerJob = (int)GetLong("SDD_MAX_ITEMS_PER_JOB", d.MaxItemsPerJob),
+            MaxActiveJobs = (int)GetLong("SDD_MAX_ACTIVE_JOBS", d.MaxActiveJobs),
+            MaxActiveRuns = (int)GetLong("SDD_MAX_ACTIVE_RUNS", d.MaxActiveRuns),
+            RatePerMinute = (int)GetLong("SDD_RATE_PER_MINUTE", d.RatePerMinute),
+            MaxJsonBytes = GetLong("SDD_MAX_JSON_BYTES", d.MaxJsonBytes),
+            TeacherMaxImageSize = (int)GetLong("SDD_TEACHER_MAX_IMAGE_SIZE", d.TeacherMaxImageSize),
             Home = Get("SDD_HOME"),
         };
     }

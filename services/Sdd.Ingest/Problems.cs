@@ -15,6 +15,13 @@ public static class Problems
     public static ProblemHttpResult TooLarge(string detail) => Status(413, "Request too large", detail);
     public static ProblemHttpResult Unsupported(string detail) => Status(415, "Unsupported media type", detail);
     public static ProblemHttpResult Unprocessable(string detail) => Status(422, "Unprocessable content", detail);
+
+    /// <summary>A 429 for a quota (the caller's active jobs or runs); Retry-After is set on the response.</summary>
+    public static ProblemHttpResult TooMany(HttpContext context, TimeSpan retryAfter, string detail)
+    {
+        context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Status(429, "Too many requests", detail);
+    }
 }
 
 /// <summary>Exceptions as problem details: bad bodies are 400, size limits 413, the rest 500 (logged).</summary>

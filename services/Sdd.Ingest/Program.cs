@@ -7,6 +7,7 @@ using Sdd.Ingest;
 using Sdd.Ingest.Apis;
 using Sdd.Ingest.Dispatch;
 using Sdd.Ingest.Operations;
+using Sdd.Ingest.Quotas;
 using Sdd.Ingest.Teachers;
 using Sdd.Messaging;
 
@@ -36,6 +37,7 @@ builder.Services.AddHostedService<DispatchSweeper>();
 builder.Services.AddHttpClient<RabbitManagement>(http => RabbitManagement.Configure(http, sdd.RabbitMq));
 builder.Services.AddSingleton<IngestMetrics>();
 
+builder.Services.AddRequestBudget(ingest);
 builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
 builder.Services.AddAuthentication(ApiKeyAuthentication.SchemeName)
@@ -65,7 +67,9 @@ var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+app.UseJsonBodyLimit(ingest);
 app.UseAuthentication();
+app.UseRateLimiter(); // after authentication: the budget is the owner's
 app.UseAuthorization();
 
 app.MapOpenApi();

@@ -21,6 +21,7 @@ public static class SddBus
         services.AddMassTransit(x =>
         {
             x.SetKebabCaseEndpointNameFormatter();
+            x.ConfigureUsageTelemetryOptions(o => o.Enabled = false); // nothing leaves the machine: no report to the vendor's host
             configureConsumers?.Invoke(x);
             x.UsingSddRabbitMq(settings.RabbitMq);
         });

@@ -98,6 +98,10 @@ public sealed class SddSystem : IAsyncLifetime
             ["SDD_EDIT_BATCH_SIZE"] = "5",
             ["SDD_EDIT_CONCURRENCY"] = "1",
             ["SDD_DISPATCH_SWEEP_SECONDS"] = "2",
+            ["SDD_RATE_PER_MINUTE"] = "100000", // tests poll fast; the limit has its own tests
+            ["SDD_MAX_ACTIVE_JOBS"] = "1000",
+            ["SDD_MAX_ACTIVE_RUNS"] = "1000",
+            ["SDD_MAX_INPUT_BYTES"] = "2000000", // small, so the hostile tests can exceed it cheaply
             ["SDD_DISPATCH_GRACE_SECONDS"] = "5",
             ["Logging__LogLevel__Microsoft.EntityFrameworkCore"] = "Warning",
             ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",

@@ -95,3 +95,39 @@ public static class ProblemAssert
         return problem.TryGetProperty("detail", out var detail) ? detail.GetString() ?? "" : "";
     }
 }
+
+/// <summary>Files built to attack an upload: bombs, lies and oddities, each small to send.</summary>
+public static class HostileFiles
+{
+    /// <summary>A zip of <paramref name="entries"/> entries named images/bomb-N.png, each <paramref name="entryBytes"/> zeros (compresses ~1000:1), with labels.csv listing them.</summary>
+    public static byte[] ZipBomb(int entries, int entryBytes)
+    {
+        using var buffer = new MemoryStream();
+        using (var zip = new System.IO.Compression.ZipArchive(buffer, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        {
+            var names = Enumerable.Range(0, entries).Select(i => $"bomb-{i}.png").ToArray();
+            using (var labels = new StreamWriter(zip.CreateEntry("labels.csv").Open())) labels.Write(TestData.LabelsCsv(names));
+            var zeros = new byte[1 << 20];
+            foreach (var name in names)
+            {
+                using var s = zip.CreateEntry("images/" + name, System.IO.Compression.CompressionLevel.SmallestSize).Open();
+                for (int written = 0; written < entryBytes; written += zeros.Length) s.Write(zeros, 0, Math.Min(zeros.Length, entryBytes - written));
+            }
+        }
+        return buffer.ToArray();
+    }
+
+    /// <summary>The first bytes of an animated WebP (RIFF, WEBP, VP8X with the animation flag) and a little more.</summary>
+    public static byte[] AnimatedWebpHeader()
+    {
+        var b = new byte[64];
+        "RIFF"u8.CopyTo(b);
+        BitConverter.GetBytes(56).CopyTo(b, 4);
+        "WEBP"u8.CopyTo(b.AsSpan(8));
+        "VP8X"u8.CopyTo(b.AsSpan(12));
+        BitConverter.GetBytes(10).CopyTo(b, 16);
+        b[20] = 0x02; // animation
+        b[24] = 99; b[27] = 99; // canvas 100 x 100 (minus one, 24-bit little-endian)
+        return b;
+    }
+}

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Minio.Exceptions;
 using Sdd.Data.Entities;
 using Sdd.Ml.Data;
 using Sdd.Ml.Editors;
@@ -7,67 +8,170 @@ using Sdd.Ml.Editors;
 namespace Sdd.Edit.Editing;
 
 /// <summary>
-/// The image pipeline of one batch: download the inputs in parallel, decode them (an unreadable image fails its own
-/// item with the reason), edit each group of one size in one tensor batch, encode PNG and upload to the owner's
-/// <see cref="KeyLayout.JobOutput"/>. The output key depends only on the item, so a redelivered batch
-/// overwrites rather than duplicates.
+/// The image pipeline of one batch, bounded and with failure kept to its item:
+/// <list type="number">
+/// <item>each input's size is checked (SDD_MAX_INPUT_BYTES) before it is downloaded, its header (pixels, aspect ratio)
+/// before it is decoded;</item>
+/// <item>images of one size are edited in groups whose pixels fit the worker's memory budget (SDD_EDIT_MEMORY_MB), one
+/// tensor batch each, decoded just before and freed just after;</item>
+/// <item>outputs are encoded as PNG and uploaded to the owner's <see cref="KeyLayout.JobOutput"/>, a key that depends only on
+/// the item, so a redelivered batch overwrites rather than duplicates.</item>
+/// </list>
+/// A problem of the input (missing, too large, not an image, too many pixels, extreme aspect ratio) fails its item with
+/// the reason; any other error of an item (storage unreachable, out of memory...) sends it back as a retry, which the
+/// ledger counts against SDD_ITEM_ATTEMPTS.
 /// </summary>
 public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger<BatchEditing> log)
 {
+    /// <summary>Bytes of working memory one pixel of a batch costs: float tensors in, out and in residual mode, decoded and encoded images.</summary>
+    public const long BytesPerPixel = 64;
+
+    private sealed record Input(PendingItem Item, byte[] Bytes, int Width, int Height);
+
     public async Task<IReadOnlyList<ItemOutcome>> RunAsync(Guid jobId, string owner, IReadOnlyList<PendingItem> items, Editor editor, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
         var outcomes = new ConcurrentDictionary<Guid, ItemOutcome>();
         var io = new ParallelOptions { MaxDegreeOfParallelism = options.IoParallelism, CancellationToken = ct };
 
-        // Download and decode; a missing or unreadable input is that item's failure.
-        var decoded = new ConcurrentDictionary<Guid, Tensor>();
+        // Download within the size limit and read each header; a bad input is its item's failure, nothing else's.
+        var inputs = new ConcurrentBag<Input>();
         await Parallel.ForEachAsync(items, io, async (item, token) =>
         {
-            byte[] bytes;
-            try { bytes = await store.GetBytesAsync(item.SourceBucket, item.SourceKey, token); }
-            catch (FileNotFoundException) { outcomes[item.Id] = Failed(item, $"The input s3://{item.SourceBucket}/{item.SourceKey} does not exist."); return; }
             try
             {
-                using var image = ImageCodec.Decode(bytes, options.MaxImagePixels);
-                decoded[item.Id] = ImageCodec.ToTensor(image);
+                var bytes = await DownloadAsync(item, token);
+                var (w, h) = ImageCodec.ReadSize(bytes);
+                if ((long)w * h > options.MaxImagePixels)
+                    throw new ImageDecodeException($"The image is {w}x{h} = {(long)w * h} pixels, above the limit of {options.MaxImagePixels} (SDD_MAX_IMAGE_PIXELS).");
+                if ((w != editor.Size || h != editor.Size) && ResidualMode.Refusal(w, h) is { } refusal) throw new ImageDecodeException(refusal);
+                inputs.Add(new Input(item, bytes, w, h));
             }
-            catch (ImageDecodeException e) { outcomes[item.Id] = Failed(item, e.Message); }
+            catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
+            {
+                outcomes[item.Id] = Outcome(item, e);
+            }
         });
         var downloaded = sw.Elapsed;
 
-        // Edit: one forward pass per size (split above MaxBatch), then encode.
+        // Edit: groups of one size, each within the memory budget, decoded just before their forward pass.
+        long budget = Math.Max(1, options.MemoryMegabytes * (1L << 20) / BytesPerPixel / options.Concurrency);
         var encoded = new ConcurrentDictionary<Guid, byte[]>();
-        try
+        foreach (var part in inputs.GroupBy(i => (i.Width, i.Height)).SelectMany(g => Chunk(g.ToList(), (long)g.Key.Width * g.Key.Height, budget)))
         {
-            var groups = items.Where(i => decoded.ContainsKey(i.Id)).GroupBy(i => (decoded[i.Id].shape[1], decoded[i.Id].shape[2]));
-            foreach (var group in groups)
-            foreach (var part in group.Chunk(options.MaxBatch))
+            try { EditPart(part, editor, encoded, outcomes, ct); }
+            catch (Exception e) when (e is not OperationCanceledException)
             {
-                using var scope = NewDisposeScope();
-                var edited = editor.Edit(stack(part.Select(i => decoded[i.Id]).ToArray()));
-                var rows = Enumerable.Range(0, part.Length).Select(k => edited[k]).ToArray();
-                Parallel.For(0, part.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct },
-                    k => encoded[part[k].Id] = ImageCodec.EncodePng(rows[k]));
+                // The whole group failed (out of memory, a bad editor...): a retry for each of its items, counted by the ledger.
+                log.LogWarning(e, "Job {JobId}: a group of {Count} {Width}x{Height} images failed to edit", jobId, part.Count, part[0].Width, part[0].Height);
+                foreach (var input in part) outcomes.TryAdd(input.Item.Id, ItemOutcome.Retry(input.Item.Id, $"Editing failed: {e.GetType().Name}: {e.Message}"));
             }
         }
-        finally
-        {
-            foreach (var t in decoded.Values) t.Dispose();
-        }
-        var edited_ = sw.Elapsed;
+        var edited = sw.Elapsed;
 
         await Parallel.ForEachAsync(encoded, io, async (kv, token) =>
         {
             var key = KeyLayout.JobOutput(owner, jobId, kv.Key);
-            await store.PutAsync(store.JobsBucket, key, kv.Value, "image/png", token);
-            outcomes[kv.Key] = new ItemOutcome(kv.Key, ItemState.Done, key, null);
+            try
+            {
+                await store.PutAsync(store.JobsBucket, key, kv.Value, "image/png", token);
+                outcomes[kv.Key] = new ItemOutcome(kv.Key, ItemState.Done, key, null);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
+            {
+                outcomes[kv.Key] = ItemOutcome.Retry(kv.Key, $"The output could not be stored: {e.GetType().Name}: {e.Message}");
+            }
         });
-        log.LogInformation("Job {JobId}: batch of {Count} ({Done} edited, {Failed} failed) in {Total:0.00} s (download+decode {Download:0.00} s, edit+encode {Edit:0.00} s, upload {Upload:0.00} s)",
-            jobId, items.Count, encoded.Count, items.Count - encoded.Count, sw.Elapsed.TotalSeconds, downloaded.TotalSeconds,
-            (edited_ - downloaded).TotalSeconds, (sw.Elapsed - edited_).TotalSeconds);
+        log.LogInformation("Job {JobId}: batch of {Count} ({Done} edited, {Failed} failed, {Retry} to retry) in {Total:0.00} s (download {Download:0.00} s, decode+edit+encode {Edit:0.00} s, upload {Upload:0.00} s)",
+            jobId, items.Count, outcomes.Values.Count(o => o.State == ItemState.Done), outcomes.Values.Count(o => o.State == ItemState.Failed),
+            outcomes.Values.Count(o => o.State == ItemState.Pending), sw.Elapsed.TotalSeconds, downloaded.TotalSeconds,
+            (edited - downloaded).TotalSeconds, (sw.Elapsed - edited).TotalSeconds);
         return items.Select(i => outcomes[i.Id]).ToList();
     }
 
-    private static ItemOutcome Failed(PendingItem item, string reason) => new(item.Id, ItemState.Failed, null, reason);
+    private async Task<byte[]> DownloadAsync(PendingItem item, CancellationToken ct)
+    {
+        var stat = await store.StatAsync(item.SourceBucket, item.SourceKey, ct) ?? throw new FileNotFoundException($"The input s3://{item.SourceBucket}/{item.SourceKey} does not exist.");
+        if (stat.Size > options.MaxInputBytes)
+            throw new InputRefusedException($"The input is {stat.Size} bytes; at most {options.MaxInputBytes} are accepted (SDD_MAX_INPUT_BYTES).");
+        using var buffer = new MemoryStream((int)Math.Clamp(stat.Size, 0, int.MaxValue));
+        await store.GetAsync(item.SourceBucket, item.SourceKey, new BoundedStream(buffer, options.MaxInputBytes), ct);
+        return buffer.ToArray();
+    }
+
+    private void EditPart(List<Input> part, Editor editor, ConcurrentDictionary<Guid, byte[]> encoded, ConcurrentDictionary<Guid, ItemOutcome> outcomes, CancellationToken ct)
+    {
+        using var scope = NewDisposeScope();
+        var tensors = new Tensor?[part.Count];
+        Parallel.For(0, part.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct }, k =>
+        {
+            try
+            {
+                using var image = ImageCodec.Decode(part[k].Bytes, options.MaxImagePixels);
+                tensors[k] = ImageCodec.ToTensor(image);
+            }
+            catch (ImageDecodeException e) { outcomes[part[k].Item.Id] = Outcome(part[k].Item, e); }
+        });
+        var ok = Enumerable.Range(0, part.Count).Where(k => tensors[k] is not null).ToList();
+        if (ok.Count == 0) return;
+        var result = editor.Edit(stack(ok.Select(k => tensors[k]!).ToArray()));
+        Parallel.For(0, ok.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct },
+            j => encoded[part[ok[j]].Item.Id] = ImageCodec.EncodePng(result[j]));
+    }
+
+    /// <summary>Consecutive runs of at most MaxBatch images whose pixels fit the budget (an image larger than the budget goes alone).</summary>
+    private IEnumerable<List<Input>> Chunk(List<Input> inputs, long pixelsEach, long budget)
+    {
+        int perPart = (int)Math.Clamp(budget / Math.Max(1, pixelsEach), 1, options.MaxBatch);
+        return inputs.Chunk(perPart).Select(c => c.ToList());
+    }
+
+    /// <summary>A problem of the input fails its item for good; anything else is worth another attempt.</summary>
+    private static ItemOutcome Outcome(PendingItem item, Exception e) => (e.InnerException is InputRefusedException inner ? inner : e) switch
+    {
+        FileNotFoundException => new ItemOutcome(item.Id, ItemState.Failed, null, $"The input s3://{item.SourceBucket}/{item.SourceKey} does not exist."),
+        BucketNotFoundException => new ItemOutcome(item.Id, ItemState.Failed, null, $"The input's bucket '{item.SourceBucket}' does not exist."),
+        ImageDecodeException or InputRefusedException => new ItemOutcome(item.Id, ItemState.Failed, null, (e.InnerException as InputRefusedException ?? e).Message),
+        ArgumentException => new ItemOutcome(item.Id, ItemState.Failed, null, $"The input cannot be read: {e.Message}"),
+        _ => ItemOutcome.Retry(item.Id, $"The input could not be read: {e.GetType().Name}: {e.Message}"),
+    };
+}
+
+/// <summary>An input refused by a limit (its size): its item fails with the reason.</summary>
+public sealed class InputRefusedException(string message) : Exception(message);
+
+/// <summary>Writes through to <paramref name="inner"/> until <paramref name="limit"/> bytes, then refuses (an object that grew after its size was checked).</summary>
+public sealed class BoundedStream(Stream inner, long limit) : Stream
+{
+    private long _written;
+
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => _written;
+    public override long Position { get => _written; set => throw new NotSupportedException(); }
+    public override void Flush() => inner.Flush();
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count)
+    {
+        Count(count);
+        inner.Write(buffer, offset, count);
+    }
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
+    {
+        Count(buffer.Length);
+        await inner.WriteAsync(buffer, ct);
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+    private void Count(int count)
+    {
+        _written += count;
+        if (_written > limit) throw new InputRefusedException($"The input is larger than {limit} bytes (SDD_MAX_INPUT_BYTES).");
+    }
 }

@@ -10,19 +10,29 @@ public sealed record PendingItem(Guid Id, string SourceBucket, string SourceKey,
 /// <summary>The items of a batch still to edit, and the job they belong to.</summary>
 public sealed record BatchWork(Guid JobId, string Owner, JobState JobState, Guid? EditorVersionId, Guid AttributeId, IReadOnlyList<PendingItem> Pending, int Skipped);
 
-/// <summary>What became of one item.</summary>
-public sealed record ItemOutcome(Guid Id, ItemState State, string? OutputKey, string? Error);
+/// <summary>What became of one item: done, failed for good, or (<see cref="ItemState.Pending"/>) to be tried again.</summary>
+public sealed record ItemOutcome(Guid Id, ItemState State, string? OutputKey, string? Error)
+{
+    /// <summary>A passing failure: the item stays pending for another attempt, unless it has used them all.</summary>
+    public static ItemOutcome Retry(Guid id, string reason) => new(id, ItemState.Pending, null, reason);
+}
 
-/// <summary>What recording a batch changed: items moved out of pending by this call, the job's counts from its item rows, whether this call completed the job.</summary>
-public sealed record RecordedBatch(int Done, int Failed, int JobDone, int JobFailed, int JobPending, bool CompletedJob);
+/// <summary>
+/// What recording a batch changed: items moved out of pending by this call (<see cref="Retried"/>: left pending for another
+/// attempt), the job's counts from its item rows, whether this call completed the job.
+/// </summary>
+public sealed record RecordedBatch(int Done, int Failed, int JobDone, int JobFailed, int JobPending, bool CompletedJob, int Retried = 0);
 
 /// <summary>
 /// Job and item rows for the edit worker. Recording a batch is one database round trip (three statements in one
 /// implicit transaction): lock the job row, move the batch's items out of pending (items no longer pending are left
 /// alone, so a redelivered batch counts nothing twice), then recount the job from its items and complete it when
-/// none is pending. The row lock serialises the batches of one job, so exactly one of them completes it.
+/// none is pending. The row lock serialises the batches of one job, so exactly one of them completes it; every writer
+/// locks the job row before its items (one lock order: no deadlock with a cancel).
+/// An item to retry stays pending with its reason and is released for the Ingest sweeper to send again, until it has
+/// used SDD_ITEM_ATTEMPTS: then it fails for good with "gave up after N attempts: reason".
 /// </summary>
-public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDbContext> databases, ObjectStore store)
+public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDbContext> databases, ObjectStore store, EditOptions options)
 {
     public async Task<BatchWork?> LoadAsync(Guid jobId, IReadOnlyList<Guid> itemIds, CancellationToken ct)
     {
@@ -50,34 +60,27 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
     {
         await using var connection = await database.OpenConnectionAsync(ct);
         await using var batch = new NpgsqlBatch(connection);
-        var lockJob = new NpgsqlBatchCommand("""SELECT "State" FROM edit_jobs WHERE "Id" = @job FOR UPDATE""");
+        var lockJob = new NpgsqlBatchCommand(JobRows.LockJob);
         lockJob.Parameters.AddWithValue("job", jobId);
         var items = new NpgsqlBatchCommand("""
             UPDATE job_items AS i
-               SET "State" = v.state, "OutputKey" = v.output, "Error" = v.error, "Attempts" = i."Attempts" + 1, "UpdatedAt" = now()
+               SET "State" = CASE WHEN v.state = 'Pending' AND i."Attempts" + 1 >= @attempts THEN 'Failed' ELSE v.state END,
+                   "OutputKey" = v.output,
+                   "Error" = CASE WHEN v.state = 'Pending' AND i."Attempts" + 1 >= @attempts
+                                  THEN 'gave up after ' || (i."Attempts" + 1) || ' attempts: ' || v.error ELSE v.error END,
+                   "Attempts" = i."Attempts" + 1, "UpdatedAt" = now(),
+                   "DispatchedAt" = CASE WHEN v.state = 'Pending' THEN NULL ELSE i."DispatchedAt" END
               FROM unnest(@ids, @states, @outputs, @errors) AS v(id, state, output, error)
              WHERE i."Id" = v.id AND i."JobId" = @job AND i."State" = 'Pending'
             RETURNING i."State"
             """);
         items.Parameters.AddWithValue("job", jobId);
+        items.Parameters.AddWithValue("attempts", options.MaxAttempts);
         items.Parameters.AddWithValue("ids", outcomes.Select(o => o.Id).ToArray());
         items.Parameters.AddWithValue("states", outcomes.Select(o => o.State.ToString()).ToArray());
         items.Parameters.Add(new NpgsqlParameter("outputs", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = outcomes.Select(o => (object?)o.OutputKey ?? DBNull.Value).ToArray() });
         items.Parameters.Add(new NpgsqlParameter("errors", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = outcomes.Select(o => (object?)o.Error ?? DBNull.Value).ToArray() });
-        var job = new NpgsqlBatchCommand("""
-            UPDATE edit_jobs AS j
-               SET "DoneCount" = c.done, "FailedCount" = c.failed,
-                   "State" = CASE WHEN c.pending = 0 AND j."State" IN ('Pending', 'Running') THEN 'Completed'
-                                  WHEN j."State" = 'Pending' THEN 'Running' ELSE j."State" END,
-                   "StartedAt" = COALESCE(j."StartedAt", now()),
-                   "FinishedAt" = CASE WHEN c.pending = 0 AND j."State" IN ('Pending', 'Running') THEN now() ELSE j."FinishedAt" END
-              FROM (SELECT count(*) FILTER (WHERE "State" = 'Done') AS done,
-                           count(*) FILTER (WHERE "State" = 'Failed') AS failed,
-                           count(*) FILTER (WHERE "State" = 'Pending') AS pending
-                      FROM job_items WHERE "JobId" = @job) AS c
-             WHERE j."Id" = @job
-            RETURNING c.done, c.failed, c.pending, j."State"
-            """);
+        var job = new NpgsqlBatchCommand(JobRows.Recount);
         job.Parameters.AddWithValue("job", jobId);
         batch.BatchCommands.Add(lockJob);
         batch.BatchCommands.Add(items);
@@ -86,17 +89,21 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
         await using var reader = await batch.ExecuteReaderAsync(ct);
         string? before = await reader.ReadAsync(ct) ? reader.GetString(0) : null;
         await reader.NextResultAsync(ct);
-        int done = 0, failed = 0;
+        int done = 0, failed = 0, retried = 0;
         while (await reader.ReadAsync(ct))
         {
-            if (reader.GetString(0) == nameof(ItemState.Done)) done++;
-            else failed++;
+            switch (reader.GetString(0))
+            {
+                case nameof(ItemState.Done): done++; break;
+                case nameof(ItemState.Pending): retried++; break;
+                default: failed++; break;
+            }
         }
         await reader.NextResultAsync(ct);
-        if (before is null || !await reader.ReadAsync(ct)) return new RecordedBatch(done, failed, 0, 0, 0, false);
+        if (before is null || !await reader.ReadAsync(ct)) return new RecordedBatch(done, failed, 0, 0, 0, false, retried);
         int jobDone = (int)reader.GetInt64(0), jobFailed = (int)reader.GetInt64(1), jobPending = (int)reader.GetInt64(2);
         var after = reader.GetString(3);
         bool completed = (before is nameof(JobState.Pending) or nameof(JobState.Running)) && after == nameof(JobState.Completed);
-        return new RecordedBatch(done, failed, jobDone, jobFailed, jobPending, completed);
+        return new RecordedBatch(done, failed, jobDone, jobFailed, jobPending, completed, retried);
     }
 }

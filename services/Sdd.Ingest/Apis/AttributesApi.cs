@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Sdd.Ingest.Dispatch;
+using Sdd.Ingest.Quotas;
 using Sdd.Ingest.Sources;
 
 namespace Sdd.Ingest.Apis;
@@ -59,7 +60,7 @@ public static partial class AttributesApi
     };
 
     public static async Task<Results<Accepted<AttributeAccepted>, ProblemHttpResult>> Create(CreateAttributeRequest request, ClaimsPrincipal user,
-        SddDbContext db, ObjectStore store, RunDispatcher dispatcher, CancellationToken ct)
+        SddDbContext db, ObjectStore store, RunDispatcher dispatcher, IngestSettings settings, HttpContext http, CancellationToken ct)
     {
         var name = request.Name?.Trim() ?? "";
         if (!NamePattern().IsMatch(name))
@@ -77,6 +78,7 @@ public static partial class AttributesApi
             if (dataset is null || !await SourceAccess.StillReadableAsync(dataset, db, store, ct)) return Problems.NotFound($"No dataset {datasetId}.");
         }
         if (await db.Attributes.AnyAsync(a => a.Name == name && a.Owner == owner, ct)) return NameTaken(name);
+        if (await OwnerQuota.RunsAsync(http, db, owner, settings, ct) is { } quota) return quota;
 
         var now = DateTimeOffset.UtcNow;
         var attribute = new ImageAttribute
@@ -93,12 +95,13 @@ public static partial class AttributesApi
     }
 
     public static async Task<Results<Accepted<AttributeAccepted>, ProblemHttpResult>> NewVersion(string name, NewVersionRequest? request, ClaimsPrincipal user,
-        SddDbContext db, RunDispatcher dispatcher, CancellationToken ct)
+        SddDbContext db, RunDispatcher dispatcher, IngestSettings settings, HttpContext http, CancellationToken ct)
     {
         if (DistillSettings(request?.Settings, out var settingsJson, out var steps) is { } badSettings) return badSettings;
         var owner = user.Owner();
         var (attribute, problem) = await FindOwnAsync(db, owner, name, ct);
         if (attribute is null) return problem!;
+        if (await OwnerQuota.RunsAsync(http, db, owner, settings, ct) is { } quota) return quota;
         for (int attempt = 0; ; attempt++)
         {
             var next = 1 + (await db.EditorVersions.Where(v => v.AttributeId == attribute.Id).MaxAsync(v => (int?)v.Version, ct) ?? 0);

@@ -84,6 +84,11 @@ public static class DatasetsApi
             await DeletePrefixAsync(store, store.DatasetsBucket, prefix);
             return Problems.Unprocessable($"{file.FileName}: {e.Message}");
         }
+        catch
+        {
+            await DeletePrefixAsync(store, store.DatasetsBucket, prefix); // a refused or failed upload leaves nothing behind
+            throw;
+        }
 
         return await Save(db, store, new Dataset
         {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Minio.Exceptions;
 using Sdd.Ingest.Dispatch;
 using Sdd.Ingest.Jobs;
+using Sdd.Ingest.Quotas;
 using Sdd.Ingest.Sources;
 
 namespace Sdd.Ingest.Apis;
@@ -22,7 +23,10 @@ public sealed record JobResults(IReadOnlyList<JobResult> Items);
 
 public static class JobsApi
 {
-    private const int MaxItemsPerJob = 1_000_000;
+    /// <summary>The most items any job can hold, whatever SDD_MAX_ITEMS_PER_JOB says: bounds paging arithmetic.</summary>
+    private const int MaxItemsPerJob = 10_000_000;
+    /// <summary>Longest name of an uploaded file (what the results zip calls its output).</summary>
+    public const int MaxFileNameLength = 255;
 
     public static RouteGroupBuilder MapJobsApiV1(this IEndpointRouteBuilder routes)
     {
@@ -47,6 +51,7 @@ public static class JobsApi
         if (http.ContentLength > settings.MaxUploadBytes)
             return Problems.TooLarge($"The request is {http.ContentLength} bytes; at most {settings.MaxUploadBytes} are accepted (SDD_MAX_UPLOAD_BYTES).");
         var owner = user.Owner();
+        if (await OwnerQuota.JobsAsync(http.HttpContext, db, owner, settings, ct) is { } quota) return quota;
         var job = new EditJob { Id = Guid.NewGuid(), Owner = owner, State = JobState.Pending, CreatedAt = DateTimeOffset.UtcNow };
         List<JobItem> items;
         if (http.HasFormContentType)
@@ -54,6 +59,8 @@ public static class JobsApi
             var form = await http.ReadFormAsync(ct);
             if (await ResolveEditor(db, owner, form["attribute"].ToString(), job, ct) is { } noEditor) return noEditor;
             if (form.Files.Count == 0) return Problems.BadRequest("Attach one or more image files (form field 'files').");
+            if (form.Files.Count > settings.MaxItemsPerJob)
+                return Problems.Unprocessable($"{form.Files.Count} files; a job holds at most {settings.MaxItemsPerJob} (SDD_MAX_ITEMS_PER_JOB).");
             var (stored, problem) = await StoreUploadsAsync(form.Files, owner, job.Id, store, settings, ct);
             if (problem is not null) return problem;
             items = stored!;
@@ -66,7 +73,7 @@ public static class JobsApi
             if (request?.Source is null)
                 return Problems.BadRequest("Give { \"attribute\", \"source\": { \"upload\": \"<uploadId>\" } } or { \"attribute\", \"source\": { \"bucket\", \"prefix\" } }.");
             if (await ResolveEditor(db, owner, request.Attribute, job, ct) is { } noEditor) return noEditor;
-            var (listed, problem) = await ListSourceAsync(request.Source, owner, db, store, ct);
+            var (listed, problem) = await ListSourceAsync(request.Source, owner, db, store, settings.MaxItemsPerJob, ct);
             if (problem is not null) return problem;
             items = listed!;
         }
@@ -94,6 +101,7 @@ public static class JobsApi
         string? state = null, int page = 1, int pageSize = 100)
     {
         if (page < 1 || pageSize is < 1 or > 1000) return Problems.BadRequest("page must be >= 1 and pageSize between 1 and 1000.");
+        if ((long)(page - 1) * pageSize > MaxItemsPerJob) return Problems.BadRequest($"page {page} lies beyond the last item a job can hold ({MaxItemsPerJob}).");
         ItemState? filter = null;
         if (!string.IsNullOrEmpty(state))
         {
@@ -169,6 +177,8 @@ public static class JobsApi
         var now = DateTimeOffset.UtcNow;
         await using (var tx = await db.Database.BeginTransactionAsync(ct))
         {
+            // The job row first, then its items: the order every writer of item states keeps (JobRows), so no deadlock.
+            await db.Database.ExecuteSqlRawAsync(JobRows.LockJob, [new Npgsql.NpgsqlParameter("job", id)], ct);
             await db.JobItems.Where(i => i.JobId == id && i.State == ItemState.Pending)
                 .ExecuteUpdateAsync(s => s.SetProperty(i => i.State, ItemState.Cancelled).SetProperty(i => i.UpdatedAt, now), ct);
             await db.EditJobs.Where(j => j.Id == id && (j.State == JobState.Pending || j.State == JobState.Running))
@@ -234,6 +244,11 @@ public static class JobsApi
             {
                 var name = Path.GetFileName(file.FileName.Replace('\\', '/'));
                 if (string.IsNullOrWhiteSpace(name)) name = file.Name;
+                if (name.Length > MaxFileNameLength || name.Any(char.IsControl))
+                {
+                    await DeleteQuietly(store, items);
+                    return (null, Problems.Unprocessable($"A file name is at most {MaxFileNameLength} characters without control characters; '{new string(name.Take(40).Select(c => char.IsControl(c) ? '?' : c).ToArray())}...' is not."));
+                }
                 await using var content = file.OpenReadStream(); // buffered by the form reader: seekable
                 var header = ImageCheck.Identify(content, name, settings.MaxImagePixels, out var problem);
                 if (header is null)
@@ -261,7 +276,7 @@ public static class JobsApi
     /// item that reads the object in place.
     /// </summary>
     private static async Task<(List<JobItem>?, ProblemHttpResult?)> ListSourceAsync(SourceRequest request, string owner, SddDbContext db,
-        ObjectStore store, CancellationToken ct)
+        ObjectStore store, int maxItems, CancellationToken ct)
     {
         var (source, refused) = await SourceAccess.ResolveAsync(request, owner, db, store, ct);
         if (source is null) return (null, refused);
@@ -272,8 +287,8 @@ public static class JobsApi
             await foreach (var o in store.ListAsync(bucket, prefix, ct))
             {
                 if (o.Key.EndsWith('/')) continue;
-                if (items.Count == MaxItemsPerJob)
-                    return (null, Problems.Unprocessable($"More than {MaxItemsPerJob} objects under '{prefix}'; submit smaller prefixes."));
+                if (items.Count == maxItems)
+                    return (null, Problems.Unprocessable($"More than {maxItems} objects under '{prefix}' (SDD_MAX_ITEMS_PER_JOB); submit smaller prefixes."));
                 var name = o.Key[prefix.Length..].TrimStart('/');
                 items.Add(new JobItem { Id = Guid.NewGuid(), SourceBucket = bucket, SourceKey = o.Key, Name = name.Length > 0 ? name : o.Key, State = ItemState.Pending });
             }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Sdd.Ingest.Dispatch;
+using Sdd.Ingest.Quotas;
 using Sdd.Ingest.Sources;
 
 namespace Sdd.Ingest.Apis;
@@ -71,15 +72,17 @@ public static class TeachersApi
     }
 
     public static async Task<Results<Accepted<TeacherAccepted>, ProblemHttpResult>> Train(TrainTeacherRequest request, ClaimsPrincipal user,
-        SddDbContext db, ObjectStore store, RunDispatcher dispatcher, CancellationToken ct)
+        SddDbContext db, ObjectStore store, RunDispatcher dispatcher, IngestSettings settings, HttpContext http, CancellationToken ct)
     {
         var steps = request.Steps ?? 2000;
         var size = request.ImageSize ?? 32;
         if (steps is < 1 or > 10_000_000) return Problems.Unprocessable("steps must be between 1 and 10000000.");
-        if (size is < 8 or > 1024 || size % 8 != 0) return Problems.Unprocessable("imageSize must be a multiple of 8 between 8 and 1024.");
+        if (size < 8 || size > settings.TeacherMaxImageSize || size % 8 != 0)
+            return Problems.Unprocessable($"imageSize must be a multiple of 8 between 8 and {settings.TeacherMaxImageSize} (SDD_TEACHER_MAX_IMAGE_SIZE, what this deployment's distill workers train).");
         var owner = user.Owner();
         var dataset = await db.Datasets.AsNoTracking().SingleOrDefaultAsync(d => d.Id == request.DatasetId && d.Owner == owner, ct);
         if (dataset is null || !await SourceAccess.StillReadableAsync(dataset, db, store, ct)) return Problems.NotFound($"No dataset {request.DatasetId}.");
+        if (await OwnerQuota.RunsAsync(http, db, owner, settings, ct) is { } quota) return quota;
 
         var now = DateTimeOffset.UtcNow;
         var teacher = new Teacher

@@ -1,9 +1,12 @@
 namespace Sdd.Ingest.Dispatch;
 
 /// <summary>
-/// Nothing accepted is lost: every SDD_DISPATCH_SWEEP_SECONDS, sends again the pending items of live jobs that were
-/// never sent (their send failed after the commit) or that nobody touched for SDD_REDISPATCH_AFTER_SECONDS, and the
-/// queued runs whose first command was never sent. Workers are idempotent, so a duplicate batch is harmless.
+/// Nothing accepted is lost, nothing is sent forever: every SDD_DISPATCH_SWEEP_SECONDS, sends the pending items of live
+/// jobs that were never sent (their send failed after the commit, or a worker released them for another attempt), and
+/// the queued runs whose first command was never sent. Items sent before and untouched for SDD_REDISPATCH_AFTER_SECONDS
+/// are sent again only when no message can still hold them — the edit queue has no message ready or unacknowledged —
+/// so a healthy backlog is never duplicated; each such send is an attempt, and an item out of attempts (SDD_ITEM_ATTEMPTS)
+/// fails for good with the reason, so its job still finishes. Workers are idempotent, so a duplicate batch is harmless.
 /// </summary>
 public sealed class DispatchSweeper(IServiceScopeFactory scopes, IngestSettings settings, ILogger<DispatchSweeper> log) : BackgroundService
 {
@@ -33,12 +36,18 @@ public sealed class DispatchSweeper(IServiceScopeFactory scopes, IngestSettings 
         var unsentBefore = now - settings.DispatchGrace;
         var staleBefore = now - settings.RedispatchAfter;
 
+        // Lost batches are only knowable when the queue is idle: a message ready or in a worker's hands may hold any item.
+        bool queueIdle;
+        try { queueIdle = (await scope.ServiceProvider.GetRequiredService<Operations.RabbitManagement>().QueueAsync(Contracts.Queues.Edit, ct)).Messages == 0; }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { queueIdle = false; }
+        if (queueIdle) await GiveUpAsync(db, staleBefore, ct);
+
         var due = await db.JobItems.AsNoTracking()
             .Where(i => i.State == ItemState.Pending)
             .Join(db.EditJobs.Where(j => j.State == JobState.Pending || j.State == JobState.Running), i => i.JobId, j => j.Id, (i, j) => new { Item = i, j.CreatedAt })
             .Where(x => x.Item.DispatchedAt == null
                 ? x.CreatedAt < unsentBefore
-                : x.Item.DispatchedAt < staleBefore && (x.Item.UpdatedAt == null || x.Item.UpdatedAt < staleBefore))
+                : queueIdle && x.Item.DispatchedAt < staleBefore && (x.Item.UpdatedAt == null || x.Item.UpdatedAt < staleBefore))
             .OrderBy(x => x.Item.JobId)
             .Select(x => new { x.Item.JobId, x.Item.Id })
             .Take(MaxItemsPerSweep)
@@ -55,6 +64,37 @@ public sealed class DispatchSweeper(IServiceScopeFactory scopes, IngestSettings 
             }
         }
 
+        await SendRunsAsync(scope, db, unsentBefore, ct);
+    }
+
+    /// <summary>Lost items that have used their attempts fail for good (the job row locked first, then recounted).</summary>
+    private async Task GiveUpAsync(SddDbContext db, DateTimeOffset staleBefore, CancellationToken ct)
+    {
+        var exhausted = await db.JobItems.AsNoTracking()
+            .Where(i => i.State == ItemState.Pending && i.DispatchedAt != null && i.DispatchedAt < staleBefore
+                        && (i.UpdatedAt == null || i.UpdatedAt < staleBefore) && i.Attempts + 1 >= settings.ItemAttempts)
+            .Join(db.EditJobs.Where(j => j.State == JobState.Pending || j.State == JobState.Running), i => i.JobId, j => j.Id, (i, j) => i.JobId)
+            .Distinct().Take(100).ToListAsync(ct);
+        foreach (var jobId in exhausted)
+        {
+            var job = new Npgsql.NpgsqlParameter("job", jobId);
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
+            await db.Database.ExecuteSqlRawAsync(JobRows.LockJob, [job], ct);
+            var failed = await db.Database.ExecuteSqlRawAsync("""
+                UPDATE job_items
+                   SET "State" = 'Failed', "Attempts" = "Attempts" + 1, "UpdatedAt" = now(),
+                       "Error" = 'gave up after ' || ("Attempts" + 1) || ' attempts: ' || COALESCE("Error", 'its batch was lost (no worker finished it)')
+                 WHERE "JobId" = @job AND "State" = 'Pending' AND "DispatchedAt" < @stale
+                   AND ("UpdatedAt" IS NULL OR "UpdatedAt" < @stale) AND "Attempts" + 1 >= @attempts
+                """, [new Npgsql.NpgsqlParameter("job", jobId), new Npgsql.NpgsqlParameter("stale", staleBefore), new Npgsql.NpgsqlParameter("attempts", settings.ItemAttempts)], ct);
+            await db.Database.ExecuteSqlRawAsync(JobRows.Recount, [new Npgsql.NpgsqlParameter("job", jobId)], ct);
+            await tx.CommitAsync(ct);
+            log.LogWarning("Sweeper gave up on {Failed} items of job {JobId} after {Attempts} attempts", failed, jobId, settings.ItemAttempts);
+        }
+    }
+
+    private async Task SendRunsAsync(AsyncServiceScope scope, SddDbContext db, DateTimeOffset unsentBefore, CancellationToken ct)
+    {
         var runs = await db.TrainingRuns.AsNoTracking()
             .Where(r => r.State == RunState.Queued && r.DispatchedAt == null && r.CreatedAt < unsentBefore)
             .Take(100).ToListAsync(ct);

@@ -6,7 +6,8 @@ namespace Sdd.Ingest.Dispatch;
 /// <summary>
 /// Sends a job's pending items to the edit queue as <see cref="EditBatch"/> commands of SDD_EDIT_BATCH_SIZE.
 /// Each batch is first claimed in the database (DispatchedAt set where it was unset or stale), so that two
-/// Ingest processes do not both send it; a batch whose send fails is released for the sweeper.
+/// Ingest processes do not both send it; a batch whose send fails is released for the sweeper. Sending again an item
+/// that was sent before (its batch was lost) counts as one of its attempts.
 /// </summary>
 public sealed class EditDispatcher(SddDbContext db, ISendEndpointProvider sender, IngestSettings settings, ILogger<EditDispatcher> log)
 {
@@ -21,7 +22,7 @@ public sealed class EditDispatcher(SddDbContext db, ISendEndpointProvider sender
             var now = DateTimeOffset.UtcNow;
             var ids = chunk.ToArray();
             var claimed = await db.Database.SqlQuery<Guid>($"""
-                UPDATE job_items SET "DispatchedAt" = {now}
+                UPDATE job_items SET "DispatchedAt" = {now}, "Attempts" = "Attempts" + CASE WHEN "DispatchedAt" IS NULL THEN 0 ELSE 1 END
                 WHERE "JobId" = {jobId} AND "Id" = ANY({ids}) AND "State" = 'Pending'
                   AND ("DispatchedAt" IS NULL OR "DispatchedAt" < {staleBefore})
                 RETURNING "Id" AS "Value"

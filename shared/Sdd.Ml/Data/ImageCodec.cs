@@ -17,14 +17,19 @@ public sealed class ImageDecodeException(string message, Exception? inner = null
 /// </summary>
 public static class ImageCodec
 {
-    public const long MaxPixels = 40_000_000;
+    public const long MaxPixels = Sdd.Configuration.Limits.MaxImagePixels;
 
-    private static readonly Configuration Limited = CreateLimitedConfiguration();
+    private static readonly SixLabors.ImageSharp.Configuration Limited = CreateLimitedConfiguration();
 
-    private static Configuration CreateLimitedConfiguration()
+    private static SixLabors.ImageSharp.Configuration CreateLimitedConfiguration()
     {
-        var c = Configuration.Default.Clone();
+        var c = SixLabors.ImageSharp.Configuration.Default.Clone();
         c.PreferContiguousImageBuffers = true;
+        // A multi-frame GIF or TIFF is edited at its first frame: the others would only cost memory (a frame bomb).
+        c.ImageFormatsManager.SetDecoder(SixLabors.ImageSharp.Formats.Gif.GifFormat.Instance,
+            new SixLabors.ImageSharp.Formats.Gif.GifDecoder { DecodingMode = SixLabors.ImageSharp.Metadata.FrameDecodingMode.First });
+        c.ImageFormatsManager.SetDecoder(SixLabors.ImageSharp.Formats.Tiff.TiffFormat.Instance,
+            new SixLabors.ImageSharp.Formats.Tiff.TiffDecoder { DecodingMode = SixLabors.ImageSharp.Metadata.FrameDecodingMode.First });
         return c;
     }
 
@@ -34,10 +39,22 @@ public static class ImageCodec
         img.SaveAsPng(path);
     }
 
+    /// <summary>Width and height from the header alone (nothing is decoded); throws <see cref="ImageDecodeException"/>.</summary>
+    public static (int Width, int Height) ReadSize(byte[] data)
+    {
+        if (data.Length == 0) throw new ImageDecodeException("The file is empty.");
+        if (Sdd.Configuration.Limits.IsAnimatedWebp(data)) throw new ImageDecodeException("Animated WebP is not accepted; send a still image.");
+        IImageInfo? info;
+        try { info = Image.Identify(Limited, data, out _); }
+        catch (Exception e) { throw new ImageDecodeException($"Not a readable image: {e.Message}", e); }
+        return info is null ? throw new ImageDecodeException("Not a supported image format (PNG, JPEG, BMP, GIF, TGA, WebP, TIFF).") : (info.Width, info.Height);
+    }
+
     /// <summary>Decodes bytes to RGB after checking the header's size; throws <see cref="ImageDecodeException"/>.</summary>
     public static Image<Rgb24> Decode(byte[] data, long maxPixels = MaxPixels)
     {
         if (data.Length == 0) throw new ImageDecodeException("The file is empty.");
+        if (Sdd.Configuration.Limits.IsAnimatedWebp(data)) throw new ImageDecodeException("Animated WebP is not accepted; send a still image.");
         IImageInfo? info;
         try { info = Image.Identify(Limited, data, out _); }
         catch (Exception e) { throw new ImageDecodeException($"Not a readable image: {e.Message}", e); }

@@ -102,10 +102,14 @@ public sealed class EditorNet : nn.Module<Tensor, Tensor>
 /// </summary>
 public static class ResidualMode
 {
+    /// <summary>Why an image of this size cannot be edited in residual mode (Sdd.Configuration.Limits.MaxAspectRatio), or null.</summary>
+    public static string? Refusal(long width, long height) => Sdd.Configuration.Limits.AspectRefusal(width, height);
+
     public static Tensor Apply(Tensor x, int size, Func<Tensor, Tensor> edit)
     {
         long h = x.shape[2], w = x.shape[3];
         if (h == size && w == size) return edit(x);
+        if (Refusal(w, h) is { } refusal) throw new ArgumentException(refusal, nameof(x));
         double k = (double)size / Math.Min(h, w);
         long sh = Math.Max(4, (long)Math.Round(h * k / 4) * 4), sw = Math.Max(4, (long)Math.Round(w * k / 4) * 4);
         var small = F.interpolate(x, size: [sh, sw], mode: InterpolationMode.Area);
