@@ -45,6 +45,8 @@ public sealed class SddSystem : IAsyncLifetime
     public Guid TeacherId { get; private set; }
     /// <summary>The SDD_* variables the services run with (servers, buckets, keys), for other processes of this system.</summary>
     public IReadOnlyDictionary<string, string> Environment { get; private set; } = new Dictionary<string, string>();
+    /// <summary>What the services reached for beyond this machine, from their start on.</summary>
+    public OutboundWatch Outbound { get; private set; } = null!;
 
     private readonly SemaphoreSlim _gate = new(1, 1);
     private Guid? _datasetId;
@@ -107,6 +109,8 @@ public sealed class SddSystem : IAsyncLifetime
             ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
             ["DOTNET_gcServer"] = "0",
         };
+        Outbound = new OutboundWatch(() => [Ingest?.Pid, Distill?.Pid, Edit?.Pid]);
+        foreach (var (k, v) in Outbound.ProxyEnvironment()) env[k] = v;
         Environment = env;
         var logs = Path.Combine(WorkDir, "logs");
         Directory.CreateDirectory(logs);
@@ -263,6 +267,7 @@ public sealed class SddSystem : IAsyncLifetime
     public async Task DisposeAsync()
     {
         foreach (var s in new[] { Edit, Distill, Ingest }) s?.Dispose();
+        if (Outbound is not null) await Outbound.DisposeAsync();
         Api?.Dispose();
         try { using var http = Management(); await http.DeleteAsync($"api/vhosts/{Uri.EscapeDataString(RunName)}"); } catch (Exception) { }
         try

@@ -13,6 +13,17 @@ namespace Sdd.Infrastructure.Tests;
 public class BusTests(RabbitVirtualHost vhost) : IClassFixture<RabbitVirtualHost>
 {
     [Fact]
+    public async Task The_bus_never_reports_usage_telemetry_to_the_vendor()
+    {
+        var services = new ServiceCollection();
+        services.AddSddBus(Stack.Settings with { RabbitMq = vhost.Settings });
+        await using var provider = services.BuildServiceProvider();
+
+        // MassTransit posts a usage report to its vendor's host 5 minutes after start unless this is off (nothing leaves the machine).
+        Assert.False(provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<UsageTelemetryOptions>>().Value.Enabled);
+    }
+
+    [Fact]
     public async Task An_edit_batch_sent_through_RabbitMQ_is_consumed()
     {
         await using var provider = Harness(x => x.AddConsumer<EditBatchRecorder>());

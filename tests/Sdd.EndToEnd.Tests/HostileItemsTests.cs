@@ -1,0 +1,119 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace Sdd.EndToEnd.Tests;
+
+/// <summary>
+/// Hostile and odd files read in place by a job over an upload area (no header check at submission: the edit worker
+/// decides each): every bad one fails its own item with a reason, every good one is edited, the job finishes and the
+/// services stay healthy.
+/// </summary>
+[Collection(EndToEndCollection.Name)]
+public sealed class HostileItemsTests(SddSystem system, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Each_hostile_file_fails_only_its_own_item_with_a_reason()
+    {
+        await system.SmilingEditorAsync();
+        var good = SddSystem.Portraits(1, SddSystem.ImageSize, first: 700).Single().Bytes;
+        var noise = new byte[900 * 900 * 3];
+        new Random(3).NextBytes(noise);
+        var files = new (string Name, byte[] Bytes, string? Reason)[]
+        {
+            ("good.png", good, null),
+            ("one-pixel.png", Encode(new Image<Rgb24>(1, 1, new Rgb24(200, 10, 10))), null),
+            ("alpha.png", Encode(new Image<Rgba32>(24, 24, new Rgba32(10, 200, 10, 128))), null),
+            ("sixteen-bit.png", Encode(new Image<Rgb48>(24, 24, new Rgb48(1000, 30000, 65000)), new PngEncoder { BitDepth = PngBitDepth.Bit16 }), null),
+            ("two-frames.gif", TwoFrameGif(), null),
+            ("empty.png", [], "empty"),
+            ("truncated.png", good[..(good.Length / 3)], "corrupt"),
+            ("text.png", "not a picture at all"u8.ToArray(), "image"),
+            ("strip.png", Encode(new Image<Rgb24>(8, 400)), "aspect ratio"),
+            ("animated.webp", AnimatedWebpHeader(), "Animated WebP"),
+            ("bomb.png", BombPng(), "pixels"),
+            ("too-large.png", Encode(Image.LoadPixelData<Rgb24>(noise, 900, 900)), "SDD_MAX_INPUT_BYTES"),
+        };
+        Assert.True(files.Single(f => f.Name == "too-large.png").Bytes.Length > 2_000_000); // the fixture's SDD_MAX_INPUT_BYTES
+
+        var (uploadId, _) = await system.Api.UploadAsync(files.Select(f => (f.Name, f.Bytes)).ToList());
+        var jobId = (await system.Api.PostAsync("/v1/jobs", new { attribute = "smiling", source = new { upload = uploadId } })).Id("jobId");
+        var job = await system.Api.WaitForAsync($"/v1/jobs/{jobId}", j => j.Str("state") == "completed", TimeSpan.FromMinutes(2), () => system.Edit.Tail());
+
+        var items = (await system.Api.GetAsync($"/v1/jobs/{jobId}/items?pageSize=100")).GetProperty("items").EnumerateArray()
+            .ToDictionary(i => i.Str("name"), i => (State: i.Str("state"), Error: i.TryGetProperty("error", out var e) ? e.GetString() : null));
+        output.WriteLine("| file | bytes | item | reason |\n| --- | ---: | --- | --- |");
+        foreach (var f in files) output.WriteLine($"| {f.Name} | {f.Bytes.Length} | {items[f.Name].State} | {items[f.Name].Error} |");
+        foreach (var f in files)
+        {
+            var (state, error) = items[f.Name];
+            if (f.Reason is null) Assert.True(state == "done", $"{f.Name}: {state} {error}");
+            else
+            {
+                Assert.True(state == "failed", $"{f.Name} should fail: {state}");
+                Assert.Contains(f.Reason, error, StringComparison.OrdinalIgnoreCase);
+            }
+        }
+        Assert.Equal(files.Count(f => f.Reason is null), job.GetProperty("counts").Int("done"));
+        using var http = new HttpClient { BaseAddress = system.ApiUrl };
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
+        Assert.NotNull(system.Edit.Pid); // the worker is still up
+    }
+
+    private static byte[] Encode<T>(Image<T> image, PngEncoder? encoder = null) where T : unmanaged, IPixel<T>
+    {
+        using (image)
+        using (var ms = new MemoryStream())
+        {
+            image.SaveAsPng(ms, encoder ?? new PngEncoder());
+            return ms.ToArray();
+        }
+    }
+
+    private static byte[] TwoFrameGif()
+    {
+        using var image = new Image<Rgba32>(20, 20, new Rgba32(255, 0, 0, 255));
+        using var second = new Image<Rgba32>(20, 20, new Rgba32(0, 0, 255, 255));
+        image.Frames.AddFrame(second.Frames.RootFrame);
+        using var ms = new MemoryStream();
+        image.SaveAsGif(ms);
+        return ms.ToArray();
+    }
+
+    private static byte[] AnimatedWebpHeader()
+    {
+        var b = new byte[64];
+        "RIFF"u8.CopyTo(b);
+        BitConverter.GetBytes(56).CopyTo(b, 4);
+        "WEBP"u8.CopyTo(b.AsSpan(8));
+        "VP8X"u8.CopyTo(b.AsSpan(12));
+        BitConverter.GetBytes(10).CopyTo(b, 16);
+        b[20] = 0x02;
+        return b;
+    }
+
+    /// <summary>A PNG whose header claims 60000 x 60000 pixels; the rest is a stub.</summary>
+    private static byte[] BombPng()
+    {
+        using var image = new Image<Rgb24>(1, 1);
+        using var ms = new MemoryStream();
+        image.SaveAsPng(ms);
+        var png = ms.ToArray();
+        // IHDR: type at 12..15, width and height (big-endian) at 16..23, its CRC over type and data at 29..32.
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(png.AsSpan(16), 60_000);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(png.AsSpan(20), 60_000);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(png.AsSpan(29), Crc32(png.AsSpan(12, 17)));
+        return png;
+    }
+
+    private static uint Crc32(ReadOnlySpan<byte> data)
+    {
+        uint crc = 0xFFFFFFFF;
+        foreach (var b in data)
+        {
+            crc ^= b;
+            for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+        }
+        return ~crc;
+    }
+}
