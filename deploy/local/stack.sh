@@ -267,6 +267,19 @@ cmd_down() {
   s3_stop; pg_stop; rabbit_stop; epmd_stop
   log "down"
 }
+# kill -9 one server's process group, as a crash would (the fault tests); `up` brings it back.
+cmd_kill() {
+  local pgid_file
+  case "${1:-}" in
+    rabbitmq) pgid_file="$RD/pgid" ;;
+    postgres) pg_paths; pgid_file="$PD/pgid" ;;
+    s3rver) pgid_file="$SDD_STACK_DIR/s3/pgid" ;;
+    *) die "kill which server? rabbitmq, postgres or s3rver" ;;
+  esac
+  [[ -s $pgid_file ]] || die "$1 is not running"
+  kill -KILL -- "-$(cat "$pgid_file")" 2>/dev/null || true
+  log "$1 killed (process group $(cat "$pgid_file"))"
+}
 row() { printf '%-9s %-8s %-8s %s\n' "$@"; }
 cmd_status() {
   local pid
@@ -285,9 +298,9 @@ cmd_status() {
 [[ $(id -u) == 0 ]] || die "run as root (installs packages, runs postgres through runuser)"
 mkdir -p "$SDD_STACK_DIR"
 case "${1:-}" in
-  up | down | status)
+  up | down | status | kill)
     # One up/down at a time; servers are started with fd 9 closed so they do not hold the lock.
     exec 9>"$SDD_STACK_DIR/stack.lock"; flock 9
-    "cmd_$1" ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+    "cmd_$1" "${@:2}" ;;
+  *) echo "usage: $0 up|down|status|kill rabbitmq|postgres|s3rver" >&2; exit 2 ;;
 esac

@@ -10,6 +10,9 @@ namespace Sdd.Edit.Components;
 /// Items already done, failed or cancelled are skipped, so a redelivered batch repeats nothing; the worker that
 /// records a job's last pending item completes the job and publishes EditJobCompleted.
 /// </summary>
+/// <summary>A whole batch could not be worked on for a passing reason (storage unreachable): the message is retried.</summary>
+public sealed class BatchUnavailableException(string message) : Exception(message);
+
 public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, BatchEditing editing, ILogger<EditBatchConsumer> log) : IConsumer<EditBatch>
 {
     public async Task Consume(ConsumeContext<EditBatch> context)
@@ -41,6 +44,13 @@ public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, Batch
 
         var recorded = await jobs.RecordAsync(jobId, outcomes, CancellationToken.None);
         var now = DateTimeOffset.UtcNow;
+        if (recorded.Retried > 0)
+        {
+            // What was done is saved; the items that failed for a passing reason (storage down, out of memory) are retried
+            // with the message, with backoff, and a redelivery skips the rest. No attempt is spent on an outage.
+            if (recorded.Done + recorded.Failed > 0) await context.Publish(new BatchEdited(jobId, recorded.Done, recorded.Failed, now), CancellationToken.None);
+            throw new BatchUnavailableException($"Job {jobId}: {recorded.Retried} of {outcomes.Count} items to retry, first: {outcomes.First(o => o.State == ItemState.Pending).Error}");
+        }
         await context.Publish(new BatchEdited(jobId, recorded.Done, recorded.Failed, now), CancellationToken.None);
         if (recorded.CompletedJob)
         {

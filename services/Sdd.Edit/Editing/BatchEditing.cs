@@ -18,8 +18,7 @@ namespace Sdd.Edit.Editing;
 /// the item, so a redelivered batch overwrites rather than duplicates.</item>
 /// </list>
 /// A problem of the input (missing, too large, not an image, too many pixels, extreme aspect ratio) fails its item with
-/// the reason; any other error of an item (storage unreachable, out of memory...) sends it back as a retry, which the
-/// ledger counts against SDD_ITEM_ATTEMPTS.
+/// the reason; any other error of an item (storage unreachable, out of memory...) leaves it pending for a retry of the batch.
 /// </summary>
 public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger<BatchEditing> log)
 {

@@ -13,7 +13,7 @@ public sealed record BatchWork(Guid JobId, string Owner, JobState JobState, Guid
 /// <summary>What became of one item: done, failed for good, or (<see cref="ItemState.Pending"/>) to be tried again.</summary>
 public sealed record ItemOutcome(Guid Id, ItemState State, string? OutputKey, string? Error)
 {
-    /// <summary>A passing failure: the item stays pending for another attempt, unless it has used them all.</summary>
+    /// <summary>A passing failure: the item stays pending, with the reason, for its batch to be retried.</summary>
     public static ItemOutcome Retry(Guid id, string reason) => new(id, ItemState.Pending, null, reason);
 }
 
@@ -29,10 +29,10 @@ public sealed record RecordedBatch(int Done, int Failed, int JobDone, int JobFai
 /// alone, so a redelivered batch counts nothing twice), then recount the job from its items and complete it when
 /// none is pending. The row lock serialises the batches of one job, so exactly one of them completes it; every writer
 /// locks the job row before its items (one lock order: no deadlock with a cancel).
-/// An item to retry stays pending with its reason and is released for the Ingest sweeper to send again, until it has
-/// used SDD_ITEM_ATTEMPTS: then it fails for good with "gave up after N attempts: reason".
+/// An item to retry stays pending (its reason noted in Error, no attempt counted): the consumer then lets the message be
+/// retried, and a batch that keeps failing is the Ingest sweeper's, which counts attempts and gives up after SDD_ITEM_ATTEMPTS.
 /// </summary>
-public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDbContext> databases, ObjectStore store, EditOptions options)
+public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDbContext> databases, ObjectStore store)
 {
     public async Task<BatchWork?> LoadAsync(Guid jobId, IReadOnlyList<Guid> itemIds, CancellationToken ct)
     {
@@ -64,18 +64,13 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
         lockJob.Parameters.AddWithValue("job", jobId);
         var items = new NpgsqlBatchCommand("""
             UPDATE job_items AS i
-               SET "State" = CASE WHEN v.state = 'Pending' AND i."Attempts" + 1 >= @attempts THEN 'Failed' ELSE v.state END,
-                   "OutputKey" = v.output,
-                   "Error" = CASE WHEN v.state = 'Pending' AND i."Attempts" + 1 >= @attempts
-                                  THEN 'gave up after ' || (i."Attempts" + 1) || ' attempts: ' || v.error ELSE v.error END,
-                   "Attempts" = i."Attempts" + 1, "UpdatedAt" = now(),
-                   "DispatchedAt" = CASE WHEN v.state = 'Pending' THEN NULL ELSE i."DispatchedAt" END
+               SET "State" = v.state, "OutputKey" = v.output, "Error" = v.error, "UpdatedAt" = now(),
+                   "Attempts" = i."Attempts" + CASE WHEN v.state = 'Pending' THEN 0 ELSE 1 END
               FROM unnest(@ids, @states, @outputs, @errors) AS v(id, state, output, error)
              WHERE i."Id" = v.id AND i."JobId" = @job AND i."State" = 'Pending'
             RETURNING i."State"
             """);
         items.Parameters.AddWithValue("job", jobId);
-        items.Parameters.AddWithValue("attempts", options.MaxAttempts);
         items.Parameters.AddWithValue("ids", outcomes.Select(o => o.Id).ToArray());
         items.Parameters.AddWithValue("states", outcomes.Select(o => o.State.ToString()).ToArray());
         items.Parameters.Add(new NpgsqlParameter("outputs", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = outcomes.Select(o => (object?)o.OutputKey ?? DBNull.Value).ToArray() });
