@@ -127,6 +127,11 @@ public sealed class ChunkedRun(RunLedger ledger, CheckpointStore checkpoints, Di
                 log.LogInformation("Run {RunId}: chunk {Chunk} took the lease over after {Seconds:0.0} s", runId, chunk, wait.Elapsed.TotalSeconds);
                 return true;
             }
+            if (await ledger.FindAsync(runId, ct) is { } r && RunLedger.IsFinished(r.State))
+            {
+                log.LogInformation("Run {RunId} is {State}: chunk {Chunk} skipped", runId, r.State, chunk);
+                return false;
+            }
         }
         var now = await ledger.FindAsync(runId, ct);
         log.LogInformation("Run {RunId}: chunk {Chunk} dropped: {Holder} holds the run and is alive (heartbeat {Heartbeat:O}, state {State})",
