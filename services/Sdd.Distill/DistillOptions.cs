@@ -21,6 +21,31 @@ public sealed record DistillOptions
     public int JudgeSteps { get; init; } = 1500;
     /// <summary>Seconds between heartbeats of a running run (SDD_HEARTBEAT_SECONDS, default 10).</summary>
     public double HeartbeatSeconds { get; init; } = 10;
+    /// <summary>
+    /// How long a run's lease outlives its holder's last heartbeat before another worker may take the run over
+    /// (SDD_RUN_LEASE_SECONDS, default 3 heartbeats); must be longer than a heartbeat.
+    /// </summary>
+    public double LeaseSeconds { get; init; }
+    /// <summary>
+    /// How long transient S3, PostgreSQL and RabbitMQ errors of a run are retried, with exponential backoff from 2 s up to
+    /// 60 s between attempts, before the run fails (SDD_RUN_RETRY_MINUTES, default 10).
+    /// </summary>
+    public double RetryMinutes { get; init; } = 10;
+    /// <summary>
+    /// A queued or running run that no worker heartbeated for this long (and whose command was not re-sent within it)
+    /// gets its next chunk command re-sent by the run sweeper (SDD_RUN_STALE_SECONDS, default 600). It must exceed the
+    /// lease; a run waiting behind others in the queue looks the same, and a re-sent duplicate is harmless.
+    /// </summary>
+    public double StaleSeconds { get; init; } = 600;
+    /// <summary>Re-sends after which a run that still nobody takes up fails (SDD_RUN_MAX_RESENDS, default 5).</summary>
+    public int MaxResends { get; init; } = 5;
+    /// <summary>How often the run sweeper looks for stale runs (SDD_RUN_SWEEP_SECONDS, default 30; 0 turns it off).</summary>
+    public double SweepSeconds { get; init; } = 30;
+
+    public TimeSpan Heartbeat => TimeSpan.FromSeconds(Math.Max(0.2, HeartbeatSeconds));
+    public TimeSpan Lease => TimeSpan.FromSeconds(LeaseSeconds > 0 ? LeaseSeconds : 3 * Math.Max(0.2, HeartbeatSeconds));
+    public TimeSpan RetryWindow => TimeSpan.FromMinutes(RetryMinutes);
+    public TimeSpan StaleAfter => TimeSpan.FromSeconds(StaleSeconds);
 
     public static DistillOptions From(IConfiguration c)
     {
@@ -35,7 +60,22 @@ public sealed record DistillOptions
             RenderImages = (int)Number(c, "SDD_RENDER_IMAGES", d.RenderImages),
             JudgeSteps = (int)Number(c, "SDD_JUDGE_STEPS", d.JudgeSteps),
             HeartbeatSeconds = Number(c, "SDD_HEARTBEAT_SECONDS", d.HeartbeatSeconds),
-        };
+            LeaseSeconds = Number(c, "SDD_RUN_LEASE_SECONDS", d.LeaseSeconds),
+            RetryMinutes = Number(c, "SDD_RUN_RETRY_MINUTES", d.RetryMinutes),
+            StaleSeconds = Number(c, "SDD_RUN_STALE_SECONDS", d.StaleSeconds),
+            MaxResends = (int)Number(c, "SDD_RUN_MAX_RESENDS", d.MaxResends),
+            SweepSeconds = Number(c, "SDD_RUN_SWEEP_SECONDS", d.SweepSeconds),
+        }.Validated();
+    }
+
+    /// <summary>Throws when the run timings contradict each other (a lease shorter than a heartbeat expires while its holder lives).</summary>
+    public DistillOptions Validated()
+    {
+        if (Lease <= Heartbeat)
+            throw new FormatException($"SDD_RUN_LEASE_SECONDS ({Lease.TotalSeconds} s) must be longer than SDD_HEARTBEAT_SECONDS ({Heartbeat.TotalSeconds} s)");
+        if (StaleAfter <= Lease)
+            throw new FormatException($"SDD_RUN_STALE_SECONDS ({StaleAfter.TotalSeconds} s) must be longer than the run lease ({Lease.TotalSeconds} s)");
+        return this;
     }
 
     private static double Number(IConfiguration c, string name, double fallback) =>

@@ -27,13 +27,15 @@ builder.Services.AddSingleton<EditorRegistry>();
 builder.Services.AddSingleton<EditorDistiller>();
 builder.Services.AddSingleton<TeacherTraining>();
 builder.Services.AddSddBus(settings, x => x.AddConsumersFromNamespaceContaining<DistillRunConsumer>());
+builder.Services.AddHostedService<RunSweeper>();
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(Math.Max(30, options.ChunkSeconds + 30)));
 
 var host = builder.Build();
 var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Sdd.Distill");
 await Startup.PrepareAsync(settings, host.Services.GetRequiredService<ObjectStore>(), log);
 Directory.CreateDirectory(options.WorkDir);
-log.LogInformation("Distill worker {Worker}: device {Device}, {Threads} torch threads, chunks of {Chunk}, work dir {Dir}",
+log.LogInformation("Distill worker {Worker}: device {Device}, {Threads} torch threads, chunks of {Chunk}, work dir {Dir}; run lease {Lease} s, transient errors retried for {Retry} min, stale runs re-sent after {Stale} s",
     RunLedger.WorkerName, TorchRuntime.Device, threads,
-    options.ChunkSteps > 0 ? $"{options.ChunkSteps} steps" : $"{options.ChunkSeconds} s", options.WorkDir);
+    options.ChunkSteps > 0 ? $"{options.ChunkSteps} steps" : $"{options.ChunkSeconds} s", options.WorkDir,
+    options.Lease.TotalSeconds, options.RetryWindow.TotalMinutes, options.StaleAfter.TotalSeconds);
 await host.RunAsync();

@@ -10,7 +10,9 @@ namespace Sdd.Storage;
 /// <c>tenants/&lt;owner&gt;/datasets/&lt;datasetId&gt;/{labels.csv,images/…}</c> (uploaded zips)</item>
 /// <item>jobs bucket: <c>tenants/&lt;owner&gt;/jobs/&lt;jobId&gt;/{input,output}/&lt;itemId&gt;.&lt;ext&gt;</c></item>
 /// <item>models bucket: <c>tenants/&lt;owner&gt;/teachers/&lt;teacherId&gt;/</c>, <c>tenants/&lt;owner&gt;/editors/&lt;attribute&gt;/&lt;version&gt;/</c>;
-/// the builtin teachers, the service's own, under <c>teachers/&lt;teacherId&gt;/</c></item>
+/// the builtin teachers, the service's own, under <c>teachers/&lt;teacherId&gt;/</c>. In each model's folder, the published
+/// files (config.json, model.safetensors, …) at the top, the training checkpoints as generations
+/// <c>train/chunk-&lt;n&gt;-&lt;tag&gt;/</c> and the marker <c>train/progress.json</c> naming the current one</item>
 /// </list>
 /// </summary>
 public static partial class KeyLayout
@@ -45,6 +47,23 @@ public static partial class KeyLayout
     /// <summary>An editor version's folder in the models bucket (attribute names are unique per owner).</summary>
     public static string Editor(string owner, string attribute, int version) => $"{Tenant(owner)}editors/{attribute}/{version}/";
 
+    /// <summary>The training folder of a run's checkpoints under a teacher's or editor version's folder.</summary>
+    public const string CheckpointsFolder = "train/";
+
+    /// <summary>The small marker naming the checkpoint generation to resume from; written last, it is the switch.</summary>
+    public static string CheckpointMarker(string modelPrefix) => modelPrefix + CheckpointsFolder + "progress.json";
+
+    /// <summary>
+    /// A checkpoint generation, relative to the model's folder: <c>train/chunk-&lt;n&gt;-&lt;tag&gt;/</c>, new for every
+    /// chunk attempt (the tag), so an upload never overwrites the generation the marker names.
+    /// </summary>
+    public static string CheckpointGeneration(int chunk, string tag) =>
+        GenerationTag().IsMatch(tag) && chunk >= 0 ? $"{CheckpointsFolder}chunk-{chunk:D5}-{tag}/" : throw new ArgumentException($"bad checkpoint generation {chunk}/{tag}");
+
+    /// <summary>True for a key of a checkpoint generation (<c>&lt;modelPrefix&gt;train/chunk-…/…</c>).</summary>
+    public static bool IsCheckpointGeneration(string modelPrefix, string key) =>
+        key.StartsWith(modelPrefix + CheckpointsFolder + "chunk-", StringComparison.Ordinal);
+
     /// <summary>A data set's label table under its prefix (CelebA layout: <c>labels.csv</c> beside <c>images/</c>).</summary>
     public static string DatasetLabels(string datasetPrefix) => datasetPrefix + LabelsFile;
 
@@ -57,4 +76,7 @@ public static partial class KeyLayout
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     private static partial Regex OwnerPattern();
+
+    [GeneratedRegex("^[a-z0-9]{1,32}$")]
+    private static partial Regex GenerationTag();
 }

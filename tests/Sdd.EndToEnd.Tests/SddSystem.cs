@@ -92,7 +92,9 @@ public sealed class SddSystem : IAsyncLifetime
             ["SDD_WORK_DIR"] = Path.Combine(WorkDir, "work"),
             ["SDD_TORCH_THREADS"] = "1",
             ["SDD_DISTILL_CHUNK_STEPS"] = "10",
-            ["SDD_HEARTBEAT_SECONDS"] = "2",
+            ["SDD_HEARTBEAT_SECONDS"] = "2", // the run lease: 3 heartbeats, 6 s
+            ["SDD_RUN_STALE_SECONDS"] = "20",
+            ["SDD_RUN_SWEEP_SECONDS"] = "2",
             ["SDD_EVAL_IMAGES"] = "16",
             ["SDD_RENDER_IMAGES"] = "200",
             ["SDD_INDICATOR_SAMPLES"] = "8",
@@ -137,6 +139,23 @@ public sealed class SddSystem : IAsyncLifetime
     }
 
     public static readonly System.Text.RegularExpressions.Regex BusStarted = new("Bus started");
+
+    /// <summary>
+    /// Starts another distill worker on this system (its own work folder and log), with <paramref name="overrides"/> on
+    /// top of the services' settings, and waits until it consumes. Dispose it when done (kill -9).
+    /// </summary>
+    public async Task<ServiceProcess> StartDistillWorkerAsync(string name, IReadOnlyDictionary<string, string>? overrides = null)
+    {
+        var env = new Dictionary<string, string>(Environment) { ["SDD_WORK_DIR"] = Path.Combine(WorkDir, "work-" + name) };
+        foreach (var (k, v) in overrides ?? new Dictionary<string, string>()) env[k] = v;
+        var worker = new ServiceProcess(name, ServiceDll("Sdd.Distill"), env, Path.Combine(WorkDir, "logs"));
+        lock (_extra) _extra.Add(worker);
+        worker.Start();
+        await worker.WaitForLineAsync(BusStarted, TimeSpan.FromSeconds(120));
+        return worker;
+    }
+
+    private readonly List<ServiceProcess> _extra = [];
 
     /// <summary>Restarts a killed worker and waits until it consumes again.</summary>
     public async Task RestartAsync(ServiceProcess service)
@@ -247,7 +266,7 @@ public sealed class SddSystem : IAsyncLifetime
         }
     }
 
-    private HttpClient Management()
+    public HttpClient Management()
     {
         var http = new HttpClient { BaseAddress = Settings.RabbitMq.ManagementUri, Timeout = TimeSpan.FromSeconds(30) };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
@@ -266,6 +285,7 @@ public sealed class SddSystem : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
+        lock (_extra) foreach (var w in _extra) w.Dispose();
         foreach (var s in new[] { Edit, Distill, Ingest }) s?.Dispose();
         if (Outbound is not null) await Outbound.DisposeAsync();
         Api?.Dispose();

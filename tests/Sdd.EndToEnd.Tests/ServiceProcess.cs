@@ -72,5 +72,6 @@ public sealed class ServiceProcess(string name, string dll, IReadOnlyDictionary<
     {
         Kill();
         _process?.Dispose();
+        _process = null; // disposing twice (a test and the fixture) is harmless
     }
 }

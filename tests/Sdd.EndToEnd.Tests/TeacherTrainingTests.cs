@@ -18,10 +18,15 @@ public sealed class TeacherTrainingTests(SddSystem system, ITestOutputHelper out
         Assert.Equal("ready", teacher.Str("state"));
 
         var prefix = $"tenants/{system.Owner}/teachers/{teacherId}/";
-        foreach (var file in new[] { "config.json", "model.safetensors", "judge/config.json", "judge/model.safetensors", "train/raw.safetensors", "train/optimizer.bin" })
+        foreach (var file in new[] { "config.json", "model.safetensors", "judge/config.json", "judge/model.safetensors" })
             Assert.NotNull(await system.Store.StatAsync(system.Settings.S3.ModelsBucket, prefix + file));
         var progress = JsonDocument.Parse(await system.Store.GetBytesAsync(system.Settings.S3.ModelsBucket, prefix + "train/progress.json")).RootElement;
         Assert.Equal(2, progress.Int("chunk")); // 20 steps in chunks of 10
+        // The training state lives in the checkpoint generation the marker names.
+        var generation = progress.Str("folder");
+        Assert.StartsWith("train/chunk-00002-", generation);
+        foreach (var file in new[] { "train/raw.safetensors", "train/optimizer.bin", "train/state.json" })
+            Assert.NotNull(await system.Store.StatAsync(system.Settings.S3.ModelsBucket, prefix + generation + file));
         var judge = JsonDocument.Parse(await system.Store.GetBytesAsync(system.Settings.S3.ModelsBucket, prefix + "judge/config.json")).RootElement;
         Assert.Equal(5, judge.GetProperty("accuracy").EnumerateObject().Count()); // held-out accuracy per attribute
         output.WriteLine($"teacher {teacherId} ready; judge accuracy {judge.GetProperty("accuracy")}");

@@ -38,8 +38,16 @@ public sealed class WholeFlowTests(SddSystem system, ITestOutputHelper output)
         Assert.All(indicator, p => Assert.True(p.GetProperty("norm").GetDouble() > 0));
         var metrics = version.GetProperty("metrics");
         foreach (var m in new[] { "editability", "psnrSource", "ssimSource", "othersKept" }) Assert.True(metrics.TryGetProperty(m, out _), $"metric {m} missing: {metrics}");
-        foreach (var file in new[] { "config.json", "model.safetensors", "curve.json", "curve.png", "grid.png", "train/optimizer.bin", "train/state.json" })
+        // The published editor at the top of its folder; the training state in the checkpoint generation the marker names,
+        // the only one left (older generations are deleted after each switch).
+        foreach (var file in new[] { "config.json", "model.safetensors", "curve.json", "curve.png", "grid.png" })
             Assert.NotNull(await system.Store.StatAsync(system.Settings.S3.ModelsBucket, editorFolder + file));
+        var generation = progress.Str("folder");
+        Assert.Matches("^train/chunk-00003-[a-z0-9]+/$", generation);
+        foreach (var file in new[] { "config.json", "model.safetensors", "train/optimizer.bin", "train/state.json" })
+            Assert.NotNull(await system.Store.StatAsync(system.Settings.S3.ModelsBucket, editorFolder + generation + file));
+        Assert.All(await system.ListAsync(system.Settings.S3.ModelsBucket, editorFolder + "train/"),
+            key => Assert.True(key == editorFolder + "train/progress.json" || key.StartsWith(editorFolder + generation, StringComparison.Ordinal), key));
         output.WriteLine($"distilled in {(DateTime.UtcNow - started).TotalSeconds:0.0} s; t = {string.Join(",", timesteps)}; metrics {metrics}");
 
         var files = SddSystem.Portraits(20, SddSystem.ImageSize).ToList();

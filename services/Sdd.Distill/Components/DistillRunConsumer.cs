@@ -29,9 +29,9 @@ public sealed class DistillRunConsumer(ChunkedRun chunks, EditorDistiller distil
             return (run.Prefix, run.Settings.Steps);
         }
 
-        public async Task<ChunkResult> RunChunkAsync(int chunk, bool hasCheckpoint, CancellationToken stopping)
+        public async Task<ChunkResult> RunChunkAsync(int chunk, ChunkProgress? from, RunLease lease, CancellationToken stopping)
         {
-            var (result, editor) = await distiller.RunChunkAsync(runId, _request!, chunk, hasCheckpoint, stopping);
+            var (result, editor) = await distiller.RunChunkAsync(runId, _request!, chunk, from, lease, stopping);
             _editor = editor;
             return result;
         }

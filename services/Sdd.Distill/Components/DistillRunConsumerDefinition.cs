@@ -3,7 +3,7 @@ using Sdd.Distill.Runs;
 
 namespace Sdd.Distill.Components;
 
-/// <summary>The distill queue: one run chunk at a time per worker, one message prefetched, a few retries for passing faults.</summary>
+/// <summary>The distill queue: one run chunk at a time per worker, one message prefetched; passing faults are retried by <see cref="ChunkedRun"/> (re-sent with backoff), not here.</summary>
 public sealed class DistillRunConsumerDefinition : ConsumerDefinition<DistillRunConsumer>
 {
     public DistillRunConsumerDefinition()
@@ -15,7 +15,6 @@ public sealed class DistillRunConsumerDefinition : ConsumerDefinition<DistillRun
     protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpoint, IConsumerConfigurator<DistillRunConsumer> consumer, IRegistrationContext context)
     {
         DistillEndpoint.Configure(endpoint);
-        consumer.UseMessageRetry(r => r.Intervals(TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30)));
     }
 }
 

@@ -27,8 +27,8 @@ public sealed class TeacherRunConsumer(ChunkedRun chunks, TeacherTraining traini
             return (run.Prefix, run.Steps);
         }
 
-        public Task<ChunkResult> RunChunkAsync(int chunk, bool hasCheckpoint, CancellationToken stopping) =>
-            training.RunChunkAsync(runId, _request!, chunk, hasCheckpoint, stopping);
+        public Task<ChunkResult> RunChunkAsync(int chunk, ChunkProgress? from, RunLease lease, CancellationToken stopping) =>
+            training.RunChunkAsync(runId, _request!, chunk, from, lease, stopping);
 
         public async Task<Guid> CompleteAsync(ChunkResult result, CancellationToken ct)
         {

@@ -14,6 +14,5 @@ public sealed class TeacherRunConsumerDefinition : ConsumerDefinition<TeacherRun
     protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpoint, IConsumerConfigurator<TeacherRunConsumer> consumer, IRegistrationContext context)
     {
         DistillEndpoint.Configure(endpoint);
-        consumer.UseMessageRetry(r => r.Intervals(TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30)));
     }
 }

@@ -11,8 +11,8 @@ using TeacherModel = Sdd.Ml.Diffusion.Teacher;
 
 namespace Sdd.Distill.Training;
 
-/// <summary>What one chunk of a run achieved.</summary>
-public sealed record ChunkResult(int Step, int TotalSteps, bool Finished);
+/// <summary>What one chunk of a run achieved; <paramref name="Checkpoint"/> is the models-bucket key of the generation it switched to.</summary>
+public sealed record ChunkResult(int Step, int TotalSteps, bool Finished, string? Checkpoint = null);
 
 /// <summary>The outcome of a finished distillation: what the registry records about the editor version.</summary>
 public sealed record DistilledEditor(int[] SelectedTimesteps, Dictionary<string, double> Metrics, IndicatorCurve? Curve);
@@ -39,10 +39,10 @@ public sealed class EditorDistiller(
         return new DistillRequest(version.Id, target, version.Version, version.Teacher!, attribute.DatasetId, settings, KeyLayout.Editor(owner, attribute.Name, version.Version));
     }
 
-    public async Task<(ChunkResult Result, DistilledEditor? Editor)> RunChunkAsync(Guid runId, DistillRequest r, int chunk, bool hasCheckpoint, CancellationToken stopping)
+    public async Task<(ChunkResult Result, DistilledEditor? Editor)> RunChunkAsync(Guid runId, DistillRequest r, int chunk, ChunkProgress? from, RunLease lease, CancellationToken stopping)
     {
         var dir = Path.Combine(options.WorkDir, "runs", runId.ToString("N"));
-        if (hasCheckpoint) await checkpoints.DownloadAsync(r.Prefix, dir, stopping);
+        if (from is not null) await checkpoints.DownloadAsync(r.Prefix, from, dir, stopping);
         else
         {
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
@@ -92,7 +92,7 @@ public sealed class EditorDistiller(
             if (resume) log.LogInformation("Run {RunId}: chunk {Chunk} resumes from checkpoint step {Step}", runId, chunk, run.Step);
             else log.LogInformation("Run {RunId}: chunk {Chunk} starts at step 0 of {Total}", runId, chunk, r.Settings.Steps);
             int start = run.Step;
-            var budget = new ChunkBudget(options, start, stopping);
+            var budget = new ChunkBudget(options, start, stopping, lease);
             while (run.Step < r.Settings.Steps && budget.Allows(run.Step))
             {
                 var e = run.TrainStep();
@@ -113,9 +113,14 @@ public sealed class EditorDistiller(
             File.WriteAllText(Path.Combine(editorDir, TeacherModel.ConfigFile), JsonSerializer.Serialize(saved with { Metrics = metrics }, Ml.Diffusion.TeacherConfig.Json));
             result = new DistilledEditor(config.SelectedTimesteps, metrics, curve);
         }
-        await checkpoints.UploadAsync(editorDir, r.Prefix, new ChunkProgress(chunk, step), CancellationToken.None);
-        if (finished) Forget(runId);
-        return (new ChunkResult(step, r.Settings.Steps, finished), result);
+        lease.ThrowIfLost();
+        var switched = await checkpoints.SwitchAsync(editorDir, r.Prefix, chunk, step, lease, CancellationToken.None);
+        if (finished)
+        {
+            await checkpoints.PublishAsync(editorDir, r.Prefix, CancellationToken.None);
+            Forget(runId);
+        }
+        return (new ChunkResult(step, r.Settings.Steps, finished, CheckpointStore.GenerationKey(r.Prefix, switched)), result);
     }
 
     private async Task<LabeledTensors> TrainingDataAsync(Guid runId, DistillRequest r, TeacherModel teacher, CancellationToken ct)

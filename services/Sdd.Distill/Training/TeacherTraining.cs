@@ -48,10 +48,10 @@ public sealed class TeacherTraining(CheckpointStore checkpoints, DatasetSource d
             KeyLayout.Teacher(teacher.IsBuiltin ? null : teacher.Owner, teacher.Id));
     }
 
-    public async Task<ChunkResult> RunChunkAsync(Guid runId, TeacherRequest r, int chunk, bool hasCheckpoint, CancellationToken stopping)
+    public async Task<ChunkResult> RunChunkAsync(Guid runId, TeacherRequest r, int chunk, ChunkProgress? from, RunLease lease, CancellationToken stopping)
     {
         var dir = Path.Combine(options.WorkDir, "runs", runId.ToString("N"));
-        if (hasCheckpoint) await checkpoints.DownloadAsync(r.Prefix, dir, stopping);
+        if (from is not null) await checkpoints.DownloadAsync(r.Prefix, from, dir, stopping);
         else
         {
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
@@ -84,7 +84,7 @@ public sealed class TeacherTraining(CheckpointStore checkpoints, DatasetSource d
             using var trainer = new TeacherTrainer(dir, config, x, y, TorchRuntime.Device, resume);
             int start = trainer.Step;
             log.LogInformation("Run {RunId}: teacher chunk {Chunk} from step {Step} of {Total}", runId, chunk, start, r.Steps);
-            var budget = new ChunkBudget(options, start, stopping);
+            var budget = new ChunkBudget(options, start, stopping, lease);
             while (trainer.Step < r.Steps && budget.Allows(trainer.Step))
             {
                 var loss = trainer.TrainStep();
@@ -96,8 +96,10 @@ public sealed class TeacherTraining(CheckpointStore checkpoints, DatasetSource d
             return (trainer.Step, trainer.Step >= r.Steps);
         }, stopping, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-        await checkpoints.UploadAsync(dir, r.Prefix, new ChunkProgress(chunk, step), CancellationToken.None);
-        return new ChunkResult(step, r.Steps, finished);
+        lease.ThrowIfLost();
+        var switched = await checkpoints.SwitchAsync(dir, r.Prefix, chunk, step, lease, CancellationToken.None);
+        if (finished) await checkpoints.PublishAsync(dir, r.Prefix, CancellationToken.None); // config, weights and judge/ where the registry reads them
+        return new ChunkResult(step, r.Steps, finished, CheckpointStore.GenerationKey(r.Prefix, switched));
     }
 
     /// <summary>The judge that scores this teacher's editors: trained on the training split, accuracy on the held-out one.</summary>

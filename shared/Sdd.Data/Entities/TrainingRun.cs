@@ -15,7 +15,10 @@ public class TrainingRun
     public int TotalSteps { get; set; }
     /// <summary>Models-bucket key of the last checkpoint (weights + optimiser state).</summary>
     public string? CheckpointKey { get; set; }
-    /// <summary>The worker executing the run, and when it last said so.</summary>
+    /// <summary>
+    /// The run's lease: the worker holding it (null between chunks), and its last heartbeat; the lease expires a lease
+    /// length after it (see <see cref="RunLeases"/>).
+    /// </summary>
     public string? Worker { get; set; }
     public DateTimeOffset? HeartbeatAt { get; set; }
     public string? Error { get; set; }
@@ -24,7 +27,10 @@ public class TrainingRun
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
-    /// <summary>When its first command was sent; null = not yet (the Ingest sweeper sends it).</summary>
+    /// <summary>
+    /// When its command was last sent by a dispatcher: the first by Ingest (null = not yet, the Ingest sweeper sends it),
+    /// later ones by the distill run sweeper re-sending a stale run.
+    /// </summary>
     public DateTimeOffset? DispatchedAt { get; set; }
     /// <summary>PostgreSQL xmin: two workers updating the same row cannot both win.</summary>
     public uint Version { get; set; }
