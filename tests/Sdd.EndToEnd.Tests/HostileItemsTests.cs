@@ -42,8 +42,7 @@ public sealed class HostileItemsTests(SddSystem system, ITestOutputHelper output
 
         var items = (await system.Api.GetAsync($"/v1/jobs/{jobId}/items?pageSize=100")).GetProperty("items").EnumerateArray()
             .ToDictionary(i => i.Str("name"), i => (State: i.Str("state"), Error: i.TryGetProperty("error", out var e) ? e.GetString() : null));
-        output.WriteLine("| file | bytes | item | reason |\n| --- | ---: | --- | --- |");
-        foreach (var f in files) output.WriteLine($"| {f.Name} | {f.Bytes.Length} | {items[f.Name].State} | {items[f.Name].Error} |");
+        foreach (var f in files) FaultScale.Report(output, $"| {f.Name} ({f.Bytes.Length} bytes) in a job over an upload | {items[f.Name].State}{(items[f.Name].Error is { } e ? ": " + e : "")} | - |");
         foreach (var f in files)
         {
             var (state, error) = items[f.Name];

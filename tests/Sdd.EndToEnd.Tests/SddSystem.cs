@@ -99,8 +99,9 @@ public sealed class SddSystem : IAsyncLifetime
             ["SDD_RENDER_IMAGES"] = "200",
             ["SDD_INDICATOR_SAMPLES"] = "8",
             ["SDD_JUDGE_STEPS"] = "30",
-            ["SDD_EDIT_BATCH_SIZE"] = "5",
+            ["SDD_EDIT_BATCH_SIZE"] = FaultScale.Full ? "32" : "5", // full size: the batch of 32 photos
             ["SDD_EDIT_CONCURRENCY"] = "1",
+            ["SDD_EDIT_MEMORY_MB"] = "2048", // small enough that a batch of large photos has to be split
             ["SDD_DISPATCH_SWEEP_SECONDS"] = "2",
             ["SDD_RATE_PER_MINUTE"] = "100000", // tests poll fast; the limit has its own tests
             ["SDD_MAX_ACTIVE_JOBS"] = "1000",
