@@ -39,7 +39,12 @@ public static class LocalStack
 {
     public static Task KillAsync(string root, string server) => RunAsync(root, "kill", server);
 
-    public static Task UpAsync(string root) => RunAsync(root, "up");
+    /// <summary>Brings killed servers back; this test process's pooled database connections died with a killed PostgreSQL.</summary>
+    public static async Task UpAsync(string root)
+    {
+        await RunAsync(root, "up");
+        Npgsql.NpgsqlConnection.ClearAllPools();
+    }
 
     private static async Task RunAsync(string root, params string[] args)
     {
