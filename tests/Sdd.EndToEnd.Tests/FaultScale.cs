@@ -21,6 +21,15 @@ public static class FaultScale
             lock (Gate) File.AppendAllText(file, row + "\n");
     }
 
+    /// <summary>Starts a new peak-memory measurement of the process (Linux: "5" to /proc/PID/clear_refs resets VmHWM).</summary>
+    public static void ResetPeak(int? pid)
+    {
+        if (pid is null) return;
+        try { File.WriteAllText($"/proc/{pid}/clear_refs", "5"); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+
     /// <summary>Peak resident memory (VmHWM) of a live process, in MiB, or -1.</summary>
     public static long PeakRssMiB(int? pid)
     {

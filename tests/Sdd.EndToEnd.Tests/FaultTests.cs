@@ -22,6 +22,7 @@ public sealed class FaultTests(SddSystem system, ITestOutputHelper output)
     {
         int n = FaultScale.Pick(300, 5000), kills = FaultScale.Pick(2, 10);
         await system.SmilingEditorAsync();
+        FaultScale.ResetPeak(system.Edit.Pid);
         var jobId = (await Api.SubmitFilesAsync("smiling", SddSystem.Portraits(n, SddSystem.ImageSize, first: 10_000))).Id("jobId");
         long peak = 0;
         for (int k = 1; k <= kills; k++)
@@ -44,6 +45,7 @@ public sealed class FaultTests(SddSystem system, ITestOutputHelper output)
     {
         int n = FaultScale.Pick(200, 2000);
         await system.SmilingEditorAsync();
+        FaultScale.ResetPeak(system.Edit.Pid);
         var jobId = (await Api.SubmitFilesAsync("smiling", SddSystem.Portraits(n, SddSystem.ImageSize, first: 20_000))).Id("jobId");
         await PollJobAsync(jobId, j => j.GetProperty("counts").Int("done") >= n / 5, TimeSpan.FromMinutes(5));
         await LocalStack.KillAsync(system.Root, "rabbitmq");
@@ -60,6 +62,7 @@ public sealed class FaultTests(SddSystem system, ITestOutputHelper output)
         int n = FaultScale.Pick(100, 1000);
         var outage = TimeSpan.FromSeconds(FaultScale.Pick(10, 60));
         await system.SmilingEditorAsync();
+        FaultScale.ResetPeak(system.Edit.Pid);
         var jobId = (await Api.SubmitFilesAsync("smiling", SddSystem.Portraits(n, SddSystem.ImageSize, first: 30_000))).Id("jobId");
         await PollJobAsync(jobId, j => j.GetProperty("counts").Int("done") >= n / 5, TimeSpan.FromMinutes(5));
         await LocalStack.KillAsync(system.Root, "s3rver");
@@ -76,6 +79,7 @@ public sealed class FaultTests(SddSystem system, ITestOutputHelper output)
     public async Task A_run_survives_its_server_going_down_mid_run_and_completes(string server)
     {
         var name = $"fault-{server}-{Guid.NewGuid():N}"[..24];
+        FaultScale.ResetPeak(system.Distill.Pid);
         var accepted = await Api.PostAsync("/v1/attributes", new { name, teacherId = system.TeacherId, targetAttribute = "white_hair", settings = new { steps = 40 } });
         var runId = accepted.Id("runId");
         await PollAsync($"/v1/runs/{runId}", r => r.Int("step") >= 10 || r.Str("state") is "succeeded" or "failed", TimeSpan.FromMinutes(3));
@@ -112,6 +116,7 @@ public sealed class FaultTests(SddSystem system, ITestOutputHelper output)
             files.Add(("strip.png", ms.ToArray()));
         }
         var (uploadId, _) = await Api.UploadAsync(files);
+        FaultScale.ResetPeak(system.Edit.Pid);
         var before = FaultScale.PeakRssMiB(system.Edit.Pid);
         var jobId = (await Api.PostAsync("/v1/jobs", new { attribute = "smiling", source = new { upload = uploadId } })).Id("jobId");
         var job = await PollJobAsync(jobId, j => j.Str("state") == "completed", TimeSpan.FromMinutes(15));

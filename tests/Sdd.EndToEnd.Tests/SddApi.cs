@@ -38,6 +38,14 @@ public sealed class SddApi(Uri baseAddress, string key) : IDisposable
 
     public Task<HttpResponseMessage> RawPostAsync(string path, object body) => SendAsync(HttpMethod.Post, path, body);
 
+    /// <summary>POST /v1/jobs multipart, the answer as it came (the caller disposes it).</summary>
+    public Task<HttpResponseMessage> SendMultipartAsync(string attribute, IEnumerable<(string Name, byte[] Bytes)> files)
+    {
+        var form = new MultipartFormDataContent { { new StringContent(attribute), "attribute" } };
+        foreach (var (name, bytes) in files) form.Add(new ByteArrayContent(bytes), "files", name);
+        return _http.PostAsync("/v1/jobs", form);
+    }
+
     /// <summary>POST /v1/jobs multipart: the attribute and one part per file.</summary>
     public async Task<JsonElement> SubmitFilesAsync(string attribute, IEnumerable<(string Name, byte[] Bytes)> files)
     {
