@@ -32,7 +32,7 @@ public sealed class HostileItemsTests(SddSystem system, ITestOutputHelper output
             ("strip.png", Encode(new Image<Rgb24>(8, 400)), "aspect ratio"),
             ("animated.webp", AnimatedWebpHeader(), "Animated WebP"),
             ("bomb.png", BombPng(), "pixels"),
-            .. Bombs().Select(b => (b.Name, b.Bytes, (string?)"pixels")),
+            .. Bombs().Select(b => (b.Name, b.Bytes, (string?)b.Reason)),
             ("too-large.png", Encode(Image.LoadPixelData<Rgb24>(noise, 900, 900)), "SDD_MAX_INPUT_BYTES"),
         ];
         Assert.True(files.Single(f => f.Name == "too-large.png").Bytes.Length > 2_000_000); // the fixture's SDD_MAX_INPUT_BYTES
@@ -64,17 +64,17 @@ public sealed class HostileItemsTests(SddSystem system, ITestOutputHelper output
     public async Task A_decompression_bomb_in_every_accepted_format_is_refused_at_upload()
     {
         await system.SmilingEditorAsync();
-        foreach (var (name, bytes) in Bombs().Append(("bomb.png", BombPng())))
+        foreach (var (name, bytes, reason) in Bombs().Append(("bomb.png", BombPng(), "pixels")))
         {
             using var response = await system.Api.SendMultipartAsync("smiling", [(name, bytes)]);
             var text = await response.Content.ReadAsStringAsync();
-            Assert.True(response.StatusCode == System.Net.HttpStatusCode.UnprocessableEntity && text.Contains("pixels"), $"{name}: {(int)response.StatusCode} {text}");
+            Assert.True(response.StatusCode == System.Net.HttpStatusCode.UnprocessableEntity && text.Contains(reason), $"{name}: {(int)response.StatusCode} {text}");
             FaultScale.Report(output, $"| {name} ({bytes.Length} bytes, header claims a huge canvas) uploaded to POST /v1/jobs | 422: {JsonDocument.Parse(text).RootElement.Str("detail")} | - |");
         }
     }
 
-    /// <summary>Small files of every other accepted format whose headers claim a canvas far above the pixel limit.</summary>
-    private static IEnumerable<(string Name, byte[] Bytes)> Bombs()
+    /// <summary>Small files of every other accepted format whose headers claim a canvas far above the pixel limit, and what the refusal says.</summary>
+    private static IEnumerable<(string Name, byte[] Bytes, string Reason)> Bombs()
     {
         using var image = new Image<Rgb24>(16, 16, new Rgb24(120, 60, 30));
         byte[] Save(Action<Stream> save) { using var ms = new MemoryStream(); save(ms); return ms.ToArray(); }
@@ -83,23 +83,23 @@ public sealed class HostileItemsTests(SddSystem system, ITestOutputHelper output
         int sof = Enumerable.Range(0, jpeg.Length - 1).First(i => jpeg[i] == 0xFF && jpeg[i + 1] is 0xC0 or 0xC2);
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(jpeg.AsSpan(sof + 5), 65_000); // height
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(jpeg.AsSpan(sof + 7), 65_000); // width
-        yield return ("bomb.jpg", jpeg);
+        yield return ("bomb.jpg", jpeg, "pixels");
 
         var gif = Save(s => image.SaveAsGif(s)); // logical screen 65535 x 65535, one small frame
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(gif.AsSpan(6), 65_535);
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(gif.AsSpan(8), 65_535);
-        yield return ("huge-canvas.gif", gif);
+        yield return ("huge-canvas.gif", gif, "pixels");
 
         var bmp = Save(s => image.SaveAsBmp(s));
         System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(bmp.AsSpan(18), 100_000);
         System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(bmp.AsSpan(22), 100_000);
-        yield return ("bomb.bmp", bmp);
+        yield return ("bomb.bmp", bmp, "100000x100000"); // the BMP decoder refuses it itself
 
         var webp = Save(s => image.SaveAsWebp(s, new SixLabors.ImageSharp.Formats.Webp.WebpEncoder { FileFormat = SixLabors.ImageSharp.Formats.Webp.WebpFileFormatType.Lossy }));
         // "VP8 " chunk: frame tag (3 bytes), start code (3), then width and height (14 bits each, little-endian) at 26..29.
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(webp.AsSpan(26), 16_383);
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(webp.AsSpan(28), 16_383);
-        yield return ("bomb.webp", webp);
+        yield return ("bomb.webp", webp, "pixels");
 
         var tiff = Save(s => image.SaveAsTiff(s));
         int ifd = System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(tiff.AsSpan(4));
@@ -113,7 +113,7 @@ public sealed class HostileItemsTests(SddSystem system, ITestOutputHelper output
             if (type == 3) System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(tiff.AsSpan(at + 8), 65_000);
             else System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(tiff.AsSpan(at + 8), 100_000);
         }
-        yield return ("bomb.tiff", tiff);
+        yield return ("bomb.tiff", tiff, "pixels");
     }
 
     private static byte[] Encode<T>(Image<T> image, PngEncoder? encoder = null) where T : unmanaged, IPixel<T>

@@ -41,7 +41,7 @@ public static class ImageCheck
         {
             info = Image.Identify(content, out format);
         }
-        catch (Exception e) when (e is ImageFormatException or NotSupportedException or InvalidDataException or EndOfStreamException or UnknownImageFormatException)
+        catch (Exception e) when (e is not OperationCanceledException) // decoders throw what they like (BMP: InvalidOperationException for a huge header)
         {
             refusal = new ImageRefusal(422, $"'{fileName}' is not a decodable image ({e.Message}).");
             return null;
