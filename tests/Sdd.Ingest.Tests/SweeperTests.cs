@@ -25,6 +25,17 @@ public class SweeperTests(IngestHost host) : IClassFixture<IngestHost>
             await db.JobItems.Where(i => i.JobId == jobId).ExecuteUpdateAsync(s => s
                 .SetProperty(i => i.DispatchedAt, DateTimeOffset.UtcNow.AddHours(-1)).SetProperty(i => i.Attempts, attempts));
         }
+        async Task QueuedAsync(int atLeast)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (DateTime.UtcNow < deadline)
+            {
+                var queue = await host.Management.GetFromJsonAsync<JsonElement>($"api/queues/{Uri.EscapeDataString(host.VirtualHost)}/edit");
+                if (queue.TryGetProperty("messages", out var m) && m.GetInt64() >= atLeast) return;
+                await Task.Delay(500);
+            }
+            Assert.Fail($"the management API never counted {atLeast} message(s) in the edit queue");
+        }
         async Task<JobItem> ItemAsync()
         {
             await using var db = host.Db();
@@ -39,7 +50,7 @@ public class SweeperTests(IngestHost host) : IClassFixture<IngestHost>
         // A message waits in the queue (a backlog, or the item's own batch): nothing stale is sent again, however old.
         using (var second = new MultipartFormDataContent { { new StringContent(attribute), "attribute" }, { new ByteArrayContent(TestData.Png()), "files", "b.png" } })
             Assert.Equal(HttpStatusCode.Accepted, (await client.PostAsync("/v1/jobs", second)).StatusCode); // its batch stays queued
-        await Task.Delay(TimeSpan.FromSeconds(6)); // the management API counts queued messages every 5 s
+        await QueuedAsync(atLeast: 1); // the management API counts queued messages every 5 s: wait until it sees this one
         await LoseAsync(1);
         await Task.Delay(TimeSpan.FromSeconds(5));
         Assert.Equal(1, (await ItemAsync()).Attempts);
