@@ -64,15 +64,12 @@ public sealed class EditorRegistry(IDbContextFactory<SddDbContext> databases)
             version.WeightsKey = prefix;
             version.IsActive = version.IsActive || activate;
             var now = DateTimeOffset.UtcNow;
-            var run = await db.TrainingRuns.SingleAsync(r => r.Id == runId, ct);
-            run.State = RunState.Completed;
-            run.Step = step;
-            run.CheckpointKey = prefix;
-            run.HeartbeatAt = now;
-            run.FinishedAt = now;
-            run.Error = null;
             try
             {
+                // One statement, not a tracked row: the run's lease heartbeat may touch the row (and its xmin) meanwhile.
+                await db.TrainingRuns.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s
+                    .SetProperty(r => r.State, RunState.Completed).SetProperty(r => r.Step, step).SetProperty(r => r.CheckpointKey, prefix)
+                    .SetProperty(r => r.HeartbeatAt, now).SetProperty(r => r.FinishedAt, now).SetProperty(r => r.Error, (string?)null), ct);
                 await db.SaveChangesAsync(ct);
                 await tx.CommitAsync(ct);
                 return version.IsActive;
