@@ -19,8 +19,6 @@ public sealed record EditOptions
     public long MaxInputBytes { get; init; } = Limits.MaxInputBytes;
     /// <summary>Working memory for images in flight (SDD_EDIT_MEMORY_MB, default 4096): bounds the pixels of one forward pass.</summary>
     public long MemoryMegabytes { get; init; } = 4096;
-    /// <summary>Attempts an item gets before it fails for good (SDD_ITEM_ATTEMPTS, default 3).</summary>
-    public int MaxAttempts { get; init; } = Limits.ItemAttempts;
 
     public static EditOptions From(IConfiguration c)
     {
@@ -34,7 +32,6 @@ public sealed record EditOptions
             MaxImagePixels = Number(c, "SDD_MAX_IMAGE_PIXELS", d.MaxImagePixels, 1),
             MaxInputBytes = Number(c, "SDD_MAX_INPUT_BYTES", d.MaxInputBytes, 1),
             MemoryMegabytes = Number(c, "SDD_EDIT_MEMORY_MB", d.MemoryMegabytes, 64),
-            MaxAttempts = (int)Number(c, "SDD_ITEM_ATTEMPTS", d.MaxAttempts, 1),
         };
     }
 
