@@ -32,13 +32,14 @@ if ! dotnet build SDD.sln -v q --nologo -clp:ErrorsOnly; then
   exit 1
 fi
 
-passed=0 failed=0 skipped=0 rc=0
+passed=0 failed=0 skipped=0 rc=0 timings=""
 shopt -s nullglob
 projects=(tests/*/*.csproj)
 ((${#projects[@]})) || { stop_stack; echo "no test projects under tests/"; exit 1; }
 for proj in "${projects[@]}"; do
   name=$(basename "$proj" .csproj)
   echo "[test] $name" >&2
+  started=$SECONDS
   if ! dotnet test "$proj" --no-build --nologo --logger "trx;LogFileName=$name.trx" \
        --logger "console;verbosity=normal" --results-directory "$results/$name"; then
     rc=1
@@ -53,9 +54,28 @@ for proj in "${projects[@]}"; do
     echo "[test] $name left no results (crashed or did not start)" >&2
     failed=$((failed + 1)); rc=1
   fi
+  timings+="  $name: $((SECONDS - started)) s"$'\n'
 done
 
 stop_stack
+printf '[test] time per project (whole run %d s):\n%s' "$SECONDS" "$timings"
+# CI shows only the end of what this prints: name every failed test there, with the start of its message.
+if ((failed > 0)); then
+  echo "[test] failed tests:"
+  python3 - "$results" <<'PY' || true
+import glob, sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for trx in sorted(glob.glob(sys.argv[1] + "/*/*.trx")):
+    for r in ET.parse(trx).getroot().iterfind(".//t:UnitTestResult", ns):
+        if r.get("outcome") != "Failed":
+            continue
+        msg = r.findtext(".//t:Message", "", ns).strip().splitlines()
+        trace = r.findtext(".//t:StackTrace", "", ns).strip().splitlines()
+        print(f"  FAILED {r.get('testName')} ({r.get('duration')})")
+        for line in msg[:6] + [l for l in trace if "/tests/" in l][:3]:
+            print("    " + line.strip()[:300])
+PY
+fi
 ((failed == 0)) || rc=1
 summary="$passed passed, $failed failed"
 ((skipped == 0)) || summary+=", $skipped skipped"
