@@ -17,6 +17,8 @@ public class SddDbContext(DbContextOptions<SddDbContext> options) : DbContext(op
     public DbSet<ApiClient> ApiClients => Set<ApiClient>();
     public DbSet<Upload> Uploads => Set<Upload>();
     public DbSet<SourceGrant> SourceGrants => Set<SourceGrant>();
+    public DbSet<IdempotencyRecord> IdempotencyRecords => Set<IdempotencyRecord>();
+    public DbSet<WebhookDelivery> WebhookDeliveries => Set<WebhookDelivery>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(SddDbContext).Assembly);

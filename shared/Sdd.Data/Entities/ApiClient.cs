@@ -13,4 +13,6 @@ public class ApiClient
     public DateTimeOffset? LastUsedAt { get; set; }
     /// <summary>Set by DELETE /v1/keys/{id}: the key is refused from then on.</summary>
     public DateTimeOffset? RevokedAt { get; set; }
+    /// <summary>The HMAC-SHA256 key that signs the webhooks of what this key creates (hex, 32 bytes).</summary>
+    public string? WebhookSecret { get; set; }
 }

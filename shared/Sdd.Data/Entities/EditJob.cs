@@ -19,6 +19,12 @@ public class EditJob
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
+    /// <summary>jpeg, png or webp: every output in this format; null keeps each input's own format.</summary>
+    public string? OutputFormat { get; set; }
+    /// <summary>Where the job's finish is announced (a signed POST; see <see cref="WebhookDelivery"/>), or null.</summary>
+    public string? WebhookUrl { get; set; }
+    /// <summary>Comma-separated events the webhook wants (null: every event of a job).</summary>
+    public string? WebhookEvents { get; set; }
     public uint Version { get; set; }
     public List<JobItem> Items { get; set; } = [];
 }

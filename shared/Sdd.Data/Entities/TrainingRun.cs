@@ -33,5 +33,9 @@ public class TrainingRun
     /// </summary>
     public DateTimeOffset? DispatchedAt { get; set; }
     /// <summary>PostgreSQL xmin: two workers updating the same row cannot both win.</summary>
+    /// <summary>Where the run's finish is announced (a signed POST), or null.</summary>
+    public string? WebhookUrl { get; set; }
+    /// <summary>Comma-separated events the webhook wants (null: every event of a run).</summary>
+    public string? WebhookEvents { get; set; }
     public uint Version { get; set; }
 }

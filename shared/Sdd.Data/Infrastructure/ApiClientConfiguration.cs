@@ -12,6 +12,7 @@ public sealed class ApiClientConfiguration : IEntityTypeConfiguration<ApiClient>
         b.Property(c => c.Name).HasMaxLength(200);
         b.HasIndex(c => c.Name).IsUnique();
         b.Property(c => c.KeyHash).HasMaxLength(64);
+        b.Property(c => c.WebhookSecret).HasMaxLength(64);
         b.HasIndex(c => c.KeyHash).IsUnique();
     }
 }

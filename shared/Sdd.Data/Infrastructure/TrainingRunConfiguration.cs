@@ -8,6 +8,8 @@ public sealed class TrainingRunConfiguration : IEntityTypeConfiguration<Training
 {
     public void Configure(EntityTypeBuilder<TrainingRun> b)
     {
+        b.Property(r => r.WebhookUrl).HasMaxLength(2048);
+        b.Property(r => r.WebhookEvents).HasMaxLength(200);
         b.ToTable("training_runs");
         b.Property(r => r.Kind).HasConversion<string>().HasMaxLength(32);
         b.Property(r => r.State).HasConversion<string>().HasMaxLength(32);
