@@ -45,6 +45,17 @@ public sealed record IngestSettings
     public long MaxJsonBytes { get; init; } = 1 << 20;
     /// <summary>SDD_TEACHER_MAX_IMAGE_SIZE: the largest teacher image side the distill fleet trains (128 on CPU workers; raise it for GPU fleets).</summary>
     public int TeacherMaxImageSize { get; init; } = 128;
+    /// <summary>
+    /// SDD_WEBHOOK_HOSTS: the hosts a webhook may call, comma-separated ("*": any). Loopback only by default, so a
+    /// stranger cannot make the service call into the network it sits in.
+    /// </summary>
+    public IReadOnlyList<string> WebhookHosts { get; init; } = ["127.0.0.1", "localhost", "::1"];
+    /// <summary>SDD_WEBHOOK_ATTEMPTS: posts of an event before its delivery is given up (backoff 5 s doubling, at most 1 h apart).</summary>
+    public int WebhookAttempts { get; init; } = 8;
+    /// <summary>SDD_WEBHOOK_TIMEOUT_SECONDS: how long one post may take.</summary>
+    public TimeSpan WebhookTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>SDD_IDEMPOTENCY_HOURS: how long the answer to a POST with an Idempotency-Key is kept for a retry.</summary>
+    public TimeSpan IdempotencyRetention { get; init; } = TimeSpan.FromHours(24);
     /// <summary>SDD_HOME: the repository root holding shared/models (else found by walking up to SDD.sln).</summary>
     public string? Home { get; init; }
 
@@ -97,6 +108,11 @@ public sealed record IngestSettings
             RatePerMinute = (int)GetLong("SDD_RATE_PER_MINUTE", d.RatePerMinute),
             MaxJsonBytes = GetLong("SDD_MAX_JSON_BYTES", d.MaxJsonBytes),
             TeacherMaxImageSize = (int)GetLong("SDD_TEACHER_MAX_IMAGE_SIZE", d.TeacherMaxImageSize),
+            WebhookHosts = Get("SDD_WEBHOOK_HOSTS") is { } hosts
+                ? hosts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : d.WebhookHosts,
+            WebhookAttempts = (int)GetLong("SDD_WEBHOOK_ATTEMPTS", d.WebhookAttempts),
+            WebhookTimeout = Seconds("SDD_WEBHOOK_TIMEOUT_SECONDS", d.WebhookTimeout),
+            IdempotencyRetention = TimeSpan.FromHours(GetLong("SDD_IDEMPOTENCY_HOURS", (long)d.IdempotencyRetention.TotalHours)),
             Home = Get("SDD_HOME"),
         };
     }

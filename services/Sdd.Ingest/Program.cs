@@ -9,6 +9,8 @@ using Sdd.Ingest.Dispatch;
 using Sdd.Ingest.Operations;
 using Sdd.Ingest.Quotas;
 using Sdd.Ingest.Teachers;
+using MassTransit;
+using Sdd.Ingest.Webhooks;
 using Sdd.Messaging;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -29,7 +31,12 @@ builder.Services.AddSingleton(sdd);
 builder.Services.AddSingleton(ingest);
 builder.Services.AddSddData(sdd);
 builder.Services.AddSingleton(_ => new ObjectStore(sdd.S3));
-builder.Services.AddSddBus(sdd);
+// Ingest consumes the completion events to announce finishes to webhooks.
+builder.Services.AddSddBus(sdd, x => x.AddConsumersFromNamespaceContaining<JobFinishedConsumer>());
+builder.Services.AddScoped<WebhookOutbox>();
+builder.Services.AddHostedService<WebhookDeliverer>();
+builder.Services.AddHttpClient(WebhookDeliverer.ClientName)
+    .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseProxy = false }); // a redirect could leave SDD_WEBHOOK_HOSTS
 builder.Services.AddScoped<EditDispatcher>();
 builder.Services.AddScoped<RunDispatcher>();
 builder.Services.AddScoped<BuiltinTeacher>();
@@ -47,21 +54,7 @@ builder.Services.AddAuthorizationBuilder()
 builder.Services.AddHealthChecks()
     .AddCheck<PostgresHealthCheck>("postgresql")
     .AddCheck<S3HealthCheck>("s3");
-builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
-{
-    document.Info.Title = "SDD Ingest API";
-    document.Info.Description = "Datasets, teachers, attribute editors and batch edit jobs (Selective Diffusion Distillation).";
-    document.Components ??= new OpenApiComponents();
-    document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
-    document.Components.SecuritySchemes[ApiKeyAuthentication.SchemeName] = new OpenApiSecurityScheme
-    {
-        Type = SecuritySchemeType.ApiKey, In = ParameterLocation.Header, Name = ApiKeyAuthentication.Header,
-        Description = "An API key (POST /v1/keys with the admin key creates one).",
-    };
-    document.Security ??= [];
-    document.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(ApiKeyAuthentication.SchemeName, document)] = [] });
-    return Task.CompletedTask;
-}));
+builder.Services.AddOpenApi(OpenApiDescription.Describe);
 
 var app = builder.Build();
 
@@ -71,6 +64,7 @@ app.UseJsonBodyLimit(ingest);
 app.UseAuthentication();
 app.UseRateLimiter(); // after authentication: the budget is the owner's
 app.UseAuthorization();
+app.UseIdempotencyKeys(); // after authentication: keys are the owner's
 
 app.MapOpenApi();
 app.MapScalarApiReference();

@@ -10,11 +10,14 @@ public static class JobRows
     /// <summary>Locks the job row for the rest of the transaction; returns its state before the change.</summary>
     public const string LockJob = """SELECT "State" FROM edit_jobs WHERE "Id" = @job FOR UPDATE""";
 
-    /// <summary>Recounts the job from its items; returns done, failed, pending and the job's state after.</summary>
+    /// <summary>
+    /// Recounts the job from its items; returns done, failed, pending and the job's state after. A job with nothing
+    /// pending finishes: Completed when at least one item is done, Failed when none is.
+    /// </summary>
     public const string Recount = """
         UPDATE edit_jobs AS j
            SET "DoneCount" = c.done, "FailedCount" = c.failed,
-               "State" = CASE WHEN c.pending = 0 AND j."State" IN ('Pending', 'Running') THEN 'Completed'
+               "State" = CASE WHEN c.pending = 0 AND j."State" IN ('Pending', 'Running') THEN CASE WHEN c.done = 0 THEN 'Failed' ELSE 'Completed' END
                               WHEN j."State" = 'Pending' THEN 'Running' ELSE j."State" END,
                "StartedAt" = COALESCE(j."StartedAt", now()),
                "FinishedAt" = CASE WHEN c.pending = 0 AND j."State" IN ('Pending', 'Running') THEN now() ELSE j."FinishedAt" END

@@ -101,8 +101,10 @@ public class BoundsTests(IngestHost host) : IClassFixture<IngestHost>
         using var form = new MultipartFormDataContent { { new StringContent(attribute), "attribute" }, { new ByteArrayContent(TestData.Png()), "files", "a.png" } };
         var jobId = (await (await client.PostAsync("/v1/jobs", form)).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("jobId").GetGuid();
 
-        await ProblemAssert.IsProblem(await client.GetAsync($"/v1/jobs/{jobId}/items?page=2147485&pageSize=1000"), HttpStatusCode.BadRequest);
-        await ProblemAssert.IsProblem(await client.GetAsync($"/v1/jobs/{jobId}/items?page=2147483647&pageSize=1000"), HttpStatusCode.BadRequest);
+        foreach (var query in new[] { "limit=0", "limit=1001", "limit=2147483647", "cursor=not-a-cursor", "cursor=dDo5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTp4" })
+            await ProblemAssert.IsProblem(await client.GetAsync($"/v1/jobs/{jobId}/items?{query}"), HttpStatusCode.BadRequest);
+        foreach (var list in new[] { "/v1/jobs", "/v1/datasets", "/v1/teachers", "/v1/attributes", "/v1/runs", "/v1/uploads", "/v1/grants" })
+            await ProblemAssert.IsProblem(await client.GetAsync($"{list}?cursor=%25%25"), HttpStatusCode.BadRequest);
         var huge = new StringContent("{\"name\": \"" + new string('x', 2 << 20) + "\"}", Encoding.UTF8, "application/json");
         await ProblemAssert.IsProblem(await client.PostAsync("/v1/datasets", huge), HttpStatusCode.RequestEntityTooLarge);
         await ProblemAssert.IsProblem(await client.PostAsJsonAsync("/v1/teachers", new { datasetId = Guid.NewGuid(), imageSize = 1024 }), HttpStatusCode.UnprocessableEntity);
@@ -143,7 +145,7 @@ public class BoundsTests(IngestHost host) : IClassFixture<IngestHost>
         Assert.Contains("SDD_MAX_ACTIVE_JOBS", await ProblemAssert.IsProblem(second, HttpStatusCode.TooManyRequests));
         Assert.True(second.Headers.Contains("Retry-After"));
 
-        var builtin = (await client.GetFromJsonAsync<JsonElement>("/v1/teachers")).EnumerateArray().Single(t => t.GetProperty("builtin").GetBoolean()).GetProperty("id").GetGuid();
+        var builtin = (await client.AllAsync("/v1/teachers")).Single(t => t.GetProperty("builtin").GetBoolean()).GetProperty("id").GetGuid();
         Assert.Equal(HttpStatusCode.Accepted, (await client.PostAsJsonAsync("/v1/attributes", new { name = "one", teacherId = builtin, targetAttribute = "smiling" })).StatusCode);
         var run = await client.PostAsJsonAsync("/v1/attributes", new { name = "two", teacherId = builtin, targetAttribute = "smiling" });
         Assert.Contains("SDD_MAX_ACTIVE_RUNS", await ProblemAssert.IsProblem(run, HttpStatusCode.TooManyRequests));

@@ -31,12 +31,12 @@ public class DatasetTests(IngestHost host) : IClassFixture<IngestHost>
         var id = dataset.GetProperty("id").GetGuid();
         var fetched = await client.GetFromJsonAsync<JsonElement>($"/v1/datasets/{id}");
         Assert.Equal(3, fetched.GetProperty("imageCount").GetInt32());
-        Assert.Contains((await client.GetFromJsonAsync<JsonElement>("/v1/datasets")).EnumerateArray(), d => d.GetProperty("id").GetGuid() == id);
+        Assert.Contains((await client.AllAsync("/v1/datasets")), d => d.GetProperty("id").GetGuid() == id);
 
         var (_, otherKey) = await host.NewKeyAsync();
         using var other = host.Client(otherKey);
         await ProblemAssert.IsProblem(await other.GetAsync($"/v1/datasets/{id}"), HttpStatusCode.NotFound);
-        Assert.Empty((await other.GetFromJsonAsync<JsonElement>("/v1/datasets")).EnumerateArray());
+        Assert.Empty((await other.AllAsync("/v1/datasets")));
     }
 
     [Theory]

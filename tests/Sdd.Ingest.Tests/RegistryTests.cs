@@ -7,7 +7,7 @@ namespace Sdd.Ingest.Tests;
 public class RegistryTests(IngestHost host) : IClassFixture<IngestHost>
 {
     private async Task<JsonElement> BuiltinAsync(HttpClient client) =>
-        (await client.GetFromJsonAsync<JsonElement>("/v1/teachers")).EnumerateArray().Single(t => t.GetProperty("builtin").GetBoolean());
+        (await client.AllAsync("/v1/teachers")).Single(t => t.GetProperty("builtin").GetBoolean());
 
     [Fact]
     public async Task The_builtin_teacher_is_registered_once_with_its_files_and_seen_by_every_key()

@@ -65,7 +65,7 @@ public class SweeperTests(IngestHost host) : IClassFixture<IngestHost>
         Assert.Equal(ItemState.Failed, item.State);
         Assert.StartsWith("gave up after 3 attempts", item.Error);
         var status = await client.GetFromJsonAsync<JsonElement>($"/v1/jobs/{jobId}");
-        Assert.Equal("completed", status.GetProperty("state").GetString());
-        await using (var db = host.Db()) Assert.Equal(JobState.Completed, (await db.EditJobs.SingleAsync(j => j.Id == jobId)).State);
+        Assert.Equal("failed", status.GetProperty("state").GetString()); // finished, and nothing of it succeeded
+        await using (var db = host.Db()) Assert.Equal(JobState.Failed, (await db.EditJobs.SingleAsync(j => j.Id == jobId)).State);
     }
 }

@@ -29,7 +29,7 @@ public class TenancyTests(IngestHost host) : IClassFixture<IngestHost>
         // The same owner twice is still a conflict.
         await ProblemAssert.IsProblem(await a.PostAsync("/v1/datasets/upload", Zip("portraits")), HttpStatusCode.Conflict);
 
-        var builtin = (await a.GetFromJsonAsync<JsonElement>("/v1/teachers")).EnumerateArray().Single(t => t.GetProperty("builtin").GetBoolean()).GetProperty("id").GetGuid();
+        var builtin = (await a.AllAsync("/v1/teachers")).Single(t => t.GetProperty("builtin").GetBoolean()).GetProperty("id").GetGuid();
         var attribute = new { name = "smiling", teacherId = builtin, targetAttribute = "smiling" };
         Assert.Equal(HttpStatusCode.Accepted, (await a.PostAsJsonAsync("/v1/attributes", attribute)).StatusCode);
         Assert.Equal(HttpStatusCode.Accepted, (await b.PostAsJsonAsync("/v1/attributes", attribute)).StatusCode);
@@ -113,7 +113,7 @@ public class TenancyTests(IngestHost host) : IClassFixture<IngestHost>
 
         var grant = await host.GrantAsync(owner, host.UserBucket, prefix.TrimEnd('/')); // stored as a folder: "<prefix>/"
         Assert.Equal(HttpStatusCode.Accepted, (await client.PostAsJsonAsync("/v1/jobs", source)).StatusCode);
-        var mine = (await client.GetFromJsonAsync<JsonElement>("/v1/grants")).EnumerateArray().Single();
+        var mine = (await client.AllAsync("/v1/grants")).Single();
         Assert.Equal((grant, prefix), (mine.GetProperty("id").GetGuid(), mine.GetProperty("prefix").GetString()));
         // Beside the granted folder, and a longer name that merely starts like it, stay out of reach.
         await ProblemAssert.IsProblem(await client.PostAsJsonAsync("/v1/jobs", new { attribute, source = new { bucket = host.UserBucket, prefix = "elsewhere/" } }), HttpStatusCode.NotFound);
@@ -144,7 +144,7 @@ public class TenancyTests(IngestHost host) : IClassFixture<IngestHost>
         var seen = await b.GetFromJsonAsync<JsonElement>($"/v1/attributes/{name}");
         Assert.True(seen.GetProperty("shared").GetBoolean());
         Assert.True(seen.GetProperty("published").GetBoolean());
-        Assert.Contains((await b.GetFromJsonAsync<JsonElement>("/v1/attributes")).EnumerateArray(), x => x.GetProperty("name").GetString() == name);
+        Assert.Contains((await b.AllAsync("/v1/attributes")), x => x.GetProperty("name").GetString() == name);
         using var again = new MultipartFormDataContent { { new StringContent(name), "attribute" }, { new ByteArrayContent(TestData.Png()), "files", "me.png" } };
         Assert.Equal(HttpStatusCode.Accepted, (await b.PostAsync("/v1/jobs", again)).StatusCode);
         await ProblemAssert.IsProblem(await b.PostAsJsonAsync($"/v1/attributes/{name}/versions", new { }), HttpStatusCode.Forbidden);
@@ -172,7 +172,7 @@ public class TenancyTests(IngestHost host) : IClassFixture<IngestHost>
         var me = await client.GetFromJsonAsync<JsonElement>("/v1/keys/me");
         Assert.Equal((owner, name), (me.GetProperty("id").GetString(), me.GetProperty("name").GetString()));
         using var admin = host.Client();
-        var listed = (await admin.GetFromJsonAsync<JsonElement>("/v1/keys")).EnumerateArray().Single(k => k.GetProperty("id").GetString() == owner);
+        var listed = (await admin.AllAsync("/v1/keys")).Single(k => k.GetProperty("id").GetString() == owner);
         Assert.Equal(name, listed.GetProperty("name").GetString());
         Assert.True(listed.GetProperty("lastUsedAt").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(-1));
         Assert.False(listed.TryGetProperty("key", out _));
@@ -182,7 +182,7 @@ public class TenancyTests(IngestHost host) : IClassFixture<IngestHost>
         Assert.Equal(HttpStatusCode.NoContent, revoked.StatusCode);
         await ProblemAssert.IsProblem(await client.GetAsync("/v1/datasets"), HttpStatusCode.Unauthorized);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"refused after {clock.Elapsed.TotalMilliseconds:0} ms");
-        listed = (await admin.GetFromJsonAsync<JsonElement>("/v1/keys")).EnumerateArray().Single(k => k.GetProperty("id").GetString() == owner);
+        listed = (await admin.AllAsync("/v1/keys")).Single(k => k.GetProperty("id").GetString() == owner);
         Assert.NotEqual(JsonValueKind.Null, listed.GetProperty("revokedAt").ValueKind);
         await ProblemAssert.IsProblem(await admin.DeleteAsync($"/v1/keys/{Guid.NewGuid()}"), HttpStatusCode.NotFound);
     }

@@ -81,6 +81,24 @@ public static class TestData
     }
 }
 
+/// <summary>Every row of a cursor-paged list: follows each page's 'next' to the end.</summary>
+public static class Paged
+{
+    public static async Task<List<JsonElement>> AllAsync(this HttpClient client, string url)
+    {
+        var rows = new List<JsonElement>();
+        string? cursor = null;
+        do
+        {
+            var separator = url.Contains('?') ? '&' : '?';
+            var page = await client.GetFromJsonAsync<JsonElement>(cursor is null ? url : $"{url}{separator}cursor={Uri.EscapeDataString(cursor)}");
+            rows.AddRange(page.GetProperty("items").EnumerateArray());
+            cursor = page.GetProperty("next").ValueKind == JsonValueKind.String ? page.GetProperty("next").GetString() : null;
+        } while (cursor is not null);
+        return rows;
+    }
+}
+
 public static class ProblemAssert
 {
     /// <summary>The response is an RFC 7807 problem with this status; returns its detail.</summary>

@@ -54,8 +54,9 @@ public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, Batch
         await context.Publish(new BatchEdited(jobId, recorded.Done, recorded.Failed, now), CancellationToken.None);
         if (recorded.CompletedJob)
         {
-            await context.Publish(new EditJobCompleted(jobId, "completed", recorded.JobDone, recorded.JobFailed, now), CancellationToken.None);
-            log.LogInformation("Job {JobId} completed: {Done} done, {Failed} failed", jobId, recorded.JobDone, recorded.JobFailed);
+            var state = recorded.JobDone == 0 ? "failed" : "completed"; // as JobRows.Recount decided
+            await context.Publish(new EditJobCompleted(jobId, state, recorded.JobDone, recorded.JobFailed, now), CancellationToken.None);
+            log.LogInformation("Job {JobId} {State}: {Done} done, {Failed} failed", jobId, state, recorded.JobDone, recorded.JobFailed);
         }
     }
 }

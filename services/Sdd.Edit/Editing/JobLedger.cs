@@ -98,7 +98,7 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
         if (before is null || !await reader.ReadAsync(ct)) return new RecordedBatch(done, failed, 0, 0, 0, false, retried);
         int jobDone = (int)reader.GetInt64(0), jobFailed = (int)reader.GetInt64(1), jobPending = (int)reader.GetInt64(2);
         var after = reader.GetString(3);
-        bool completed = (before is nameof(JobState.Pending) or nameof(JobState.Running)) && after == nameof(JobState.Completed);
+        bool completed = (before is nameof(JobState.Pending) or nameof(JobState.Running)) && after is nameof(JobState.Completed) or nameof(JobState.Failed);
         return new RecordedBatch(done, failed, jobDone, jobFailed, jobPending, completed, retried);
     }
 }

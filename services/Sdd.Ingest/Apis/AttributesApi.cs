@@ -1,3 +1,4 @@
+using Sdd.Ingest.Webhooks;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -7,8 +8,10 @@ using Sdd.Ingest.Sources;
 
 namespace Sdd.Ingest.Apis;
 
-public sealed record CreateAttributeRequest(string Name, Guid TeacherId, string TargetAttribute, Guid? DatasetId, JsonObject? Settings);
-public sealed record NewVersionRequest(JsonObject? Settings);
+/// <summary>Webhook: a URL told when the distillation run finishes (webhookEvents: run.completed, run.failed).</summary>
+public sealed record CreateAttributeRequest(string Name, Guid TeacherId, string TargetAttribute, Guid? DatasetId, JsonObject? Settings,
+    string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null);
+public sealed record NewVersionRequest(JsonObject? Settings, string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null);
 public sealed record SetActiveRequest(int Version);
 public sealed record AttributeAccepted(string Attribute, Guid EditorVersionId, int Version, Guid RunId);
 public sealed record IndicatorPointDto(int T, double Entropy, double Norm, double Hqs);
@@ -25,14 +28,14 @@ public static partial class AttributesApi
     public static RouteGroupBuilder MapAttributesApiV1(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/v1/attributes").WithTags("Attributes").RequireAuthorization();
-        api.MapPost("/", Create).WithSummary("Create an attribute and distill its first editor version.");
-        api.MapPost("/{name}/versions", NewVersion).WithSummary("Distill a new editor version of an attribute.");
-        api.MapGet("/", List);
-        api.MapGet("/{name}", Get);
-        api.MapPut("/{name}/active", SetActive).WithSummary("Pin or roll back the active editor version (a ready one).");
-        api.MapPost("/{name}/publish", Publish).RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
+        api.MapPost("/", Create).WithName("createAttribute").WithSummary("Create an attribute and distill its first editor version.");
+        api.MapPost("/{name}/versions", NewVersion).WithName("createAttributeVersion").WithSummary("Distill a new editor version of an attribute.");
+        api.MapGet("/", List).WithName("listAttributes").WithSummary("Your attributes and the published ones, by name.");
+        api.MapGet("/{name}", Get).WithName("getAttribute").WithSummary("An attribute with its versions, metrics, selected timesteps and HQS curve.");
+        api.MapPut("/{name}/active", SetActive).WithName("setActiveAttributeVersion").WithSummary("Pin or roll back the active editor version (a ready one).");
+        api.MapPost("/{name}/publish", Publish).WithName("publishAttribute").RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
             .WithSummary("Publish an owner's attribute (admin only): every key may then submit jobs with it, read-only.");
-        api.MapDelete("/{name}/publish", Unpublish).RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
+        api.MapDelete("/{name}/publish", Unpublish).WithName("unpublishAttribute").RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
             .WithSummary("Make a published attribute private to its owner again (admin only).");
         return api;
     }
@@ -66,6 +69,7 @@ public static partial class AttributesApi
         if (!NamePattern().IsMatch(name))
             return Problems.BadRequest("An attribute name is 1 to 100 letters, digits, '-' or '_', starting with a letter or digit.");
         if (DistillSettings(request.Settings, out var settingsJson, out var steps) is { } badSettings) return badSettings;
+        if (WebhookEvents.Check(request.Webhook, request.WebhookEvents, WebhookEvents.ForRuns, settings, out var events) is { } badHook) return badHook;
         var owner = user.Owner();
         var teacher = await db.Teachers.AsNoTracking().Visible(owner).SingleOrDefaultAsync(t => t.Id == request.TeacherId, ct);
         if (teacher is null) return Problems.NotFound($"No teacher {request.TeacherId}.");
@@ -87,6 +91,7 @@ public static partial class AttributesApi
             DatasetId = request.DatasetId, CreatedAt = now,
         };
         var (version, run) = NewEditorVersion(attribute, 1, settingsJson, steps, owner, now);
+        (run.WebhookUrl, run.WebhookEvents) = (request.Webhook, events);
         db.AddRange(attribute, version, run);
         try { await db.SaveChangesAsync(ct); }
         catch (DbUpdateException e) when (e.IsUniqueViolation()) { return NameTaken(name); }
@@ -98,6 +103,7 @@ public static partial class AttributesApi
         SddDbContext db, RunDispatcher dispatcher, IngestSettings settings, HttpContext http, CancellationToken ct)
     {
         if (DistillSettings(request?.Settings, out var settingsJson, out var steps) is { } badSettings) return badSettings;
+        if (WebhookEvents.Check(request?.Webhook, request?.WebhookEvents, WebhookEvents.ForRuns, settings, out var events) is { } badHook) return badHook;
         var owner = user.Owner();
         var (attribute, problem) = await FindOwnAsync(db, owner, name, ct);
         if (attribute is null) return problem!;
@@ -106,6 +112,7 @@ public static partial class AttributesApi
         {
             var next = 1 + (await db.EditorVersions.Where(v => v.AttributeId == attribute.Id).MaxAsync(v => (int?)v.Version, ct) ?? 0);
             var (version, run) = NewEditorVersion(attribute, next, settingsJson, steps, owner, DateTimeOffset.UtcNow);
+            (run.WebhookUrl, run.WebhookEvents) = (request?.Webhook, events);
             db.AddRange(version, run);
             try
             {
@@ -120,15 +127,30 @@ public static partial class AttributesApi
         }
     }
 
-    public static async Task<Ok<AttributeDto[]>> List(ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)
+    /// <summary>One's own attributes and the published ones, by name; one's own hides a published namesake.</summary>
+    public static async Task<Results<Ok<Page<AttributeDto>>, ProblemHttpResult>> List(ClaimsPrincipal user, SddDbContext db, ObjectStore store,
+        CancellationToken ct, int? limit = null, string? cursor = null)
     {
+        if (Paging.CheckLimit(limit, out var take) is { } bad) return bad;
         var owner = user.Owner();
-        var attributes = await db.Attributes.AsNoTracking().Where(a => a.Owner == owner || a.IsPublished).OrderBy(a => a.Name).ToListAsync(ct);
-        var own = attributes.Where(a => a.Owner == owner).Select(a => a.Name).ToHashSet();
-        var result = new List<AttributeDto>();
-        foreach (var a in attributes.Where(a => a.Owner == owner || !own.Contains(a.Name))) // one's own hides a published namesake
-            result.Add(await Describe(a, owner, db, store, ct));
-        return TypedResults.Ok(result.ToArray());
+        var query = db.Attributes.AsNoTracking().Where(a => a.Owner == owner || a.IsPublished);
+        if (!string.IsNullOrEmpty(cursor))
+        {
+            if (!Paging.TryNameCursor(cursor, out var after, out _)) return Paging.BadCursor();
+            query = query.Where(a => string.Compare(a.Name, after) > 0);
+        }
+        // A name has at most two rows (one's own, one published): 2·limit + 2 rows hold more than limit names, the last
+        // of which may be cut in half, so it is left for the next page.
+        var fetch = 2 * take + 2;
+        var rows = await query.OrderBy(a => a.Name).ThenBy(a => a.Id).Take(fetch).ToListAsync(ct);
+        var groups = rows.GroupBy(a => a.Name).ToList();
+        if (rows.Count == fetch) groups.RemoveAt(groups.Count - 1);
+        var chosen = groups.Select(g => g.FirstOrDefault(a => a.Owner == owner) ?? g.First()).ToList();
+        var more = rows.Count == fetch || chosen.Count > take;
+        if (chosen.Count > take) chosen.RemoveRange(take, chosen.Count - take);
+        var result = new List<AttributeDto>(chosen.Count);
+        foreach (var a in chosen) result.Add(await Describe(a, owner, db, store, ct));
+        return TypedResults.Ok(new Page<AttributeDto>(result, more && chosen.Count > 0 ? Paging.NameCursor(chosen[^1].Name, Guid.Empty) : null));
     }
 
     public static async Task<Results<Ok<AttributeDto>, ProblemHttpResult>> Get(string name, ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)

@@ -17,11 +17,11 @@ public static class DatasetsApi
     public static RouteGroupBuilder MapDatasetsApiV1(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/v1/datasets").WithTags("Datasets").RequireAuthorization();
-        api.MapPost("/", Register).WithSummary("Register a prefix of one of your uploads, or of a bucket granted to you, holding labels.csv and images/.");
-        api.MapPost("/upload", Upload).WithSummary("Upload a zip holding labels.csv and images/.")
+        api.MapPost("/", Register).WithName("registerDataset").WithSummary("Register a prefix of one of your uploads, or of a bucket granted to you, holding labels.csv and images/.");
+        api.MapPost("/upload", Upload).WithName("uploadDataset").WithSummary("Upload a zip holding labels.csv and images/.")
             .DisableAntiforgery().Accepts<IFormFile>("multipart/form-data");
-        api.MapGet("/", List);
-        api.MapGet("/{id:guid}", Get);
+        api.MapGet("/", List).WithName("listDatasets").WithSummary("Your data sets, oldest first.");
+        api.MapGet("/{id:guid}", Get).WithName("getDataset").WithSummary("A data set of yours.");
         return api;
     }
 
@@ -97,11 +97,13 @@ public static class DatasetsApi
         }, ct);
     }
 
-    public static async Task<Ok<DatasetDto[]>> List(ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)
+    public static async Task<Results<Ok<Page<DatasetDto>>, ProblemHttpResult>> List(ClaimsPrincipal user, SddDbContext db, ObjectStore store,
+        CancellationToken ct, int? limit = null, string? cursor = null)
     {
         var owner = user.Owner();
-        var rows = await db.Datasets.AsNoTracking().Where(d => d.Owner == owner).OrderBy(d => d.CreatedAt).ToListAsync(ct);
-        return TypedResults.Ok(rows.Select(d => DatasetDto.From(d, store)).ToArray());
+        var (rows, next, problem) = await Paging.ByCreationAsync(db.Datasets.AsNoTracking().Where(d => d.Owner == owner), limit, cursor, newestFirst: false, ct);
+        if (problem is not null) return problem;
+        return TypedResults.Ok(new Page<DatasetDto>(rows.Select(d => DatasetDto.From(d, store)).ToList(), next));
     }
 
     public static async Task<Results<Ok<DatasetDto>, ProblemHttpResult>> Get(Guid id, ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)

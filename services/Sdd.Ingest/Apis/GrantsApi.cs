@@ -14,10 +14,10 @@ public static class GrantsApi
     public static RouteGroupBuilder MapGrantsApiV1(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/v1/grants").WithTags("Grants").RequireAuthorization();
-        api.MapPost("/", Create).RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
+        api.MapPost("/", Create).WithName("createGrant").RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
             .WithSummary("Let one owner read an external bucket, or a prefix of it, as a job or data set source (admin only).");
-        api.MapGet("/", List).WithSummary("Your grants (an admin sees every grant).");
-        api.MapDelete("/{id:guid}", Revoke).RequireAuthorization(ApiKeyAuthentication.AdminPolicy).WithSummary("Revoke a grant (admin only).");
+        api.MapGet("/", List).WithName("listGrants").WithSummary("Your grants (an admin sees every grant).");
+        api.MapDelete("/{id:guid}", Revoke).WithName("revokeGrant").RequireAuthorization(ApiKeyAuthentication.AdminPolicy).WithSummary("Revoke a grant (admin only).");
         return api;
     }
 
@@ -41,7 +41,8 @@ public static class GrantsApi
         return TypedResults.Created($"/v1/grants/{grant.Id}", GrantDto.From(grant));
     }
 
-    public static async Task<Ok<GrantDto[]>> List(ClaimsPrincipal user, SddDbContext db, CancellationToken ct)
+    public static async Task<Results<Ok<Page<GrantDto>>, ProblemHttpResult>> List(ClaimsPrincipal user, SddDbContext db, CancellationToken ct,
+        int? limit = null, string? cursor = null)
     {
         var query = db.SourceGrants.AsNoTracking();
         if (!user.IsAdmin())
@@ -49,8 +50,9 @@ public static class GrantsApi
             var owner = user.Owner();
             query = query.Where(g => g.Owner == owner);
         }
-        var rows = await query.OrderBy(g => g.CreatedAt).ToListAsync(ct);
-        return TypedResults.Ok(rows.Select(GrantDto.From).ToArray());
+        var (rows, next, problem) = await Paging.ByCreationAsync(query, limit, cursor, newestFirst: false, ct);
+        if (problem is not null) return problem;
+        return TypedResults.Ok(new Page<GrantDto>(rows.Select(GrantDto.From).ToList(), next));
     }
 
     public static async Task<Results<NoContent, ProblemHttpResult>> Revoke(Guid id, SddDbContext db, CancellationToken ct)

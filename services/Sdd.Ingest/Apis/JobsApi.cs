@@ -5,41 +5,52 @@ using Sdd.Ingest.Dispatch;
 using Sdd.Ingest.Jobs;
 using Sdd.Ingest.Quotas;
 using Sdd.Ingest.Sources;
+using Sdd.Ingest.Webhooks;
 
 namespace Sdd.Ingest.Apis;
 
-/// <summary>A job over objects the caller may read: one of its uploads, or a bucket prefix granted to it.</summary>
-public sealed record SubmitJobFromBucket(string Attribute, SourceRequest Source);
+/// <summary>
+/// A job over objects the caller may read: one of its uploads, or a bucket prefix granted to it. Format: jpeg, png or
+/// webp for every output (absent: each input's own); webhook: a URL told when the job finishes (webhookEvents: which).
+/// </summary>
+public sealed record SubmitJobFromBucket(string Attribute, SourceRequest Source, string? Format = null, string? Webhook = null,
+    IReadOnlyList<string>? WebhookEvents = null);
 /// <summary>Items: how many images the job holds.</summary>
 public sealed record JobAccepted(Guid JobId, int Items);
 public sealed record JobCounts(int Pending, int Done, int Failed, int Cancelled);
+/// <summary>
+/// State: queued, running, completed (at least one item done), failed (finished and nothing done) or cancelled.
+/// CompletedWithErrors: completed with some failed items. EtaSeconds: pending items at the rate seen so far.
+/// </summary>
 public sealed record JobStatusDto(Guid Id, string Attribute, int? EditorVersion, string State, int Total, JobCounts Counts,
-    DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, double? ImagesPerSecond);
+    DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, double? ImagesPerSecond, bool CompletedWithErrors,
+    double? EtaSeconds, string? OutputFormat, string? Webhook);
 public sealed record JobItemDto(Guid Id, string Name, string State, string? Error, string? OutputKey);
-public sealed record JobItemsPage(IReadOnlyList<JobItemDto> Items, int Page, int PageSize, int Total);
 /// <summary><see cref="Url"/>: presigned GET for the public S3 endpoint (1 h); <see cref="Download"/>: the same bytes streamed by this API.</summary>
 public sealed record JobResult(Guid Id, string Name, string Url, string Download);
-public sealed record JobResults(IReadOnlyList<JobResult> Items);
 
 public static class JobsApi
 {
-    /// <summary>The most items any job can hold, whatever SDD_MAX_ITEMS_PER_JOB says: bounds paging arithmetic.</summary>
-    private const int MaxItemsPerJob = 10_000_000;
     /// <summary>Longest name of an uploaded file (what the results zip calls its output).</summary>
     public const int MaxFileNameLength = 255;
 
     public static RouteGroupBuilder MapJobsApiV1(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/v1/jobs").WithTags("Jobs").RequireAuthorization();
-        api.MapPost("/", Submit).WithSummary("Submit an edit job: multipart (attribute + files) or JSON (attribute + source bucket prefix).")
+        api.MapPost("/", Submit).WithName("submitJob")
+            .WithSummary("Submit an edit job: multipart (attribute + files) or JSON (attribute + an upload or a granted bucket prefix).")
             .DisableAntiforgery()
-            .Accepts<SubmitJobFromBucket>("application/json", "multipart/form-data"); // multipart: 'attribute' + 'files' 
-        api.MapGet("/{id:guid}", Get);
-        api.MapGet("/{id:guid}/items", Items);
-        api.MapGet("/{id:guid}/results", Results);
-        api.MapGet("/{id:guid}/results.zip", ResultsZip).WithSummary("Every done output as <name>.png in one zip.");
-        api.MapGet("/{id:guid}/items/{itemId:guid}/output", Output).WithSummary("One edited image, streamed through the API (no S3 access needed).");
-        api.MapPost("/{id:guid}/cancel", Cancel).WithSummary("Cancel: pending items become cancelled and are skipped.");
+            .Accepts<SubmitJobFromBucket>("application/json", "multipart/form-data"); // the form's own schema: OpenApiDescription
+        api.MapGet("/", List).WithName("listJobs").WithSummary("Your jobs, newest first, filtered by state, attribute and creation time.");
+        api.MapGet("/{id:guid}", Get).WithName("getJob").WithSummary("A job's state, counts, rate and ETA.");
+        api.MapGet("/{id:guid}/items", Items).WithName("listJobItems").WithSummary("A job's items by name, optionally of one state, with their errors.");
+        api.MapGet("/{id:guid}/results", Results).WithName("listJobResults").WithSummary("Download links of the done items, by name.");
+        api.MapGet("/{id:guid}/results.zip", ResultsZip).WithName("downloadJobResults")
+            .WithSummary("Every done output in one zip, named after its input (folders kept) with the output's extension.");
+        api.MapGet("/{id:guid}/items/{itemId:guid}/output", Output).WithName("downloadJobItemOutput")
+            .WithSummary("One edited image, streamed through the API (no S3 access needed).");
+        api.MapPost("/{id:guid}/cancel", Cancel).WithName("cancelJob").WithSummary("Cancel: pending items become cancelled and are skipped.");
+        api.MapGet("/{id:guid}/webhooks", Webhooks).WithName("listJobWebhookDeliveries").WithSummary("The job's webhook deliveries: event, attempts, last answer.");
         return api;
     }
 
@@ -48,6 +59,7 @@ public static class JobsApi
     public static async Task<Results<Accepted<JobAccepted>, ProblemHttpResult>> Submit(HttpRequest http, ClaimsPrincipal user, SddDbContext db,
         ObjectStore store, EditDispatcher dispatcher, IngestSettings settings, CancellationToken ct)
     {
+        // The webhook and format are read before any file is stored, so a bad one leaves nothing behind.
         if (http.ContentLength > settings.MaxUploadBytes)
             return Problems.TooLarge($"The request is {http.ContentLength} bytes; at most {settings.MaxUploadBytes} are accepted (SDD_MAX_UPLOAD_BYTES).");
         var owner = user.Owner();
@@ -58,6 +70,8 @@ public static class JobsApi
         {
             var form = await http.ReadFormAsync(ct);
             if (await ResolveEditor(db, owner, form["attribute"].ToString(), job, ct) is { } noEditor) return noEditor;
+            if (Options(job, NullIfEmpty(form["format"]), NullIfEmpty(form["webhook"]),
+                    form["webhookEvents"].SelectMany(v => (v ?? "").Split(',')).ToList(), settings) is { } badOptions) return badOptions;
             if (form.Files.Count == 0) return Problems.BadRequest("Attach one or more image files (form field 'files').");
             if (form.Files.Count > settings.MaxItemsPerJob)
                 return Problems.Unprocessable($"{form.Files.Count} files; a job holds at most {settings.MaxItemsPerJob} (SDD_MAX_ITEMS_PER_JOB).");
@@ -73,6 +87,7 @@ public static class JobsApi
             if (request?.Source is null)
                 return Problems.BadRequest("Give { \"attribute\", \"source\": { \"upload\": \"<uploadId>\" } } or { \"attribute\", \"source\": { \"bucket\", \"prefix\" } }.");
             if (await ResolveEditor(db, owner, request.Attribute, job, ct) is { } noEditor) return noEditor;
+            if (Options(job, request.Format, request.Webhook, request.WebhookEvents, settings) is { } badOptions) return badOptions;
             var (listed, problem) = await ListSourceAsync(request.Source, owner, db, store, settings.MaxItemsPerJob, ct);
             if (problem is not null) return problem;
             items = listed!;
@@ -91,17 +106,69 @@ public static class JobsApi
         return TypedResults.Accepted($"/v1/jobs/{job.Id}", new JobAccepted(job.Id, items.Count));
     }
 
+    private static string? NullIfEmpty(Microsoft.Extensions.Primitives.StringValues v) => v.ToString() is { Length: > 0 } s ? s : null;
+
+    /// <summary>The output format and webhook a job asks for, checked; a 422 problem when either is bad.</summary>
+    private static ProblemHttpResult? Options(EditJob job, string? format, string? webhook, IReadOnlyList<string>? events, IngestSettings settings)
+    {
+        if (format is not null)
+        {
+            if (!OutputFormats.TryParse(format, out var parsed))
+                return Problems.Unprocessable($"format must be one of {string.Join(", ", OutputFormats.Names)} (absent: each input's own format).");
+            job.OutputFormat = parsed;
+        }
+        if (WebhookEvents.Check(webhook, events, WebhookEvents.ForJobs, settings, out var filter) is { } bad) return bad;
+        job.WebhookUrl = webhook;
+        job.WebhookEvents = filter;
+        return null;
+    }
+
+    public static async Task<Results<Ok<Page<JobStatusDto>>, ProblemHttpResult>> List(ClaimsPrincipal user, SddDbContext db, CancellationToken ct,
+        string? state = null, string? attribute = null, DateTimeOffset? createdAfter = null, DateTimeOffset? createdBefore = null,
+        int? limit = null, string? cursor = null)
+    {
+        var owner = user.Owner();
+        var query = db.EditJobs.AsNoTracking().Include(j => j.Attribute).Include(j => j.EditorVersion).Where(j => j.Owner == owner);
+        if (!string.IsNullOrEmpty(state))
+        {
+            if (JobStateFromName(state) is not { } s)
+                return Problems.BadRequest($"state must be one of {string.Join(", ", Enum.GetValues<JobState>().Select(JobStateName))}.");
+            query = query.Where(j => j.State == s);
+        }
+        if (!string.IsNullOrEmpty(attribute)) query = query.Where(j => j.Attribute!.Name == attribute);
+        if (createdAfter is { } after) query = query.Where(j => j.CreatedAt >= after);
+        if (createdBefore is { } before) query = query.Where(j => j.CreatedAt < before);
+        var (rows, next, problem) = await Paging.ByCreationAsync(query, limit, cursor, newestFirst: true, ct);
+        if (problem is not null) return problem;
+        return TypedResults.Ok(new Page<JobStatusDto>(await DescribeAsync(db, rows, ct), next));
+    }
+
+    public static async Task<Results<Ok<Page<WebhookDeliveryDto>>, ProblemHttpResult>> Webhooks(Guid id, ClaimsPrincipal user, SddDbContext db,
+        CancellationToken ct, int? limit = null, string? cursor = null)
+    {
+        var owner = user.Owner();
+        if (!await db.EditJobs.AnyAsync(j => j.Id == id && j.Owner == owner, ct)) return Problems.NotFound($"No job {id}.");
+        var (rows, next, problem) = await Paging.ByCreationAsync(db.WebhookDeliveries.AsNoTracking().Where(d => d.SubjectId == id && d.Owner == owner),
+            limit, cursor, newestFirst: false, ct);
+        if (problem is not null) return problem;
+        return TypedResults.Ok(new Page<WebhookDeliveryDto>(rows.Select(WebhookDeliveryDto.From).ToList(), next));
+    }
+
+    public static string JobStateName(JobState s) => s == JobState.Pending ? "queued" : s.ToString().ToLowerInvariant();
+
+    public static JobState? JobStateFromName(string name) =>
+        Enum.GetValues<JobState>().Cast<JobState?>().FirstOrDefault(s => JobStateName(s!.Value) == name.ToLowerInvariant());
+
     public static async Task<Results<Ok<JobStatusDto>, ProblemHttpResult>> Get(Guid id, ClaimsPrincipal user, SddDbContext db, CancellationToken ct)
     {
         var status = await StatusAsync(db, id, user.Owner(), ct);
         return status is null ? Problems.NotFound($"No job {id}.") : TypedResults.Ok(status);
     }
 
-    public static async Task<Results<Ok<JobItemsPage>, ProblemHttpResult>> Items(Guid id, ClaimsPrincipal user, SddDbContext db, CancellationToken ct,
-        string? state = null, int page = 1, int pageSize = 100)
+    public static async Task<Results<Ok<Page<JobItemDto>>, ProblemHttpResult>> Items(Guid id, ClaimsPrincipal user, SddDbContext db, CancellationToken ct,
+        string? state = null, int? limit = null, string? cursor = null)
     {
-        if (page < 1 || pageSize is < 1 or > 1000) return Problems.BadRequest("page must be >= 1 and pageSize between 1 and 1000.");
-        if ((long)(page - 1) * pageSize > MaxItemsPerJob) return Problems.BadRequest($"page {page} lies beyond the last item a job can hold ({MaxItemsPerJob}).");
+        if (Paging.CheckLimit(limit, out var take) is { } badLimit) return badLimit;
         ItemState? filter = null;
         if (!string.IsNullOrEmpty(state))
         {
@@ -113,22 +180,41 @@ public static class JobsApi
         if (!await db.EditJobs.AnyAsync(j => j.Id == id && j.Owner == owner, ct)) return Problems.NotFound($"No job {id}.");
         var query = db.JobItems.AsNoTracking().Where(i => i.JobId == id);
         if (filter is { } f) query = query.Where(i => i.State == f);
-        var total = await query.CountAsync(ct);
-        var rows = await query.OrderBy(i => i.Name).ThenBy(i => i.Id).Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(ct);
-        return TypedResults.Ok(new JobItemsPage(
-            rows.Select(i => new JobItemDto(i.Id, i.Name ?? i.SourceKey, ItemStateName(i.State), i.Error, i.OutputKey)).ToList(), page, pageSize, total));
+        var (rows, next, problem) = await ByNameAsync(query, take, cursor, ct);
+        if (problem is not null) return problem;
+        return TypedResults.Ok(new Page<JobItemDto>(
+            rows.Select(i => new JobItemDto(i.Id, i.Name ?? i.SourceKey, ItemStateName(i.State), i.Error, i.OutputKey)).ToList(), next));
     }
 
-    public static async Task<Results<Ok<JobResults>, ProblemHttpResult>> Results(Guid id, ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)
+    /// <summary>Items by name then id, after the cursor's item; one more row than asked tells whether a page follows.</summary>
+    private static async Task<(List<JobItem> Rows, string? Next, ProblemHttpResult? Problem)> ByNameAsync(IQueryable<JobItem> query, int take,
+        string? cursor, CancellationToken ct)
     {
+        if (!string.IsNullOrEmpty(cursor))
+        {
+            if (!Paging.TryNameCursor(cursor, out var name, out var after)) return ([], null, Paging.BadCursor());
+            query = query.Where(i => string.Compare(i.Name ?? i.SourceKey, name) > 0 || ((i.Name ?? i.SourceKey) == name && i.Id.CompareTo(after) > 0));
+        }
+        var rows = await query.OrderBy(i => i.Name ?? i.SourceKey).ThenBy(i => i.Id).Take(take + 1).ToListAsync(ct);
+        if (rows.Count <= take) return (rows, null, null);
+        rows.RemoveAt(take);
+        return (rows, Paging.NameCursor(rows[^1].Name ?? rows[^1].SourceKey, rows[^1].Id), null);
+    }
+
+    public static async Task<Results<Ok<Page<JobResult>>, ProblemHttpResult>> Results(Guid id, ClaimsPrincipal user, SddDbContext db, ObjectStore store,
+        CancellationToken ct, int? limit = null, string? cursor = null)
+    {
+        if (Paging.CheckLimit(limit, out var take) is { } badLimit) return badLimit;
         var owner = user.Owner();
         if (!await db.EditJobs.AnyAsync(j => j.Id == id && j.Owner == owner, ct)) return Problems.NotFound($"No job {id}.");
-        var done = await DoneOutputs(db, id, ct);
-        var results = new List<JobResult>(done.Count);
-        foreach (var (itemId, name, key) in done)
-            results.Add(new JobResult(itemId, name, (await store.PresignGetAsync(store.JobsBucket, key, TimeSpan.FromHours(1))).ToString(),
-                $"/v1/jobs/{id}/items/{itemId}/output"));
-        return TypedResults.Ok(new JobResults(results));
+        var (rows, next, problem) = await ByNameAsync(db.JobItems.AsNoTracking().Where(i => i.JobId == id && i.State == ItemState.Done && i.OutputKey != null),
+            take, cursor, ct);
+        if (problem is not null) return problem;
+        var results = new List<JobResult>(rows.Count);
+        foreach (var i in rows)
+            results.Add(new JobResult(i.Id, i.Name ?? i.SourceKey, (await store.PresignGetAsync(store.JobsBucket, i.OutputKey!, TimeSpan.FromHours(1))).ToString(),
+                $"/v1/jobs/{id}/items/{i.Id}/output"));
+        return TypedResults.Ok(new Page<JobResult>(results, next));
     }
 
     public static async Task<Results<PushStreamHttpResult, ProblemHttpResult>> Output(Guid id, Guid itemId, ClaimsPrincipal user, SddDbContext db,
@@ -161,8 +247,8 @@ public static class JobsApi
             var names = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (itemId, name, key) in done)
             {
-                var entryName = ZipEntryName(name, itemId, names);
-                var entry = zip.CreateEntry(entryName, CompressionLevel.NoCompression); // PNG is compressed already
+                var entryName = ZipEntryName(name, Path.GetExtension(key), itemId, names);
+                var entry = zip.CreateEntry(entryName, CompressionLevel.NoCompression); // PNG, JPEG and WebP are compressed already
                 await using var target = await entry.OpenAsync(ct);
                 try { await store.GetAsync(store.JobsBucket, key, target, ct); }
                 catch (FileNotFoundException) { log.LogWarning("Output {Key} of job {JobId} is missing from the jobs bucket", key, id); }
@@ -170,53 +256,68 @@ public static class JobsApi
         }, "application/zip", $"{id}.zip");
     }
 
-    public static async Task<Results<Accepted<JobStatusDto>, ProblemHttpResult>> Cancel(Guid id, ClaimsPrincipal user, SddDbContext db, CancellationToken ct)
+    public static async Task<Results<Accepted<JobStatusDto>, ProblemHttpResult>> Cancel(Guid id, ClaimsPrincipal user, SddDbContext db,
+        WebhookOutbox outbox, CancellationToken ct)
     {
         var owner = user.Owner();
         if (!await db.EditJobs.AnyAsync(j => j.Id == id && j.Owner == owner, ct)) return Problems.NotFound($"No job {id}.");
         var now = DateTimeOffset.UtcNow;
+        bool cancelled;
         await using (var tx = await db.Database.BeginTransactionAsync(ct))
         {
             // The job row first, then its items: the order every writer of item states keeps (JobRows), so no deadlock.
             await db.Database.ExecuteSqlRawAsync(JobRows.LockJob, [new Npgsql.NpgsqlParameter("job", id)], ct);
             await db.JobItems.Where(i => i.JobId == id && i.State == ItemState.Pending)
                 .ExecuteUpdateAsync(s => s.SetProperty(i => i.State, ItemState.Cancelled).SetProperty(i => i.UpdatedAt, now), ct);
-            await db.EditJobs.Where(j => j.Id == id && (j.State == JobState.Pending || j.State == JobState.Running))
-                .ExecuteUpdateAsync(s => s.SetProperty(j => j.State, JobState.Cancelled).SetProperty(j => j.FinishedAt, now), ct);
+            cancelled = await db.EditJobs.Where(j => j.Id == id && (j.State == JobState.Pending || j.State == JobState.Running))
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.State, JobState.Cancelled).SetProperty(j => j.FinishedAt, now), ct) == 1;
             await tx.CommitAsync(ct);
         }
+        if (cancelled) await outbox.JobFinishedAsync(id, CancellationToken.None); // the backstop retries it if this fails
         return TypedResults.Accepted($"/v1/jobs/{id}", (await StatusAsync(db, id, owner, ct))!);
     }
 
     /// <summary>The job's status with counts from its item rows (the source of truth), or null when the owner has no such job.</summary>
     public static async Task<JobStatusDto?> StatusAsync(SddDbContext db, Guid id, string owner, CancellationToken ct)
     {
-        var job = await db.EditJobs.AsNoTracking().Where(j => j.Id == id && j.Owner == owner)
-            .Select(j => new { j.Id, j.State, j.CreatedAt, j.StartedAt, j.FinishedAt, Attribute = j.Attribute!.Name, Version = (int?)j.EditorVersion!.Version })
-            .SingleOrDefaultAsync(ct);
-        if (job is null) return null;
-        var byState = await db.JobItems.AsNoTracking().Where(i => i.JobId == id)
-            .GroupBy(i => i.State)
-            .Select(g => new { State = g.Key, Count = g.Count(), First = g.Min(i => i.UpdatedAt), Last = g.Max(i => i.UpdatedAt) })
-            .ToListAsync(ct);
-        int Count(ItemState s) => byState.FirstOrDefault(x => x.State == s)?.Count ?? 0;
-        var counts = new JobCounts(Count(ItemState.Pending), Count(ItemState.Done), Count(ItemState.Failed), Count(ItemState.Cancelled));
-        var total = byState.Sum(x => x.Count);
-        var processed = byState.Where(x => x.State is ItemState.Done or ItemState.Failed).ToList();
+        var job = await db.EditJobs.AsNoTracking().Include(j => j.Attribute).Include(j => j.EditorVersion)
+            .SingleOrDefaultAsync(j => j.Id == id && j.Owner == owner, ct);
+        return job is null ? null : (await DescribeAsync(db, [job], ct))[0];
+    }
 
-        var state = job.State == JobState.Cancelled ? "cancelled"
-            : total > 0 && counts.Pending == 0 ? "completed"
-            : job.State == JobState.Running || processed.Sum(x => x.Count) > 0 ? "running"
-            : "queued";
-        var startedAt = job.StartedAt ?? processed.Select(x => x.First).Where(t => t is not null).Min();
-        var finishedAt = job.FinishedAt ?? (state == "completed" ? processed.Select(x => x.Last).Where(t => t is not null).Max() : null);
-        double? rate = null;
-        if (startedAt is { } start && counts.Done + counts.Failed > 0)
+    /// <summary>
+    /// Statuses of jobs (loaded with their attribute and editor version) from one grouped count of their items. The job
+    /// row's state is exact: the statement that records an item recounts and completes the job in the same transaction.
+    /// </summary>
+    public static async Task<List<JobStatusDto>> DescribeAsync(SddDbContext db, IReadOnlyList<EditJob> jobs, CancellationToken ct)
+    {
+        var ids = jobs.Select(j => j.Id).ToList();
+        var counted = await db.JobItems.AsNoTracking().Where(i => ids.Contains(i.JobId))
+            .GroupBy(i => new { i.JobId, i.State })
+            .Select(g => new { g.Key.JobId, g.Key.State, Count = g.Count(), First = g.Min(i => i.UpdatedAt), Last = g.Max(i => i.UpdatedAt) })
+            .ToListAsync(ct);
+        var now = DateTimeOffset.UtcNow;
+        return jobs.Select(job =>
         {
-            var seconds = ((finishedAt ?? DateTimeOffset.UtcNow) - start).TotalSeconds;
-            if (seconds > 0) rate = Math.Round((counts.Done + counts.Failed) / seconds, 3);
-        }
-        return new JobStatusDto(job.Id, job.Attribute, job.Version, state, total, counts, job.CreatedAt, startedAt, finishedAt, rate);
+            var byState = counted.Where(c => c.JobId == job.Id).ToList();
+            int Count(ItemState s) => byState.FirstOrDefault(x => x.State == s)?.Count ?? 0;
+            var counts = new JobCounts(Count(ItemState.Pending), Count(ItemState.Done), Count(ItemState.Failed), Count(ItemState.Cancelled));
+            var processed = byState.Where(x => x.State is ItemState.Done or ItemState.Failed).ToList();
+            var state = JobStateName(job.State);
+            var startedAt = job.StartedAt ?? processed.Select(x => x.First).Where(t => t is not null).Min();
+            var finishedAt = job.FinishedAt;
+            double? rate = null, eta = null;
+            var seen = counts.Done + counts.Failed;
+            if (startedAt is { } start && seen > 0)
+            {
+                var seconds = ((finishedAt ?? now) - start).TotalSeconds;
+                if (seconds > 0) rate = Math.Round(seen / seconds, 3);
+            }
+            if (job.State is JobState.Pending or JobState.Running && counts.Pending > 0 && rate > 0)
+                eta = Math.Round(counts.Pending / rate.Value, 1);
+            return new JobStatusDto(job.Id, job.Attribute?.Name ?? "", job.EditorVersion?.Version, state, byState.Sum(x => x.Count), counts,
+                job.CreatedAt, startedAt, finishedAt, rate, job.State == JobState.Completed && counts.Failed > 0, eta, job.OutputFormat, job.WebhookUrl);
+        }).ToList();
     }
 
     /// <summary>The attribute's (the caller's own, else a published one) active editor version goes on the job; 404 for an unknown attribute, 409 when none is ready.</summary>
@@ -304,13 +405,16 @@ public static class JobsApi
             .OrderBy(i => i.Name).ThenBy(i => i.Id).Select(i => new { i.Id, i.Name, i.SourceKey, i.OutputKey }).ToListAsync(ct))
         .Select(i => (i.Id, i.Name ?? i.SourceKey, i.OutputKey!)).ToList();
 
-    /// <summary><c>&lt;name&gt;.png</c> (folders kept, unsafe segments dropped), made unique with the item id when two names meet.</summary>
-    private static string ZipEntryName(string name, Guid itemId, HashSet<string> taken)
+    /// <summary>
+    /// The input's name (folders kept, unsafe segments dropped) with the output's extension, made unique with the item
+    /// id when two names meet (photo.png and photo.jpg both edited to PNG).
+    /// </summary>
+    public static string ZipEntryName(string name, string extension, Guid itemId, HashSet<string> taken)
     {
         var segments = name.Replace('\\', '/').Split('/', StringSplitOptions.RemoveEmptyEntries).Where(s => s is not ("." or "..")).ToList();
         var stem = segments.Count == 0 ? itemId.ToString("N") : string.Join('/', segments[..^1].Append(Path.GetFileNameWithoutExtension(segments[^1])));
-        var entry = stem + ".png";
-        if (!taken.Add(entry)) taken.Add(entry = $"{stem}-{itemId:N}.png");
+        var entry = stem + extension;
+        if (!taken.Add(entry)) taken.Add(entry = $"{stem}-{itemId:N}{extension}");
         return entry;
     }
 

@@ -1,9 +1,16 @@
+using Sdd.Ingest.Webhooks;
+
 namespace Sdd.Ingest.Apis;
 
 public sealed record CreateKeyRequest(string Name);
-public sealed record KeyCreated(Guid Id, string Name, string Key);
-/// <summary>A key as the admin sees it (never the key itself: only its hash is stored).</summary>
-public sealed record KeyDto(string Id, string Name, bool Admin, DateTimeOffset? CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt)
+/// <summary>Key: shown once. WebhookSecret: what signs the webhooks of what this key creates (X-Sdd-Signature).</summary>
+public sealed record KeyCreated(Guid Id, string Name, string Key, string WebhookSecret);
+/// <summary>
+/// A key as the admin sees it (never the key itself: only its hash is stored). WebhookSecret: only in GET /v1/keys/me,
+/// the caller's own.
+/// </summary>
+public sealed record KeyDto(string Id, string Name, bool Admin, DateTimeOffset? CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt,
+    string? WebhookSecret = null)
 {
     public static KeyDto From(ApiClient c) => new(c.Id.ToString(), c.Name, c.IsAdmin, c.CreatedAt, c.LastUsedAt, c.RevokedAt);
 }
@@ -14,10 +21,10 @@ public static class KeysApi
     {
         var api = routes.MapGroup("/v1/keys").WithTags("Keys");
         var admin = api.MapGroup("").RequireAuthorization(ApiKeyAuthentication.AdminPolicy);
-        admin.MapPost("/", CreateKey).WithSummary("Create an API key (admin only); the key is shown once.");
-        admin.MapGet("/", List).WithSummary("Every key with its name, creation, last use and revocation (admin only).");
-        admin.MapDelete("/{id:guid}", Revoke).WithSummary("Revoke a key at once (admin only); its owner's data stays.");
-        api.MapGet("/me", Me).RequireAuthorization().WithSummary("The calling key: its owner id and name.");
+        admin.MapPost("/", CreateKey).WithName("createKey").WithSummary("Create an API key (admin only); the key is shown once.");
+        admin.MapGet("/", List).WithName("listKeys").WithSummary("Every key with its name, creation, last use and revocation (admin only).");
+        admin.MapDelete("/{id:guid}", Revoke).WithName("revokeKey").WithSummary("Revoke a key at once (admin only); its owner's data stays.");
+        api.MapGet("/me", Me).WithName("getCallingKey").RequireAuthorization().WithSummary("The calling key: its owner id and name.");
         return api;
     }
 
@@ -30,7 +37,11 @@ public static class KeysApi
             return Problems.Conflict($"A key named '{name}' exists already; choose another name.");
 
         var key = ApiKeys.NewKey();
-        var client = new ApiClient { Id = Guid.NewGuid(), Name = name, KeyHash = ApiKeys.Hash(key), CreatedAt = DateTimeOffset.UtcNow };
+        var client = new ApiClient
+        {
+            Id = Guid.NewGuid(), Name = name, KeyHash = ApiKeys.Hash(key), CreatedAt = DateTimeOffset.UtcNow,
+            WebhookSecret = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)),
+        };
         db.ApiClients.Add(client);
         try
         {
@@ -40,13 +51,14 @@ public static class KeysApi
         {
             return Problems.Conflict($"A key named '{name}' exists already; choose another name.");
         }
-        return TypedResults.Created($"/v1/keys/{client.Id}", new KeyCreated(client.Id, client.Name, key));
+        return TypedResults.Created($"/v1/keys/{client.Id}", new KeyCreated(client.Id, client.Name, key, client.WebhookSecret));
     }
 
-    public static async Task<Ok<KeyDto[]>> List(SddDbContext db, CancellationToken ct)
+    public static async Task<Results<Ok<Page<KeyDto>>, ProblemHttpResult>> List(SddDbContext db, CancellationToken ct, int? limit = null, string? cursor = null)
     {
-        var rows = await db.ApiClients.AsNoTracking().OrderBy(c => c.CreatedAt).ToListAsync(ct);
-        return TypedResults.Ok(rows.Select(KeyDto.From).ToArray());
+        var (rows, next, problem) = await Paging.ByCreationAsync(db.ApiClients.AsNoTracking(), limit, cursor, newestFirst: false, ct);
+        if (problem is not null) return problem;
+        return TypedResults.Ok(new Page<KeyDto>(rows.Select(KeyDto.From).ToList(), next));
     }
 
     public static async Task<Results<NoContent, ProblemHttpResult>> Revoke(Guid id, SddDbContext db, CancellationToken ct)
@@ -57,12 +69,13 @@ public static class KeysApi
         return TypedResults.NoContent();
     }
 
-    public static async Task<Ok<KeyDto>> Me(ClaimsPrincipal user, SddDbContext db, CancellationToken ct)
+    public static async Task<Ok<KeyDto>> Me(ClaimsPrincipal user, SddDbContext db, IngestSettings settings, CancellationToken ct)
     {
         var owner = user.Owner();
+        var secret = await WebhookEvents.SecretAsync(db, owner, settings, ct); // made on first use for keys older than webhooks
         var row = Guid.TryParse(owner, out var id) ? await db.ApiClients.AsNoTracking().SingleOrDefaultAsync(c => c.Id == id, ct) : null;
         return TypedResults.Ok(row is null
-            ? new KeyDto(owner, user.FindFirstValue(ClaimTypes.Name) ?? owner, user.IsAdmin(), null, null, null) // the bootstrap admin key
-            : KeyDto.From(row));
+            ? new KeyDto(owner, user.FindFirstValue(ClaimTypes.Name) ?? owner, user.IsAdmin(), null, null, null, secret) // the bootstrap admin key
+            : KeyDto.From(row) with { WebhookSecret = secret });
     }
 }

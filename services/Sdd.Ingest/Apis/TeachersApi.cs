@@ -1,3 +1,4 @@
+using Sdd.Ingest.Webhooks;
 using System.Text.Json;
 using Sdd.Ingest.Dispatch;
 using Sdd.Ingest.Quotas;
@@ -17,7 +18,8 @@ public sealed record TeacherDto(Guid Id, string Name, string Kind, IReadOnlyList
     }
 }
 
-public sealed record TrainTeacherRequest(Guid DatasetId, int? Steps, int? ImageSize);
+/// <summary>Webhook: a URL told when the training run finishes (webhookEvents: run.completed, run.failed).</summary>
+public sealed record TrainTeacherRequest(Guid DatasetId, int? Steps, int? ImageSize, string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null);
 public sealed record TeacherAccepted(Guid TeacherId, Guid RunId);
 
 public static class TeachersApi
@@ -27,12 +29,12 @@ public static class TeachersApi
     public static RouteGroupBuilder MapTeachersApiV1(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/v1/teachers").WithTags("Teachers").RequireAuthorization();
-        api.MapGet("/", List);
-        api.MapGet("/{id:guid}", Get);
-        api.MapPost("/", Train).WithSummary("Train a teacher on one of your datasets (a run on the distill queue).");
-        api.MapPost("/{id:guid}/publish", Publish).RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
+        api.MapGet("/", List).WithName("listTeachers").WithSummary("Your teachers and the published ones, oldest first.");
+        api.MapGet("/{id:guid}", Get).WithName("getTeacher").WithSummary("A teacher you may use.");
+        api.MapPost("/", Train).WithName("trainTeacher").WithSummary("Train a teacher on one of your datasets (a run on the distill queue).");
+        api.MapPost("/{id:guid}/publish", Publish).WithName("publishTeacher").RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
             .WithSummary("Publish a teacher (admin only): every key may then distil editors from it.");
-        api.MapDelete("/{id:guid}/publish", Unpublish).RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
+        api.MapDelete("/{id:guid}/publish", Unpublish).WithName("unpublishTeacher").RequireAuthorization(ApiKeyAuthentication.AdminPolicy)
             .WithSummary("Make a published teacher private to its owner again (admin only; builtin teachers stay published).");
         return api;
     }
@@ -41,11 +43,13 @@ public static class TeachersApi
     public static IQueryable<Teacher> Visible(this IQueryable<Teacher> teachers, string owner) =>
         teachers.Where(t => t.IsBuiltin || t.IsPublished || t.Owner == owner);
 
-    public static async Task<Ok<TeacherDto[]>> List(ClaimsPrincipal user, SddDbContext db, CancellationToken ct)
+    public static async Task<Results<Ok<Page<TeacherDto>>, ProblemHttpResult>> List(ClaimsPrincipal user, SddDbContext db, CancellationToken ct,
+        int? limit = null, string? cursor = null)
     {
         var owner = user.Owner();
-        var rows = await db.Teachers.AsNoTracking().Visible(owner).OrderBy(t => t.CreatedAt).ToListAsync(ct);
-        return TypedResults.Ok(rows.Select(t => TeacherDto.From(t, owner)).ToArray());
+        var (rows, next, problem) = await Paging.ByCreationAsync(db.Teachers.AsNoTracking().Visible(owner), limit, cursor, newestFirst: false, ct);
+        if (problem is not null) return problem;
+        return TypedResults.Ok(new Page<TeacherDto>(rows.Select(t => TeacherDto.From(t, owner)).ToList(), next));
     }
 
     public static async Task<Results<Ok<TeacherDto>, ProblemHttpResult>> Get(Guid id, ClaimsPrincipal user, SddDbContext db, CancellationToken ct)
@@ -79,6 +83,7 @@ public static class TeachersApi
         if (steps is < 1 or > 10_000_000) return Problems.Unprocessable("steps must be between 1 and 10000000.");
         if (size < 8 || size > settings.TeacherMaxImageSize || size % 8 != 0)
             return Problems.Unprocessable($"imageSize must be a multiple of 8 between 8 and {settings.TeacherMaxImageSize} (SDD_TEACHER_MAX_IMAGE_SIZE, what this deployment's distill workers train).");
+        if (WebhookEvents.Check(request.Webhook, request.WebhookEvents, WebhookEvents.ForRuns, settings, out var events) is { } badHook) return badHook;
         var owner = user.Owner();
         var dataset = await db.Datasets.AsNoTracking().SingleOrDefaultAsync(d => d.Id == request.DatasetId && d.Owner == owner, ct);
         if (dataset is null || !await SourceAccess.StillReadableAsync(dataset, db, store, ct)) return Problems.NotFound($"No dataset {request.DatasetId}.");
@@ -95,7 +100,7 @@ public static class TeachersApi
         var run = new TrainingRun
         {
             Id = Guid.NewGuid(), Kind = RunKind.Teacher, State = RunState.Queued, TeacherId = teacher.Id,
-            TotalSteps = steps, Owner = owner, CreatedAt = now,
+            TotalSteps = steps, Owner = owner, CreatedAt = now, WebhookUrl = request.Webhook, WebhookEvents = events,
         };
         db.Teachers.Add(teacher);
         db.TrainingRuns.Add(run);

@@ -20,11 +20,11 @@ public static class UploadsApi
     public static RouteGroupBuilder MapUploadsApiV1(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/v1/uploads").WithTags("Uploads").RequireAuthorization();
-        api.MapPost("/", Create).WithSummary("Open an upload area: presigned PUT URLs for the named files, under your own prefix.");
-        api.MapPost("/{id:guid}/files", AddFiles).WithSummary("More presigned PUT URLs for an upload of yours.");
-        api.MapGet("/", List);
-        api.MapGet("/{id:guid}", Get).WithSummary("An upload of yours, with the number and bytes of the objects stored so far.");
-        api.MapDelete("/{id:guid}", Delete).WithSummary("Delete an upload of yours and every object in it.");
+        api.MapPost("/", Create).WithName("createUpload").WithSummary("Open an upload area: presigned PUT URLs for the named files, under your own prefix.");
+        api.MapPost("/{id:guid}/files", AddFiles).WithName("addUploadFiles").WithSummary("More presigned PUT URLs for an upload of yours.");
+        api.MapGet("/", List).WithName("listUploads").WithSummary("Your upload areas, oldest first.");
+        api.MapGet("/{id:guid}", Get).WithName("getUpload").WithSummary("An upload of yours, with the number and bytes of the objects stored so far.");
+        api.MapDelete("/{id:guid}", Delete).WithName("deleteUpload").WithSummary("Delete an upload of yours and every object in it.");
         return api;
     }
 
@@ -55,11 +55,13 @@ public static class UploadsApi
         return TypedResults.Ok(await WithUrls(upload, request.Files!, expiry, store));
     }
 
-    public static async Task<Ok<UploadDto[]>> List(ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)
+    public static async Task<Results<Ok<Page<UploadDto>>, ProblemHttpResult>> List(ClaimsPrincipal user, SddDbContext db, ObjectStore store,
+        CancellationToken ct, int? limit = null, string? cursor = null)
     {
         var owner = user.Owner();
-        var rows = await db.Uploads.AsNoTracking().Where(u => u.Owner == owner).OrderBy(u => u.CreatedAt).ToListAsync(ct);
-        return TypedResults.Ok(rows.Select(u => Describe(u, store)).ToArray());
+        var (rows, next, problem) = await Paging.ByCreationAsync(db.Uploads.AsNoTracking().Where(u => u.Owner == owner), limit, cursor, newestFirst: false, ct);
+        if (problem is not null) return problem;
+        return TypedResults.Ok(new Page<UploadDto>(rows.Select(u => Describe(u, store)).ToList(), next));
     }
 
     public static async Task<Results<Ok<UploadDto>, ProblemHttpResult>> Get(Guid id, ClaimsPrincipal user, SddDbContext db, ObjectStore store, CancellationToken ct)

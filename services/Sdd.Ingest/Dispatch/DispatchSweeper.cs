@@ -35,6 +35,7 @@ public sealed class DispatchSweeper(IServiceScopeFactory scopes, IngestSettings 
         var now = DateTimeOffset.UtcNow;
         var unsentBefore = now - settings.DispatchGrace;
         var staleBefore = now - settings.RedispatchAfter;
+        await Operations.Idempotency.ExpireAsync(db, settings, ct); // answers kept for retries have their day
 
         // Lost batches are only knowable when the queue is idle: a message ready or in a worker's hands may hold any item.
         bool queueIdle;

@@ -1,7 +1,7 @@
 namespace Sdd.Data.Entities;
 
 /// <summary>A caller of the API; only a hash of its key is stored.</summary>
-public class ApiClient
+public class ApiClient : IListed
 {
     public Guid Id { get; set; }
     public required string Name { get; set; }

@@ -1,7 +1,7 @@
 namespace Sdd.Data.Entities;
 
 /// <summary>A labeled image set in the datasets bucket (<c>&lt;name&gt;/images/</c>, <c>&lt;name&gt;/labels.csv</c>).</summary>
-public class Dataset
+public class Dataset : IListed
 {
     public Guid Id { get; set; }
     public required string Name { get; set; }

@@ -3,7 +3,7 @@ namespace Sdd.Data.Entities;
 public enum JobState { Pending, Running, Completed, Failed, Cancelled }
 
 /// <summary>A batch edit: one attribute applied to many images.</summary>
-public class EditJob
+public class EditJob : IListed
 {
     public Guid Id { get; set; }
     public Guid AttributeId { get; set; }

@@ -3,7 +3,7 @@ namespace Sdd.Data.Entities;
 public enum TeacherStatus { Pending, Training, Ready, Failed }
 
 /// <summary>A diffusion model used only as the teacher of editors.</summary>
-public class Teacher
+public class Teacher : IListed
 {
     public Guid Id { get; set; }
     public required string Name { get; set; }

@@ -4,7 +4,7 @@ public enum RunKind { Teacher, Distill }
 public enum RunState { Queued, Running, Completed, Failed, Cancelled }
 
 /// <summary>A teacher training or editor distillation, executed in checkpointed chunks.</summary>
-public class TrainingRun
+public class TrainingRun : IListed
 {
     public Guid Id { get; set; }
     public RunKind Kind { get; set; }

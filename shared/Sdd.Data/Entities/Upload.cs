@@ -4,7 +4,7 @@ namespace Sdd.Data.Entities;
 /// An upload area the API granted its owner: presigned PUTs under <c>tenants/&lt;owner&gt;/uploads/&lt;id&gt;/</c> in the
 /// datasets bucket (Sdd.Storage.KeyLayout.Upload). Jobs and data sets may read it; no other owner can name it.
 /// </summary>
-public class Upload
+public class Upload : IListed
 {
     public Guid Id { get; set; }
     public required string Owner { get; set; }

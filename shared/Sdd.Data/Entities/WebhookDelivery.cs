@@ -1,12 +1,13 @@
 namespace Sdd.Data.Entities;
 
-public enum DeliveryState { Pending, Delivered, Failed }
+/// <summary>Skipped: the webhook's event filter left this event out (kept so the event is decided once).</summary>
+public enum DeliveryState { Pending, Delivered, Failed, Skipped }
 
 /// <summary>
 /// One event to announce to a job's or run's webhook. At most one row per subject and event (a unique index), so a
 /// finish seen twice is announced once; Ingest's deliverer posts it, retrying with backoff until delivered or given up.
 /// </summary>
-public class WebhookDelivery
+public class WebhookDelivery : IListed
 {
     public Guid Id { get; set; }
     public required string Owner { get; set; }
