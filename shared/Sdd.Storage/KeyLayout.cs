@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Sdd.Configuration;
 
 namespace Sdd.Storage;
 
@@ -37,8 +38,11 @@ public static partial class KeyLayout
 
     public static string JobInput(string owner, Guid jobId, Guid itemId, string extension) => $"{Job(owner, jobId)}input/{itemId:D}.{extension}";
 
-    /// <summary>The edited image of an item: depends only on the item, so a redelivered batch overwrites rather than duplicates.</summary>
-    public static string JobOutput(string owner, Guid jobId, Guid itemId) => $"{Job(owner, jobId)}output/{itemId:D}.png";
+    /// <summary>
+    /// The edited image of an item, with its format's extension: depends only on the item (its format is the job's or its
+    /// input's), so a redelivered batch overwrites rather than duplicates.
+    /// </summary>
+    public static string JobOutput(string owner, Guid jobId, Guid itemId, OutputFormat format) => $"{Job(owner, jobId)}output/{itemId:D}.{format.Extension}";
 
     /// <summary>A teacher's folder in the models bucket; a builtin teacher (no owner) is the service's own.</summary>
     public static string Teacher(string? owner, Guid teacherId) =>

@@ -204,7 +204,7 @@ public class TenancyTests(IngestHost host) : IClassFixture<IngestHost>
         {
             var item = await db.JobItems.SingleAsync(i => i.JobId == jobId);
             item.State = ItemState.Done;
-            item.OutputKey = KeyLayout.JobOutput(owner, jobId, item.Id);
+            item.OutputKey = KeyLayout.JobOutput(owner, jobId, item.Id, OutputFormat.Png);
             item.UpdatedAt = DateTimeOffset.UtcNow;
             await host.Store.PutAsync(host.JobsBucket, item.OutputKey, edited, "image/png");
             await db.SaveChangesAsync();

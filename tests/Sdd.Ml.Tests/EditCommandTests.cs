@@ -129,4 +129,61 @@ public sealed class EditCommandTests
         int outputs = Directory.GetFiles(dir["out"]).Length;
         Assert.True(outputs == 2 || code != 0, $"2 inputs, {outputs} output(s), exit code {code}: an edited image was lost without a word");
     }
+
+    private static byte[] Head(string path, int n) => File.ReadAllBytes(path)[..n];
+
+    /// <summary>A JPEG phone photo stored sideways (EXIF orientation 6), a PNG and a BMP, through ./sdd edit.</summary>
+    private static string WriteMixedInputs(TempDir dir)
+    {
+        var inDir = Directory.CreateDirectory(dir["in"]).FullName;
+        using (var s = NewDisposeScope())
+        {
+            using var sideways = ImageCodec.ToImage(rand([3, 24, 40], generator: new Generator(7)) * 2 - 1);
+            sideways.Metadata.ExifProfile = new SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifProfile();
+            sideways.Metadata.ExifProfile.SetValue(SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifTag.Orientation, (ushort)6);
+            SixLabors.ImageSharp.ImageExtensions.SaveAsJpeg(sideways, Path.Combine(inDir, "phone.jpeg"));
+            using var bmp = ImageCodec.ToImage(rand([3, S, S], generator: new Generator(8)) * 2 - 1);
+            SixLabors.ImageSharp.ImageExtensions.SaveAsBmp(bmp, Path.Combine(inDir, "scan.bmp"));
+        }
+        WriteImage(Path.Combine(inDir, "face.png"), 9);
+        return inDir;
+    }
+
+    [Fact]
+    public void Edit_writes_each_output_in_its_input_format_upright()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        var editor = SaveUntrainedEditor(dir);
+        var inDir = WriteMixedInputs(dir);
+
+        var (code, _, stderr) = Run("--editor", editor, "--in", inDir, "--out", dir["out"]);
+
+        Assert.True(code == 0, stderr);
+        var outputs = Directory.GetFiles(dir["out"]).Select(f => Path.GetFileName(f)!).Order().ToArray();
+        Assert.Equal(new[] { "face.png", "phone.jpg", "scan.png" }, outputs);
+        Assert.Equal(new byte[] { 0xFF, 0xD8, 0xFF }, Head(Path.Combine(dir["out"], "phone.jpg"), 3));
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, Head(Path.Combine(dir["out"], "scan.png"), 4));
+        using var phone = SixLabors.ImageSharp.Image.Load<SixLabors.ImageSharp.PixelFormats.Rgb24>(Path.Combine(dir["out"], "phone.jpg"));
+        Assert.Equal((24, 40), (phone.Width, phone.Height)); // stored 40x24 sideways: upright it is 24 wide
+        Assert.Equal((ushort)1, phone.Metadata.ExifProfile?.GetValue(SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifTag.Orientation)?.Value);
+    }
+
+    [Fact]
+    public void Edit_with_format_writes_every_output_in_it()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        var editor = SaveUntrainedEditor(dir);
+        var inDir = WriteMixedInputs(dir);
+
+        var (code, _, stderr) = Run("--editor", editor, "--in", inDir, "--out", dir["out"], "--format", "webp");
+
+        Assert.True(code == 0, stderr);
+        var outputs = Directory.GetFiles(dir["out"]).Select(f => Path.GetFileName(f)!).Order().ToArray();
+        Assert.Equal(new[] { "face.webp", "phone.webp", "scan.webp" }, outputs);
+        foreach (var f in outputs) Assert.Equal("RIFF"u8.ToArray(), Head(Path.Combine(dir["out"], f), 4));
+        Assert.Throws<UsageException>(() => Run("--editor", editor, "--in", inDir, "--out", dir["out2"], "--format", "gif"));
+        Assert.False(Directory.Exists(dir["out2"]));
+    }
 }

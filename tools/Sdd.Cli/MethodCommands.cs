@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Sdd.Configuration;
 using Sdd.Ml.Data;
 using Sdd.Ml.Diffusion;
 using Sdd.Ml.Editors;
@@ -120,6 +121,9 @@ public static class MethodCommands
         var editorDir = o.Required("editor");
         var outDir = o.Required("out");
         int batch = o.Int("batch", 32, 1, 4096);
+        var formatArg = o.String("format");
+        OutputFormat? format = null;
+        if (formatArg is not null && !OutputFormat.TryParse(formatArg, out format)) throw new UsageException($"--format {formatArg}: use jpeg, png or webp");
         var inputs = new List<string>();
         var inArg = o.String("in");
         if (inArg is not null) inputs.Add(inArg);
@@ -136,7 +140,9 @@ public static class MethodCommands
         files = files.Distinct().ToList();
         using var editor = Editor.Load(editorDir, TorchRuntime.Device);
         Directory.CreateDirectory(outDir);
-        var outputNames = OutputNames(files);
+        // Each output in --format, or in its input's (JPEG, PNG, WebP kept; the rest become PNG), named for it.
+        var formats = files.ToDictionary(f => f, f => format ?? ImageCodec.KeptFormat(f));
+        var outputNames = OutputNames(files, f => formats[f]);
         var sw = Stopwatch.StartNew();
         var failures = new List<(string File, string Reason)>();
         int done = 0;
@@ -144,10 +150,14 @@ public static class MethodCommands
         // Decode everything that decodes; batch images of one size together.
         foreach (var chunk in files.Chunk(batch * 4))
         {
-            var decoded = new List<(string File, Tensor Image)>();
+            var decoded = new List<(string File, Tensor Image, KeptMetadata Kept)>();
             foreach (var f in chunk)
             {
-                try { decoded.Add((f, ImageCodec.ToTensor(DecodeFile(f)))); }
+                try
+                {
+                    using var image = ImageCodec.Decode(File.ReadAllBytes(f), out var kept);
+                    decoded.Add((f, ImageCodec.ToTensor(image), kept));
+                }
                 catch (ImageDecodeException e) { failures.Add((f, e.Message)); }
                 catch (IOException e) { failures.Add((f, e.Message)); }
             }
@@ -157,7 +167,7 @@ public static class MethodCommands
                     using var scope = NewDisposeScope();
                     var edited = editor.Edit(stack(part.Select(p => p.Image)));
                     for (int i = 0; i < part.Length; i++)
-                        ImageCodec.SavePng(edited[i], Path.Combine(outDir, outputNames[part[i].File]));
+                        File.WriteAllBytes(Path.Combine(outDir, outputNames[part[i].File]), ImageCodec.Encode(edited[i], formats[part[i].File], part[i].Kept));
                     done += part.Length;
                     bar.Report(done + failures.Count, files.Count, "", (done + failures.Count) / sw.Elapsed.TotalSeconds);
                 }
@@ -169,24 +179,24 @@ public static class MethodCommands
     }
 
     /// <summary>
-    /// Output file names: the input's stem + .png; when two inputs share a stem (face.png, face.bmp) the full
-    /// name is kept (face.bmp.png), and a numbered suffix settles any remaining clash, so nothing is overwritten.
+    /// Output file names: the input's stem + its output format's extension (face.jpg, face.bmp -> face.png); when two
+    /// inputs would get the same name (face.png, face.bmp) the full name is kept (face.bmp.png), and a numbered suffix
+    /// settles any remaining clash, so nothing is overwritten.
     /// </summary>
-    public static Dictionary<string, string> OutputNames(IReadOnlyList<string> files)
+    public static Dictionary<string, string> OutputNames(IReadOnlyList<string> files, Func<string, OutputFormat> formatOf)
     {
-        var stems = files.GroupBy(f => Path.GetFileNameWithoutExtension(f), StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.Count(), StringComparer.OrdinalIgnoreCase);
+        string Plain(string f) => $"{Path.GetFileNameWithoutExtension(f)}.{formatOf(f).Extension}";
+        var counts = files.Distinct().GroupBy(Plain, StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.Count(), StringComparer.OrdinalIgnoreCase);
         var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var names = new Dictionary<string, string>();
         foreach (var f in files)
         {
             if (names.ContainsKey(f)) continue;
-            var stem = Path.GetFileNameWithoutExtension(f);
-            var name = (stems[stem] > 1 ? Path.GetFileName(f) : stem) + ".png";
-            for (int i = 2; !taken.Add(name); i++) name = $"{Path.GetFileNameWithoutExtension(name)}-{i}.png";
+            var ext = formatOf(f).Extension;
+            var name = counts[Plain(f)] > 1 ? $"{Path.GetFileName(f)}.{ext}" : Plain(f);
+            for (int i = 2; !taken.Add(name); i++) name = $"{Path.GetFileNameWithoutExtension(name)}-{i}.{ext}";
             names[f] = name;
         }
         return names;
     }
-
-    private static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> DecodeFile(string path) => ImageCodec.Decode(File.ReadAllBytes(path));
 }

@@ -11,7 +11,7 @@ usage: sdd <command> [options]
   indicator         [--teacher DIR] --attribute A --dataset DIR --out DIR [--samples 32 --k 5 | --xi X --mode delta|sds --scale S]
   distill           [--teacher DIR] --attribute A --dataset DIR --out DIR [--steps N --timesteps hqs|random|fixed:T|list:T1,T2
                     --mode delta|sds --scale S --lambda L --batch B --lr X --resume]
-  edit              --editor DIR --in DIR|FILES --out DIR [--batch 32]
+  edit              --editor DIR --in DIR|FILES --out DIR [--batch 32 --format jpeg|png|webp (default: each input's)]
   bench quality     [--teacher DIR --judge DIR] --attribute A [--images 200 --steps 300 --dataset DIR --json FILE --grid PNG]
   bench speed       [--teacher DIR --editor DIR --json FILE --repeats 5]
   judge train       --dataset DIR --out DIR [--steps N --size S]

@@ -28,18 +28,29 @@ public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, Batch
         }
 
         IReadOnlyList<ItemOutcome> outcomes;
-        var versionId = work.EditorVersionId ?? await jobs.ActiveVersionAsync(work.AttributeId, ct);
-        try
+        OutputFormat? format = null;
+        if (work.RequestedFormat is not null && !OutputFormat.TryParse(work.RequestedFormat, out format))
         {
-            if (versionId is null) throw new EditorUnavailableException("The job's attribute has no ready editor version.");
-            using var lease = await editors.AcquireAsync(versionId.Value, ct);
-            outcomes = await editing.RunAsync(jobId, work.Owner, work.Pending, lease.Editor, ct);
+            // Ingest stores only jpeg, png or webp; another value will not change on a retry: the items fail with the reason.
+            var reason = $"The job's output format '{work.RequestedFormat}' is not jpeg, png or webp.";
+            log.LogError("Job {JobId}: {Error}", jobId, reason);
+            outcomes = work.Pending.Select(i => new ItemOutcome(i.Id, ItemState.Failed, null, reason)).ToList();
         }
-        catch (EditorUnavailableException e)
+        else
         {
-            // Retrying will not make the editor appear: the items fail with the reason, the job can still finish.
-            log.LogError("Job {JobId}: {Error}", jobId, e.Message);
-            outcomes = work.Pending.Select(i => new ItemOutcome(i.Id, ItemState.Failed, null, e.Message)).ToList();
+            var versionId = work.EditorVersionId ?? await jobs.ActiveVersionAsync(work.AttributeId, ct);
+            try
+            {
+                if (versionId is null) throw new EditorUnavailableException("The job's attribute has no ready editor version.");
+                using var lease = await editors.AcquireAsync(versionId.Value, ct);
+                outcomes = await editing.RunAsync(jobId, work.Owner, work.Pending, lease.Editor, format, ct);
+            }
+            catch (EditorUnavailableException e)
+            {
+                // Retrying will not make the editor appear: the items fail with the reason, the job can still finish.
+                log.LogError("Job {JobId}: {Error}", jobId, e.Message);
+                outcomes = work.Pending.Select(i => new ItemOutcome(i.Id, ItemState.Failed, null, e.Message)).ToList();
+            }
         }
 
         var recorded = await jobs.RecordAsync(jobId, outcomes, CancellationToken.None);

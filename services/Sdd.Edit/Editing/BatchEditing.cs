@@ -14,8 +14,10 @@ namespace Sdd.Edit.Editing;
 /// before it is decoded;</item>
 /// <item>images of one size are edited in groups whose pixels fit the worker's memory budget (SDD_EDIT_MEMORY_MB), one
 /// tensor batch each, decoded just before and freed just after;</item>
-/// <item>outputs are encoded as PNG and uploaded to the owner's <see cref="KeyLayout.JobOutput"/>, a key that depends only on
-/// the item, so a redelivered batch overwrites rather than duplicates.</item>
+/// <item>inputs are decoded upright (EXIF orientation); outputs are encoded in the job's format, or each in its input's
+/// (<see cref="OutputFormat.Keeping"/>), with the input's colour profile and metadata, and uploaded with that content type
+/// to the owner's <see cref="KeyLayout.JobOutput"/>, a key that depends only on the item, so a redelivered batch
+/// overwrites rather than duplicates.</item>
 /// </list>
 /// A problem of the input (missing, too large, not an image, too many pixels, extreme aspect ratio) fails its item with
 /// the reason; any other error of an item (storage unreachable, out of memory...) leaves it pending for a retry of the batch.
@@ -31,7 +33,10 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger
 
     private sealed record Input(PendingItem Item, byte[] Bytes, int Width, int Height);
 
-    public async Task<IReadOnlyList<ItemOutcome>> RunAsync(Guid jobId, string owner, IReadOnlyList<PendingItem> items, Editor editor, CancellationToken ct)
+    private sealed record Output(byte[] Bytes, OutputFormat Format);
+
+    /// <summary>Edits and stores a batch; <paramref name="format"/> null keeps each input's format.</summary>
+    public async Task<IReadOnlyList<ItemOutcome>> RunAsync(Guid jobId, string owner, IReadOnlyList<PendingItem> items, Editor editor, OutputFormat? format, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
         var outcomes = new ConcurrentDictionary<Guid, ItemOutcome>();
@@ -59,10 +64,10 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger
 
         // Edit: groups of one size, each within the memory budget, decoded just before their forward pass.
         long budget = Math.Max(1, options.MemoryMegabytes * (1L << 20) / BytesPerPixel / options.Concurrency);
-        var encoded = new ConcurrentDictionary<Guid, byte[]>();
+        var encoded = new ConcurrentDictionary<Guid, Output>();
         foreach (var part in inputs.GroupBy(i => (i.Width, i.Height)).SelectMany(g => Chunk(g.ToList(), (long)g.Key.Width * g.Key.Height, budget)))
         {
-            try { EditPart(part, editor, encoded, outcomes, ct); }
+            try { EditPart(part, editor, format, encoded, outcomes, ct); }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // The whole group failed (out of memory, a bad editor...): a retry for each of its items, counted by the ledger.
@@ -74,10 +79,10 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger
 
         await Parallel.ForEachAsync(encoded, io, async (kv, token) =>
         {
-            var key = KeyLayout.JobOutput(owner, jobId, kv.Key);
+            var key = KeyLayout.JobOutput(owner, jobId, kv.Key, kv.Value.Format);
             try
             {
-                await store.PutAsync(store.JobsBucket, key, kv.Value, "image/png", token);
+                await store.PutAsync(store.JobsBucket, key, kv.Value.Bytes, kv.Value.Format.ContentType, token);
                 outcomes[kv.Key] = new ItemOutcome(kv.Key, ItemState.Done, key, null);
             }
             catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
@@ -102,15 +107,16 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger
         return buffer.ToArray();
     }
 
-    private void EditPart(List<Input> part, Editor editor, ConcurrentDictionary<Guid, byte[]> encoded, ConcurrentDictionary<Guid, ItemOutcome> outcomes, CancellationToken ct)
+    private void EditPart(List<Input> part, Editor editor, OutputFormat? format, ConcurrentDictionary<Guid, Output> encoded, ConcurrentDictionary<Guid, ItemOutcome> outcomes, CancellationToken ct)
     {
         using var scope = NewDisposeScope();
         var tensors = new Tensor?[part.Count];
+        var kept = new KeptMetadata[part.Count];
         Parallel.For(0, part.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct }, k =>
         {
             try
             {
-                using var image = ImageCodec.Decode(part[k].Bytes, options.MaxImagePixels);
+                using var image = ImageCodec.Decode(part[k].Bytes, out kept[k], options.MaxImagePixels);
                 tensors[k] = ImageCodec.ToTensor(image);
             }
             catch (ImageDecodeException e) { outcomes[part[k].Item.Id] = Outcome(part[k].Item, e); }
@@ -119,7 +125,12 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger
         if (ok.Count == 0) return;
         var result = editor.Edit(stack(ok.Select(k => tensors[k]!).ToArray()));
         Parallel.For(0, ok.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct },
-            j => encoded[part[ok[j]].Item.Id] = ImageCodec.EncodePng(result[j]));
+            j =>
+            {
+                var k = ok[j];
+                var to = format ?? kept[k].Format;
+                encoded[part[k].Item.Id] = new Output(ImageCodec.Encode(result[j], to, kept[k]), to);
+            });
     }
 
     /// <summary>Consecutive runs of at most MaxBatch images whose pixels fit the budget (an image larger than the budget goes alone).</summary>

@@ -1,6 +1,15 @@
+using System.Xml.Linq;
+using Sdd.Configuration;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Webp;
+using SixLabors.ImageSharp.Metadata;
+using SixLabors.ImageSharp.Metadata.Profiles.Exif;
+using SixLabors.ImageSharp.Metadata.Profiles.Icc;
+using SixLabors.ImageSharp.Metadata.Profiles.Iptc;
+using SixLabors.ImageSharp.Metadata.Profiles.Xmp;
 using SixLabors.ImageSharp.PixelFormats;
 using SixLabors.ImageSharp.Processing;
 using TorchSharp;
@@ -12,8 +21,20 @@ namespace Sdd.Ml.Data;
 public sealed class ImageDecodeException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>
-/// Images to and from tensors in [-1, 1], (3, H, W). Untrusted input is identified before decoding and
-/// refused above <see cref="MaxPixels"/> (decompression bombs).
+/// What an edited image keeps of its input: the input's format by <see cref="OutputFormat.Keeping"/>, its colour profile,
+/// and its EXIF (orientation 1, since the pixels are upright now, and no thumbnail, which would show the unedited
+/// photo), XMP (orientation 1) and IPTC (JPEG output only: ImageSharp writes IPTC to JPEG alone).
+/// </summary>
+public sealed record KeptMetadata(OutputFormat Format, IccProfile? Icc, ExifProfile? Exif, XmpProfile? Xmp, IptcProfile? Iptc)
+{
+    /// <summary>Nothing kept; PNG.</summary>
+    public static KeptMetadata None { get; } = new(OutputFormat.Png, null, null, null, null);
+}
+
+/// <summary>
+/// Images to and from tensors in [-1, 1], (3, H, W), and to and from files. Untrusted input is identified before
+/// decoding and refused above <see cref="MaxPixels"/> (decompression bombs). Decoding turns a photo upright by its EXIF
+/// orientation before anything else, so the editor and every size seen after it are the photo as people see it.
 /// </summary>
 public static class ImageCodec
 {
@@ -47,11 +68,38 @@ public static class ImageCodec
         IImageInfo? info;
         try { info = Image.Identify(Limited, data, out _); }
         catch (Exception e) { throw new ImageDecodeException($"Not a readable image: {e.Message}", e); }
-        return info is null ? throw new ImageDecodeException("Not a supported image format (PNG, JPEG, BMP, GIF, TGA, WebP, TIFF).") : (info.Width, info.Height);
+        return info is null ? throw new ImageDecodeException("Not a supported image format (PNG, JPEG, BMP, GIF, TGA, WebP, TIFF).") : Upright(info);
     }
 
-    /// <summary>Decodes bytes to RGB after checking the header's size; throws <see cref="ImageDecodeException"/>.</summary>
-    public static Image<Rgb24> Decode(byte[] data, long maxPixels = MaxPixels)
+    /// <summary>
+    /// The output format that keeps a file's format, from its header (<see cref="OutputFormat.Keeping"/>; PNG for a file
+    /// that is unreadable or no known image: it will fail to decode anyway).
+    /// </summary>
+    public static OutputFormat KeptFormat(string path)
+    {
+        try
+        {
+            using var file = File.OpenRead(path);
+            var head = new byte[64]; // more than any format's signature
+            int n = file.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+            return OutputFormat.Keeping(Image.DetectFormat(Limited, head.AsSpan(0, n))?.Name);
+        }
+        catch (IOException) { return OutputFormat.Png; }
+        catch (UnauthorizedAccessException) { return OutputFormat.Png; }
+    }
+
+    /// <summary>The size once turned upright: EXIF orientations 5 to 8 swap width and height.</summary>
+    private static (int Width, int Height) Upright(IImageInfo info) =>
+        info.Metadata.ExifProfile?.GetValue(ExifTag.Orientation)?.Value is >= 5 and <= 8 ? (info.Height, info.Width) : (info.Width, info.Height);
+
+    /// <summary>Decodes bytes to upright RGB after checking the header's size; throws <see cref="ImageDecodeException"/>.</summary>
+    public static Image<Rgb24> Decode(byte[] data, long maxPixels = MaxPixels) => Decode(data, out _, maxPixels);
+
+    /// <summary>
+    /// Decodes bytes to upright RGB after checking the header's size, with what the edited image keeps of them;
+    /// throws <see cref="ImageDecodeException"/>.
+    /// </summary>
+    public static Image<Rgb24> Decode(byte[] data, out KeptMetadata kept, long maxPixels = MaxPixels)
     {
         if (data.Length == 0) throw new ImageDecodeException("The file is empty.");
         if (Sdd.Configuration.Limits.IsAnimatedWebp(data)) throw new ImageDecodeException("Animated WebP is not accepted; send a still image.");
@@ -61,8 +109,68 @@ public static class ImageCodec
         if (info is null) throw new ImageDecodeException("Not a supported image format (PNG, JPEG, BMP, GIF, TGA, WebP, TIFF).");
         if ((long)info.Width * info.Height > maxPixels)
             throw new ImageDecodeException($"The image is {info.Width}x{info.Height} = {(long)info.Width * info.Height} pixels, above the limit of {maxPixels}.");
-        try { return Image.Load<Rgb24>(Limited, data); }
+        Image<Rgb24> img;
+        IImageFormat format;
+        try { img = Image.Load<Rgb24>(Limited, data, out format); }
         catch (Exception e) { throw new ImageDecodeException($"The image is corrupt: {e.Message}", e); }
+        try
+        {
+            if (img.Metadata.ExifProfile?.GetValue(ExifTag.Orientation)?.Value is > 1 and <= 8) img.Mutate(x => x.AutoOrient());
+            kept = Keep(img.Metadata, OutputFormat.Keeping(format.Name), format == PngFormat.Instance ? data : null);
+            return img;
+        }
+        catch
+        {
+            img.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>JPEG holds EXIF, XMP and IPTC in one 64 KB segment each; anything larger is dropped rather than split.</summary>
+    private const int MaxSegmentBytes = 65_000;
+
+    /// <summary>What an output keeps; a profile that cannot be read or rewritten is dropped, never the edit.</summary>
+    private static KeptMetadata Keep(ImageMetadata m, OutputFormat format, byte[]? png) => new(format,
+        OrNull(() =>
+        {
+            var icc = m.IccProfile ?? (png is not null && IccChunks.ReadPng(png) is { } bytes ? new IccProfile(bytes) : null);
+            return icc is not null && icc.CheckIsValid() ? icc : null;
+        }),
+        OrNull(() =>
+        {
+            if (m.ExifProfile is null) return null;
+            var exif = m.ExifProfile.DeepClone();
+            exif.SetValue(ExifTag.Orientation, (ushort)1);
+            // Rewriting the profile from its values (IFD0, Exif, GPS) drops IFD1, the thumbnail; these point into it.
+            exif.RemoveValue(ExifTag.JPEGInterchangeFormat);
+            exif.RemoveValue(ExifTag.JPEGInterchangeFormatLength);
+            var bytes = exif.ToByteArray();
+            return bytes is null || bytes.Length > MaxSegmentBytes ? null : new ExifProfile(bytes);
+        }),
+        OrNull(() => m.XmpProfile is { } xmp ? UprightXmp(xmp) : null),
+        OrNull(() => m.IptcProfile is { Data.Length: <= MaxSegmentBytes } iptc ? iptc.DeepClone() : null));
+
+    private static T? OrNull<T>(Func<T?> read) where T : class
+    {
+        try { return read(); }
+        catch (Exception e) when (e is not OutOfMemoryException) { return null; }
+    }
+
+    /// <summary>The XMP packet with any tiff:Orientation set to 1; null when it does not parse or is too large.</summary>
+    private static XmpProfile? UprightXmp(XmpProfile xmp)
+    {
+        var bytes = xmp.ToByteArray();
+        if (bytes is null || bytes.Length > MaxSegmentBytes || xmp.GetDocument() is not { } doc) return null;
+        var name = XNamespace.Get("http://ns.adobe.com/tiff/1.0/") + "Orientation";
+        var attributes = doc.Descendants().SelectMany(e => e.Attributes(name)).Where(a => a.Value != "1").ToList();
+        var elements = doc.Descendants(name).Where(e => e.Value != "1").ToList();
+        if (attributes.Count == 0 && elements.Count == 0) return new XmpProfile(bytes);
+        foreach (var a in attributes) a.Value = "1";
+        foreach (var e in elements) e.Value = "1";
+        using var ms = new MemoryStream();
+        using (var w = System.Xml.XmlWriter.Create(ms, new System.Xml.XmlWriterSettings { OmitXmlDeclaration = true, Encoding = new System.Text.UTF8Encoding(false) }))
+            doc.Save(w);
+        return ms.Length > MaxSegmentBytes ? null : new XmpProfile(ms.ToArray());
     }
 
     /// <summary>Resizes the shorter side to <paramref name="size"/> and centre-crops to a square.</summary>
@@ -109,12 +217,33 @@ public static class ImageCodec
         img.SaveAsPng(path);
     }
 
-    public static byte[] EncodePng(Tensor chw)
+    public static byte[] EncodePng(Tensor chw) => Encode(chw, OutputFormat.Png);
+
+    /// <summary>
+    /// A float tensor (3, H, W) in [-1, 1] as a file in <paramref name="format"/>, carrying <paramref name="kept"/>'s
+    /// profiles (its format is not consulted: the caller chose <paramref name="format"/>).
+    /// JPEG: quality 92, 4:2:0. WebP: lossy, quality 90 (the outputs are photos; lossless would be PNG-sized).
+    /// PNG: fastest deflate (encoding dominates the output's cost).
+    /// </summary>
+    public static byte[] Encode(Tensor chw, OutputFormat format, KeptMetadata? kept = null)
     {
         using var img = ToImage(chw);
+        if (kept is not null)
+        {
+            img.Metadata.IccProfile = kept.Icc;
+            img.Metadata.ExifProfile = kept.Exif?.DeepClone();
+            img.Metadata.XmpProfile = kept.Xmp?.DeepClone();
+            img.Metadata.IptcProfile = kept.Iptc?.DeepClone();
+        }
         using var ms = new MemoryStream();
-        img.Save(ms, new PngEncoder { CompressionLevel = PngCompressionLevel.BestSpeed });
-        return ms.ToArray();
+        if (format == OutputFormat.Jpeg) img.Save(ms, new JpegEncoder { Quality = 92, ColorType = JpegColorType.YCbCrRatio420 });
+        else if (format == OutputFormat.Webp) img.Save(ms, new WebpEncoder { FileFormat = WebpFileFormatType.Lossy, Quality = 90 });
+        else img.Save(ms, new PngEncoder { CompressionLevel = PngCompressionLevel.BestSpeed });
+        var bytes = ms.ToArray();
+        // ImageSharp 2.1 writes the colour profile to JPEG only.
+        if (kept?.Icc is { } icc && format != OutputFormat.Jpeg)
+            bytes = format == OutputFormat.Png ? IccChunks.WritePng(bytes, icc.ToByteArray()) : IccChunks.WriteWebp(bytes, icc.ToByteArray(), img.Width, img.Height);
+        return bytes;
     }
 
     public static Tensor LoadTensor(string path, int size)
