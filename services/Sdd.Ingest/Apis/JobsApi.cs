@@ -113,9 +113,9 @@ public static class JobsApi
     {
         if (format is not null)
         {
-            if (!OutputFormats.TryParse(format, out var parsed))
-                return Problems.Unprocessable($"format must be one of {string.Join(", ", OutputFormats.Names)} (absent: each input's own format).");
-            job.OutputFormat = parsed;
+            if (!OutputFormat.TryParse(format, out var parsed))
+                return Problems.Unprocessable($"format must be one of {string.Join(", ", OutputFormat.All.Select(f => f.Name))} (absent: each input's own format).");
+            job.OutputFormat = parsed!.Name;
         }
         if (WebhookEvents.Check(webhook, events, WebhookEvents.ForJobs, settings, out var filter) is { } bad) return bad;
         job.WebhookUrl = webhook;
