@@ -47,7 +47,10 @@ public static class OpenApiDescription
             document.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(ApiKeyAuthentication.SchemeName, document)] = [] });
             document.Tags ??= new HashSet<OpenApiTag>();
             foreach (var (name, description) in Tags)
-                if (!document.Tags.Any(t => t.Name == name)) document.Tags.Add(new OpenApiTag { Name = name, Description = description });
+            {
+                if (document.Tags.FirstOrDefault(t => t.Name == name) is { } tag) tag.Description = description;
+                else document.Tags.Add(new OpenApiTag { Name = name, Description = description });
+            }
             return Task.CompletedTask;
         });
 
