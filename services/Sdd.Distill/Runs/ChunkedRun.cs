@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using MassTransit;
 using Sdd.Contracts;
+using Sdd.Messaging;
 
 namespace Sdd.Distill.Runs;
 
@@ -79,12 +80,12 @@ public sealed class ChunkedRun(RunLedger ledger, CheckpointStore checkpoints, Di
                 result = await work.RunChunkAsync(chunk, progress, lease, ct);
                 if (!await ledger.RecordCheckpointAsync(runId, result.Step, result.Checkpoint ?? prefix, CancellationToken.None))
                     throw new LeaseLostException($"Run {runId}: lease lost before chunk {chunk} was recorded");
-                await context.Publish(new RunProgressed(runId, work.Kind, result.Step, result.TotalSteps, DateTimeOffset.UtcNow), CancellationToken.None);
+                await Announce.EventAsync(context, new RunProgressed(runId, work.Kind, result.Step, result.TotalSteps, DateTimeOffset.UtcNow), log);
                 if (result.Finished)
                 {
                     await lease.ConfirmAsync(CancellationToken.None);
                     var id = await work.CompleteAsync(result, CancellationToken.None);
-                    await context.Publish(new RunCompleted(runId, work.Kind, id, DateTimeOffset.UtcNow), CancellationToken.None);
+                    await Announce.EventAsync(context, new RunCompleted(runId, work.Kind, id, DateTimeOffset.UtcNow), log);
                     log.LogInformation("Run {RunId} ({Kind}) completed at step {Step}: {ResultId}", runId, work.Kind, result.Step, id);
                     return;
                 }
@@ -178,15 +179,29 @@ public sealed class ChunkedRun(RunLedger ledger, CheckpointStore checkpoints, Di
         context.Headers.TryGetHeader(RetrySinceHeader, out var v) && DateTimeOffset.TryParse(v?.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var t) ? t : null;
 
     /// <summary>Sends a chunk's command to the queue this one came from (as its own type, not object), with retry headers when given.</summary>
-    private static async Task SendAsync(ConsumeContext context, object command, (int Attempt, DateTimeOffset Since)? retry)
+    /// <summary>
+    /// Sends the run's next command to this queue, waiting at most <see cref="Announce.Patience"/> (see there why): a
+    /// command that cannot be sent is left to the run sweeper, which resumes a run whose heartbeat stops.
+    /// </summary>
+    private async Task SendAsync(ConsumeContext context, object command, (int Attempt, DateTimeOffset Since)? retry)
     {
-        var endpoint = await context.GetSendEndpoint(context.ReceiveContext.InputAddress);
-        await endpoint.Send(command, command.GetType(), Pipe.Execute<SendContext>(send =>
+        using var patience = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        patience.CancelAfter(Announce.Patience);
+        try
         {
-            if (retry is not { } r) return;
-            send.Headers.Set(RetryAttemptHeader, r.Attempt.ToString(CultureInfo.InvariantCulture));
-            send.Headers.Set(RetrySinceHeader, r.Since.ToString("O", CultureInfo.InvariantCulture));
-        }), CancellationToken.None);
+            var endpoint = await context.GetSendEndpoint(context.ReceiveContext.InputAddress);
+            await endpoint.Send(command, command.GetType(), Pipe.Execute<SendContext>(send =>
+            {
+                if (retry is not { } r) return;
+                send.Headers.Set(RetryAttemptHeader, r.Attempt.ToString(CultureInfo.InvariantCulture));
+                send.Headers.Set(RetrySinceHeader, r.Since.ToString("O", CultureInfo.InvariantCulture));
+            }), patience.Token);
+        }
+        catch (Exception e) when (e is OperationCanceledException || patience.IsCancellationRequested)
+        {
+            log.LogWarning("{Command} not sent within {Seconds} s (broker down or endpoint stopping); the run sweeper will resume the run",
+                command.GetType().Name, Announce.Patience.TotalSeconds);
+        }
     }
 
     private async Task FailAsync(ConsumeContext context, Guid runId, IChunkedWork work, string error)
@@ -194,6 +209,6 @@ public sealed class ChunkedRun(RunLedger ledger, CheckpointStore checkpoints, Di
         log.LogError("Run {RunId} ({Kind}) failed: {Error}", runId, work.Kind, error);
         if (!await ledger.FailAsync(runId, error, CancellationToken.None)) return;
         await work.FailTargetAsync(CancellationToken.None);
-        await context.Publish(new RunFailed(runId, work.Kind, error, DateTimeOffset.UtcNow), CancellationToken.None);
+        await Announce.EventAsync(context, new RunFailed(runId, work.Kind, error, DateTimeOffset.UtcNow), log);
     }
 }

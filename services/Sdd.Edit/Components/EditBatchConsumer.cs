@@ -1,5 +1,6 @@
 using MassTransit;
 using Sdd.Contracts;
+using Sdd.Messaging;
 using Sdd.Data.Entities;
 using Sdd.Edit.Editing;
 
@@ -59,14 +60,14 @@ public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, Batch
         {
             // What was done is saved; the items that failed for a passing reason (storage down, out of memory) are retried
             // with the message, with backoff, and a redelivery skips the rest. No attempt is spent on an outage.
-            if (recorded.Done + recorded.Failed > 0) await context.Publish(new BatchEdited(jobId, recorded.Done, recorded.Failed, now), CancellationToken.None);
+            if (recorded.Done + recorded.Failed > 0) await Announce.EventAsync(context, new BatchEdited(jobId, recorded.Done, recorded.Failed, now), log);
             throw new BatchUnavailableException($"Job {jobId}: {recorded.Retried} of {outcomes.Count} items to retry, first: {outcomes.First(o => o.State == ItemState.Pending).Error}");
         }
-        await context.Publish(new BatchEdited(jobId, recorded.Done, recorded.Failed, now), CancellationToken.None);
+        await Announce.EventAsync(context, new BatchEdited(jobId, recorded.Done, recorded.Failed, now), log);
         if (recorded.CompletedJob)
         {
             var state = recorded.JobDone == 0 ? "failed" : "completed"; // as JobRows.Recount decided
-            await context.Publish(new EditJobCompleted(jobId, state, recorded.JobDone, recorded.JobFailed, now), CancellationToken.None);
+            await Announce.EventAsync(context, new EditJobCompleted(jobId, state, recorded.JobDone, recorded.JobFailed, now), log);
             log.LogInformation("Job {JobId} {State}: {Done} done, {Failed} failed", jobId, state, recorded.JobDone, recorded.JobFailed);
         }
     }
