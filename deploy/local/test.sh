@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ./sdd test: stack up (installing what is missing), build once, every tests/*/*.csproj one after
-# another, stack down again (unless it was already up before), and a last line
-# "N passed, N failed[, N skipped]" summed over all test projects.
+# another, the offline check of the deployment files (deploy/check-manifests.sh, counted as one test),
+# stack down again (unless it was already up before), and a last line
+# "N passed, N failed[, N skipped]" summed over all of them.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/env.sh"
@@ -57,6 +58,17 @@ for proj in "${projects[@]}"; do
   timings+="  $name: $((SECONDS - started)) s"$'\n'
 done
 
+# Compose files and Kubernetes manifests, checked offline (no cluster, no Docker engine): one test.
+echo "[test] deploy/check-manifests.sh" >&2
+started=$SECONDS manifests_failed=""
+if "$SDD_ROOT/deploy/check-manifests.sh" >"$results/check-manifests.log" 2>&1; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)) rc=1 manifests_failed=1
+fi
+cat "$results/check-manifests.log" >&2
+timings+="  check-manifests: $((SECONDS - started)) s"$'\n'
+
 stop_stack
 printf '[test] time per project (whole run %d s):\n%s' "$SECONDS" "$timings"
 # CI shows only the end of what this prints: name every failed test there, with the start of its message.
@@ -75,6 +87,10 @@ for trx in sorted(glob.glob(sys.argv[1] + "/*/*.trx")):
         for line in msg[:6] + [l for l in trace if "/tests/" in l][:3]:
             print("    " + line.strip()[:300])
 PY
+  if [[ -n $manifests_failed ]]; then
+    echo "  FAILED deploy/check-manifests.sh"
+    grep -v '^\[manifests\] ok:' "$results/check-manifests.log" | head -n 20 | sed 's/^/    /'
+  fi
 fi
 ((failed == 0)) || rc=1
 summary="$passed passed, $failed failed"

@@ -7,7 +7,7 @@ public sealed record IngestSettings
     public string Url { get; init; } = "http://127.0.0.1:8080";
     /// <summary>The well-known admin key of the local stack; refused anywhere else.</summary>
     public const string LocalAdminKey = "sdd-admin-local";
-    /// <summary>Placeholders shipped in deployment files (deploy/k8s/secret.yaml): never accepted.</summary>
+    /// <summary>Placeholders shipped in deployment files (deploy/k8s/secrets.env.example): never accepted.</summary>
     public static readonly string[] PlaceholderKeys = ["change-me-admin-key", "change-me"];
     /// <summary>SDD_ADMIN_KEY: the bootstrap key that may create other keys.</summary>
     public string AdminKey { get; init; } = LocalAdminKey;
