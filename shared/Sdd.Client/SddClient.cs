@@ -14,8 +14,11 @@ public sealed class SddClient : IDisposable
     /// <summary>Over <paramref name="http"/>, whose <see cref="HttpClient.BaseAddress"/> is the API's address.</summary>
     public SddClient(HttpClient http, string apiKey) : this(http, new SddClientOptions { ApiKey = apiKey }) { }
 
-    /// <summary>With an HttpClient of its own (5 min timeout), disposed with this client.</summary>
-    public SddClient(Uri api, string apiKey) : this(new HttpClient { Timeout = TimeSpan.FromMinutes(5) }, new SddClientOptions { BaseAddress = api, ApiKey = apiKey }, ownsHttp: true) { }
+    /// <summary>With an HttpClient of its own, disposed with this client.</summary>
+    public SddClient(Uri api, string apiKey) : this(new SddClientOptions { BaseAddress = api, ApiKey = apiKey }) { }
+
+    /// <summary>With an HttpClient of its own (<see cref="SddClientOptions.Timeout"/>), disposed with this client.</summary>
+    public SddClient(SddClientOptions options) : this(new HttpClient { Timeout = options.Timeout }, options, ownsHttp: true) { }
 
     public SddClient(HttpClient http, SddClientOptions options) : this(http, options, ownsHttp: false) { }
 

@@ -21,6 +21,9 @@ public sealed record SddClientOptions
     /// <summary>Files PUT to storage at once when uploading.</summary>
     public int UploadParallelism { get; init; } = 8;
 
+    /// <summary>The timeout of one try, for the HttpClient a client makes itself (a given HttpClient keeps its own).</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(5);
+
     /// <summary>How often <c>WaitAsync</c> methods ask for a job's or a run's state.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(1);
 }

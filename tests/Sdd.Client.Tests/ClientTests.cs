@@ -206,7 +206,7 @@ public sealed class ClientTests
         var reports = new List<UploadProgress>();
 
         var accepted = await client.Jobs.SubmitThroughUploadAsync("smiling", files, new JobOptions(OutputFormat.Png, "https://example.com/hook", [WebhookEvents.JobCompleted]),
-            new SyncProgress<UploadProgress>(p => { lock (reports) reports.Add(p); }));
+            new InlineProgress<UploadProgress>(p => { lock (reports) reports.Add(p); }));
 
         Assert.Equal(JobId, accepted.JobId);
         Assert.Equal(files.Count, stored.Count);
@@ -303,7 +303,3 @@ public sealed class ClientTests
     }
 }
 
-internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
-}

@@ -216,7 +216,7 @@ public sealed class ToolTests : IDisposable
         var (code, stdout, stderr) = await Sdd("jobs", "list", "--json", "--state", "failed");
         Assert.True(code == 0, stderr);
         Assert.Equal(["running", "completed", "failed"], JsonDocument.Parse(stdout).RootElement.EnumerateArray().Select(j => j.GetProperty("state").GetString()));
-        Assert.StartsWith("?state=failed", api.Seen("GET", "/v1/jobs")[0].Query);
+        Assert.Equal("?state=failed&limit=20", api.Seen("GET", "/v1/jobs")[0].Query);
 
         (code, stdout, _) = await Sdd("jobs", "list", "--json", "--limit", "1");
         Assert.Equal(0, code);

@@ -49,7 +49,7 @@ internal static class DatasetCommands
         if (!File.Exists(Path.Combine(source, "labels.csv"))) throw new ToolException($"{source} holds no labels.csv (a dataset is labels.csv + images/).");
         var files = UploadFile.FromDirectory(source);
         var upload = await Display.WithProgressAsync(inv, "upload", report =>
-            inv.Client.Uploads.UploadAsync(files, new Display.Now<UploadProgress>(p =>
+            inv.Client.Uploads.UploadAsync(files, new InlineProgress<UploadProgress>(p =>
                 report(p.Bytes, p.TotalBytes, $"{p.Files}/{p.TotalFiles} files, {Display.Bytes(p.Bytes)} of {Display.Bytes(p.TotalBytes)}")), ct));
         return await inv.Client.Datasets.RegisterAsync(new RegisterDataset(name, Upload: upload.Id), ct);
     }

@@ -51,9 +51,9 @@ internal static class Display
                     {
                         lock (gate)
                         {
-                        task.MaxValue = Math.Max(max, 1);
-                        task.Value = Math.Min(value, task.MaxValue);
-                        task.Description = $"{Esc(title)} [grey]{Esc(detail)}[/]";
+                            task.MaxValue = Math.Max(max, 1);
+                            task.Value = Math.Min(value, task.MaxValue);
+                            task.Description = $"{Esc(title)} [grey]{Esc(detail)}[/]";
                         }
                     });
                 });
@@ -65,19 +65,13 @@ internal static class Display
         {
             lock (lineGate)
             {
-            var line = $"{title}: {detail}";
-            var now = DateTime.UtcNow;
-            bool end = max > 0 && value >= max;
-            if (line == lastLine || (!end && now - last < inv.Tool.ReportInterval)) return;
-            (last, lastLine) = (now, line);
-            inv.Tool.Error.WriteLine(line);
+                var line = $"{title}: {detail}";
+                var now = DateTime.UtcNow;
+                bool end = max > 0 && value >= max;
+                if (line == lastLine || (!end && now - last < inv.Tool.ReportInterval)) return;
+                (last, lastLine) = (now, line);
+                inv.Tool.Error.WriteLine(line);
             }
         });
-    }
-
-    /// <summary>An <see cref="IProgress{T}"/> that reports on the caller's thread, in order (System.Progress posts to the thread pool).</summary>
-    public sealed class Now<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

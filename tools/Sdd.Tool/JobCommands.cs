@@ -70,7 +70,7 @@ internal static class JobCommands
                 else
                 {
                     accepted = await Display.WithProgressAsync(inv, "upload", report =>
-                        client.Jobs.SubmitThroughUploadAsync(name, given.Files, options, new Display.Now<UploadProgress>(p =>
+                        client.Jobs.SubmitThroughUploadAsync(name, given.Files, options, new InlineProgress<UploadProgress>(p =>
                             report(p.Bytes, p.TotalBytes, $"{p.Files}/{p.TotalFiles} files, {Display.Bytes(p.Bytes)} of {Display.Bytes(p.TotalBytes)}")), ct));
                 }
             }
@@ -102,7 +102,8 @@ internal static class JobCommands
         {
             if (inv.Value(limit) < 1) throw new ToolException("--limit must be at least 1.");
             var filter = new JobFilter(inv.Value(state) is { } s ? Enum.Parse<JobState>(s, ignoreCase: true) : null, inv.Value(attribute));
-            var all = await inv.Client.Jobs.ListAllAsync(filter, ct).Take(inv.Value(limit)).ToListAsync(ct);
+            int most = inv.Value(limit);
+            var all = await Pages.AllAsync((cursor, t) => inv.Client.Jobs.ListAsync(filter, cursor, Math.Min(most, 1000), t), ct).Take(most).ToListAsync(ct);
             if (inv.Json) { inv.WriteJson(all); return ExitCodes.Ok; }
             var table = Display.Table("id", "attribute", "state", "done", "failed", "total", "images/s", "created");
             foreach (var j in all)
@@ -195,7 +196,7 @@ internal static class JobCommands
         try
         {
             job = await Display.WithProgressAsync(inv, $"job {jobId.ToString()[..8]}", report =>
-                inv.Client.Jobs.WaitAsync(jobId, new Display.Now<JobStatus>(s => report(s.Processed, s.Total, Progress(s))), ct));
+                inv.Client.Jobs.WaitAsync(jobId, new InlineProgress<JobStatus>(s => report(s.Processed, s.Total, Progress(s))), ct));
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -213,7 +214,7 @@ internal static class JobCommands
     {
         var rate = s.ImagesPerSecond;
         var eta = s.EtaSeconds ?? (rate > 0 ? (s.Total - s.Processed - s.Counts.Cancelled) / rate : null);
-        return $"{SddJson.Name(s.State)} {s.Counts.Done}/{s.Total} done, {s.Counts.Failed} failed, {Display.Number(rate, "0.0")} images/s, ETA {(s.IsFinished ? "0:00" : Display.Duration(eta))}";
+        return $"{s.Counts.Done}/{s.Total} done, {s.Counts.Failed} failed, {Display.Number(rate, "0.0")} img/s, ETA {(s.IsFinished ? "0:00" : Display.Duration(eta))}";
     }
 
     private static void Print(Invocation inv, JobStatus job)

@@ -37,7 +37,7 @@ internal static class RunCommands
         try
         {
             run = await Display.WithProgressAsync(inv, $"run {runId.ToString()[..8]}", report =>
-                inv.Client.Runs.WaitAsync(runId, new Display.Now<Run>(r =>
+                inv.Client.Runs.WaitAsync(runId, new InlineProgress<Run>(r =>
                     report(r.Step, r.TotalSteps, $"{SddJson.Name(r.State)} step {r.Step}/{r.TotalSteps}")), ct));
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)

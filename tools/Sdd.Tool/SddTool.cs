@@ -56,6 +56,11 @@ public static class SddTool
             tool.Error.WriteLine($"sdd: {e.Message}");
             return ExitCodes.Api;
         }
+        catch (TaskCanceledException e) when (e.InnerException is TimeoutException)
+        {
+            tool.Error.WriteLine($"sdd: the API did not answer in time: {e.Message}");
+            return ExitCodes.Api;
+        }
         catch (OperationCanceledException)
         {
             tool.Error.WriteLine("sdd: interrupted.");
