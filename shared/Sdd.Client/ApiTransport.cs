@@ -45,7 +45,7 @@ internal sealed class ApiTransport(HttpClient http, Uri baseAddress, SddClientOp
                 continue;
             }
             if (response.IsSuccessStatusCode) return response;
-            if (attempt < options.MaxAttempts && RetryDelay(response, attempt) is { } delay)
+            if (attempt < options.MaxAttempts && RetryDelay(response, attempt, idempotencyKey is not null) is { } delay)
             {
                 response.Dispose();
                 await Task.Delay(delay, ct);
@@ -119,7 +119,7 @@ internal sealed class ApiTransport(HttpClient http, Uri baseAddress, SddClientOp
     }
 
     /// <summary>How long to wait before trying again, or null when the answer is final.</summary>
-    private TimeSpan? RetryDelay(HttpResponseMessage response, int attempt)
+    private TimeSpan? RetryDelay(HttpResponseMessage response, int attempt, bool keyed)
     {
         var after = SddApiException.RetryAfterOf(response);
         if (after > options.MaxRetryAfter) return null;
@@ -127,6 +127,9 @@ internal sealed class ApiTransport(HttpClient http, Uri baseAddress, SddClientOp
         {
             429 => after, // only when the API says when
             502 or 503 or 504 => after ?? Backoff(attempt),
+            // A retry of ours meeting our own first try still at work (same Idempotency-Key): wait for its answer to be replayed.
+            // A first try's 409 is a real conflict (a name taken) and is thrown at once.
+            409 when keyed && attempt > 1 => after ?? Backoff(attempt),
             _ => null,
         };
     }

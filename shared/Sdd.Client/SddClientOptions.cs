@@ -9,7 +9,10 @@ public sealed record SddClientOptions
     /// <summary>The key sent as <c>X-Api-Key</c> on every API request (never to storage URLs).</summary>
     public required string ApiKey { get; init; }
 
-    /// <summary>Tries of one call in all: a connection refused or cut, a timeout, 502/503/504, or 429 with Retry-After are tried again.</summary>
+    /// <summary>
+    /// Tries of one call in all: a connection refused or cut, a timeout, 502/503/504, 429 with Retry-After, and a 409 met
+    /// by a retry (its own first try still at work under the same Idempotency-Key) are tried again.
+    /// </summary>
     public int MaxAttempts { get; init; } = 4;
 
     /// <summary>The wait before the first retry; doubled for each further one (up to 10 s), unless the answer's Retry-After says otherwise.</summary>

@@ -56,6 +56,32 @@ public sealed class ClientTests
     }
 
     [Fact]
+    public async Task A_retry_meeting_its_own_first_try_at_work_waits_for_the_replay_but_a_first_409_is_thrown_at_once()
+    {
+        int tries = 0;
+        await using var api = await FakeApi.StartAsync((app, _) =>
+        {
+            app.MapPost("/v1/datasets", () => Interlocked.Increment(ref tries) switch
+            {
+                1 => Results.StatusCode(504), // the answer to the first try is lost on the way
+                2 => FakeApi.Problem(409, "Conflict", "A request with this Idempotency-Key is still being processed."),
+                _ => Results.Created("/v1/datasets/x", new { id = Guid.Empty, name = "faces", bucket = "b", prefix = "p/", attributes = new[] { "smiling" }, imageCount = 3, createdAt = DateTimeOffset.UtcNow }),
+            });
+            app.MapPost("/v1/attributes", () => FakeApi.Problem(409, "Conflict", "An attribute named 'smiling' exists already."));
+        });
+        using var client = api.Client();
+
+        var dataset = await client.Datasets.RegisterAsync(new RegisterDataset("faces", Upload: Guid.NewGuid()));
+        var taken = await Assert.ThrowsAsync<SddApiException>(() => client.Attributes.CreateAsync(new CreateAttribute("smiling", Guid.Empty, "smiling")));
+
+        Assert.Equal("faces", dataset.Name);
+        Assert.Single(api.Seen("POST", "/v1/datasets").Select(r => r.IdempotencyKey).Distinct());
+        Assert.Equal(3, tries);
+        Assert.Equal(409, taken.Status);
+        Assert.Single(api.Seen("POST", "/v1/attributes"));
+    }
+
+    [Fact]
     public async Task A_429_with_Retry_After_is_waited_out_and_a_Retry_After_beyond_the_limit_is_thrown_at_once()
     {
         int tries = 0;
