@@ -28,15 +28,15 @@ public sealed class DemoTests(SddSystem system, ITestOutputHelper output)
         Assert.True(File.Exists(Path.Combine(stackDir, "out-second", "contact-sheet.png")));
 
         // The README's next step: the demo's key edits one's own photos with the demo's editor.
-        using var demo = new SddApi(system.ApiUrl, key);
-        var job = await demo.SubmitFilesAsync(Attribute, SddSystem.Portraits(2, SddSystem.ImageSize, first: 500));
-        var done = await demo.WaitForAsync($"/v1/jobs/{job.Id("jobId")}", j => j.Str("state") == "completed", TimeSpan.FromMinutes(2), () => system.Edit.Tail());
-        Assert.Equal(2, done.GetProperty("counts").Int("done"));
+        using var demo = system.Client(key);
+        var job = await demo.Jobs.SubmitFilesAsync(Attribute, SddSystem.Portraits(2, SddSystem.ImageSize, first: 500).ToUploads());
+        var done = await demo.WaitForCompletedAsync(job.JobId, TimeSpan.FromMinutes(2), () => system.Edit.Tail());
+        Assert.Equal(2, done.Counts.Done);
         // Published: any other key may use it too, read-only.
-        var shared = await system.Api.GetAsync($"/v1/attributes/{Attribute}");
-        Assert.True(shared.GetProperty("shared").GetBoolean());
-        var stranger = await system.Api.SubmitFilesAsync(Attribute, SddSystem.Portraits(1, SddSystem.ImageSize, first: 510));
-        Assert.Equal(1, stranger.Int("items"));
+        var shared = await system.Api.Attributes.GetAsync(Attribute);
+        Assert.True(shared.Shared);
+        var stranger = await system.Api.Jobs.SubmitFilesAsync(Attribute, SddSystem.Portraits(1, SddSystem.ImageSize, first: 510).ToUploads());
+        Assert.Equal(1, stranger.Items);
     }
 
     private async Task<string> RunDemoAsync(string stackDir, string name)

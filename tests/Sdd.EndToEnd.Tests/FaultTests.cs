@@ -15,7 +15,7 @@ namespace Sdd.EndToEnd.Tests;
 [Collection(EndToEndCollection.Name)]
 public sealed class FaultTests(SddSystem system, ITestOutputHelper output)
 {
-    private SddApi Api => system.Api;
+    private SddClient Api => system.Api;
 
     [Fact]
     public async Task The_edit_worker_killed_again_and_again_mid_job_loses_and_repeats_nothing()
@@ -23,18 +23,18 @@ public sealed class FaultTests(SddSystem system, ITestOutputHelper output)
         int n = FaultScale.Pick(300, 5000), kills = FaultScale.Pick(2, 10);
         await system.SmilingEditorAsync();
         FaultScale.ResetPeak(system.Edit.Pid);
-        var jobId = (await Api.SubmitFilesAsync("smiling", SddSystem.Portraits(n, SddSystem.ImageSize, first: 10_000))).Id("jobId");
+        var jobId = (await Api.Jobs.SubmitFilesAsync("smiling", SddSystem.Portraits(n, SddSystem.ImageSize, first: 10_000).ToUploads())).JobId;
         long peak = 0;
         for (int k = 1; k <= kills; k++)
         {
             int target = n * k / (kills + 1);
-            var status = await PollJobAsync(jobId, j => j.GetProperty("counts").Int("done") >= target || j.Str("state") == "completed", TimeSpan.FromMinutes(10));
-            if (status.Str("state") == "completed") break;
+            var status = await PollJobAsync(jobId, j => j.Counts.Done >= target || j.State == JobState.Completed, TimeSpan.FromMinutes(10));
+            if (status.State == JobState.Completed) break;
             peak = Math.Max(peak, FaultScale.PeakRssMiB(system.Edit.Pid));
             system.Edit.Kill();
             await system.RestartAsync(system.Edit);
         }
-        await PollJobAsync(jobId, j => j.Str("state") == "completed", TimeSpan.FromMinutes(15));
+        await PollJobAsync(jobId, j => j.State == JobState.Completed, TimeSpan.FromMinutes(15));
         peak = Math.Max(peak, FaultScale.PeakRssMiB(system.Edit.Pid));
         var counts = await AssertEditedExactlyOnceAsync(jobId, n);
         FaultScale.Report(output, $"| edit worker kill -9 x{kills} during a {n}-item job | {counts} | edit peak RSS {peak} MiB |");
@@ -46,12 +46,12 @@ public sealed class FaultTests(SddSystem system, ITestOutputHelper output)
         int n = FaultScale.Pick(200, 2000);
         await system.SmilingEditorAsync();
         FaultScale.ResetPeak(system.Edit.Pid);
-        var jobId = (await Api.SubmitFilesAsync("smiling", SddSystem.Portraits(n, SddSystem.ImageSize, first: 20_000))).Id("jobId");
-        await PollJobAsync(jobId, j => j.GetProperty("counts").Int("done") >= n / 5, TimeSpan.FromMinutes(5));
+        var jobId = (await Api.Jobs.SubmitFilesAsync("smiling", SddSystem.Portraits(n, SddSystem.ImageSize, first: 20_000).ToUploads())).JobId;
+        await PollJobAsync(jobId, j => j.Counts.Done >= n / 5, TimeSpan.FromMinutes(5));
         await LocalStack.KillAsync(system.Root, "rabbitmq");
         await Task.Delay(TimeSpan.FromSeconds(3));
         await LocalStack.UpAsync(system.Root);
-        await PollJobAsync(jobId, j => j.Str("state") == "completed", TimeSpan.FromMinutes(10));
+        await PollJobAsync(jobId, j => j.State == JobState.Completed, TimeSpan.FromMinutes(10));
         var counts = await AssertEditedExactlyOnceAsync(jobId, n);
         FaultScale.Report(output, $"| RabbitMQ kill -9 and restart during a {n}-item job | {counts} | edit peak RSS {FaultScale.PeakRssMiB(system.Edit.Pid)} MiB |");
     }
@@ -63,12 +63,12 @@ public sealed class FaultTests(SddSystem system, ITestOutputHelper output)
         var outage = TimeSpan.FromSeconds(FaultScale.Pick(10, 60));
         await system.SmilingEditorAsync();
         FaultScale.ResetPeak(system.Edit.Pid);
-        var jobId = (await Api.SubmitFilesAsync("smiling", SddSystem.Portraits(n, SddSystem.ImageSize, first: 30_000))).Id("jobId");
-        await PollJobAsync(jobId, j => j.GetProperty("counts").Int("done") >= n / 5, TimeSpan.FromMinutes(5));
+        var jobId = (await Api.Jobs.SubmitFilesAsync("smiling", SddSystem.Portraits(n, SddSystem.ImageSize, first: 30_000).ToUploads())).JobId;
+        await PollJobAsync(jobId, j => j.Counts.Done >= n / 5, TimeSpan.FromMinutes(5));
         await LocalStack.KillAsync(system.Root, "s3rver");
         await Task.Delay(outage);
         await LocalStack.UpAsync(system.Root);
-        await PollJobAsync(jobId, j => j.Str("state") == "completed", TimeSpan.FromMinutes(10));
+        await PollJobAsync(jobId, j => j.State == JobState.Completed, TimeSpan.FromMinutes(10));
         var counts = await AssertEditedExactlyOnceAsync(jobId, n);
         FaultScale.Report(output, $"| S3 down {outage.TotalSeconds:0} s during a {n}-item job | {counts} | edit peak RSS {FaultScale.PeakRssMiB(system.Edit.Pid)} MiB |");
     }
@@ -80,17 +80,17 @@ public sealed class FaultTests(SddSystem system, ITestOutputHelper output)
     {
         var name = $"fault-{server}-{Guid.NewGuid():N}"[..24];
         FaultScale.ResetPeak(system.Distill.Pid);
-        var accepted = await Api.PostAsync("/v1/attributes", new { name, teacherId = system.TeacherId, targetAttribute = "white_hair", settings = new { steps = 40 } });
-        var runId = accepted.Id("runId");
-        await PollAsync($"/v1/runs/{runId}", r => r.Int("step") >= 10 || r.Str("state") is "succeeded" or "failed", TimeSpan.FromMinutes(3));
+        var accepted = await Api.Attributes.CreateAsync(new CreateAttribute(name, system.TeacherId, "white_hair", Settings: new DistillSettings(Steps: 40)));
+        var runId = accepted.RunId;
+        await PollRunAsync(runId, r => r.Step >= 10 || r.IsFinished, TimeSpan.FromMinutes(3));
         var outage = TimeSpan.FromSeconds(server == "postgres" ? 3 : FaultScale.Pick(10, 60));
         await LocalStack.KillAsync(system.Root, server);
         await Task.Delay(outage);
         await LocalStack.UpAsync(system.Root);
-        var run = await PollAsync($"/v1/runs/{runId}", r => r.Str("state") is "succeeded" or "failed", TimeSpan.FromMinutes(10));
-        Assert.True(run.Str("state") == "succeeded", $"{run}\n{system.Distill.Tail()}");
-        Assert.Equal(40, run.Int("step"));
-        FaultScale.Report(output, $"| {server} down {outage.TotalSeconds:0} s mid-run (distill, 40 steps in chunks of 10) | run {run.Str("state")} at step {run.Int("step")} | distill peak RSS {FaultScale.PeakRssMiB(system.Distill.Pid)} MiB |");
+        var run = await PollRunAsync(runId, r => r.IsFinished, TimeSpan.FromMinutes(10));
+        Assert.True(run.State == RunState.Succeeded, $"{run}\n{system.Distill.Tail()}");
+        Assert.Equal(40, run.Step);
+        FaultScale.Report(output, $"| {server} down {outage.TotalSeconds:0} s mid-run (distill, 40 steps in chunks of 10) | run {SddJson.Name(run.State)} at step {run.Step} | distill peak RSS {FaultScale.PeakRssMiB(system.Distill.Pid)} MiB |");
     }
 
     [Fact]
@@ -115,29 +115,29 @@ public sealed class FaultTests(SddSystem system, ITestOutputHelper output)
             strip.SaveAsPng(ms);
             files.Add(("strip.png", ms.ToArray()));
         }
-        var (uploadId, _) = await Api.UploadAsync(files);
+        var upload = await Api.Uploads.UploadAsync(files.ToUploads());
         FaultScale.ResetPeak(system.Edit.Pid);
         var before = FaultScale.PeakRssMiB(system.Edit.Pid);
-        var jobId = (await Api.PostAsync("/v1/jobs", new { attribute = "smiling", source = new { upload = uploadId } })).Id("jobId");
-        var job = await PollJobAsync(jobId, j => j.Str("state") == "completed", TimeSpan.FromMinutes(15));
+        var jobId = (await Api.Jobs.SubmitAsync(new SubmitJob("smiling", JobSource.FromUpload(upload.Id)))).JobId;
+        var job = await PollJobAsync(jobId, j => j.State == JobState.Completed, TimeSpan.FromMinutes(15));
 
-        Assert.Equal((count, 1), (job.GetProperty("counts").Int("done"), job.GetProperty("counts").Int("failed")));
-        var strip_ = (await Api.GetAsync($"/v1/jobs/{jobId}/items?state=failed")).GetProperty("items").EnumerateArray().Single();
-        Assert.Equal("strip.png", strip_.Str("name"));
-        Assert.Contains("aspect ratio", strip_.Str("error"));
-        var result = (await Api.GetAsync($"/v1/jobs/{jobId}/results")).GetProperty("items").EnumerateArray().First();
-        using (var edited = Image.Load(await Api.DownloadAsync(result.Str("url")))) Assert.Equal((width, height), (edited.Width, edited.Height));
+        Assert.Equal((count, 1), (job.Counts.Done, job.Counts.Failed));
+        var strip_ = await Api.Jobs.ListAllItemsAsync(jobId, ItemState.Failed).SingleAsync();
+        Assert.Equal("strip.png", strip_.Name);
+        Assert.Contains("aspect ratio", strip_.Error);
+        var result = await Api.Jobs.ListAllResultsAsync(jobId).FirstAsync();
+        using (var edited = Image.Load(await Api.Jobs.ReadResultAsync(result))) Assert.Equal((width, height), (edited.Width, edited.Height));
         long peak = FaultScale.PeakRssMiB(system.Edit.Pid), budget = 2048;
         Assert.True(peak < budget + 1024, $"edit worker peak RSS {peak} MiB (before the job {before} MiB) against a budget of {budget} MiB for images");
-        FaultScale.Report(output, $"| {count} photos of {width}x{height} (JPEG) and an 8x{stripHeight} PNG in one job | {count} done, 1 failed: {strip_.Str("error")} | edit peak RSS {peak} MiB (SDD_EDIT_MEMORY_MB {budget}) |");
+        FaultScale.Report(output, $"| {count} photos of {width}x{height} (JPEG) and an 8x{stripHeight} PNG in one job | {count} done, 1 failed: {strip_.Error} | edit peak RSS {peak} MiB (SDD_EDIT_MEMORY_MB {budget}) |");
     }
 
     /// <summary>Every item done, each with its own output, the job completed once: returns a summary for the table.</summary>
     private async Task<string> AssertEditedExactlyOnceAsync(Guid jobId, int n)
     {
-        var job = await Api.GetAsync($"/v1/jobs/{jobId}");
-        Assert.Equal("completed", job.Str("state"));
-        Assert.Equal((n, 0, 0), (job.GetProperty("counts").Int("done"), job.GetProperty("counts").Int("failed"), job.GetProperty("counts").Int("pending")));
+        var job = await Api.Jobs.GetAsync(jobId);
+        Assert.Equal(JobState.Completed, job.State);
+        Assert.Equal((n, 0, 0), (job.Counts.Done, job.Counts.Failed, job.Counts.Pending));
         await using var db = system.Database();
         await db.OpenAsync();
         await using var items = new NpgsqlCommand("""
@@ -156,25 +156,27 @@ public sealed class FaultTests(SddSystem system, ITestOutputHelper output)
         return $"{done} done, 0 failed, 0 lost, {outputs} distinct outputs, {stored} objects, completed once; items sent again after a loss: {retried} (most attempts {maxAttempts})";
     }
 
-    private Task<JsonElement> PollJobAsync(Guid jobId, Func<JsonElement, bool> done, TimeSpan timeout) => PollAsync($"/v1/jobs/{jobId}", done, timeout);
+    private Task<JobStatus> PollJobAsync(Guid jobId, Func<JobStatus, bool> done, TimeSpan timeout) => PollAsync($"job {jobId}", () => Api.Jobs.GetAsync(jobId), done, timeout);
+
+    private Task<Run> PollRunAsync(Guid runId, Func<Run, bool> done, TimeSpan timeout) => PollAsync($"run {runId}", () => Api.Runs.GetAsync(runId), done, timeout);
 
     /// <summary>Polls through an outage: the API may answer errors while a server is down.</summary>
-    private async Task<JsonElement> PollAsync(string path, Func<JsonElement, bool> done, TimeSpan timeout)
+    private async Task<T> PollAsync<T>(string what, Func<Task<T>> get, Func<T, bool> done, TimeSpan timeout) where T : class
     {
         var deadline = DateTime.UtcNow + timeout;
-        JsonElement last = default;
+        T? last = null;
         string? error = null;
         while (DateTime.UtcNow < deadline)
         {
             try
             {
-                last = await Api.GetAsync(path);
+                last = await get();
                 error = null;
                 if (done(last)) return last;
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { error = e.Message; }
             await Task.Delay(500);
         }
-        throw new TimeoutException($"{path} did not reach the expected state in {timeout.TotalSeconds:0} s; last: {last} {error}\n{system.Edit.Tail()}\n{system.Distill.Tail()}");
+        throw new TimeoutException($"{what} did not reach the expected state in {timeout.TotalSeconds:0} s; last: {last} {error}\n{system.Edit.Tail()}\n{system.Distill.Tail()}");
     }
 }

@@ -37,12 +37,12 @@ public sealed class HostileItemsTests(SddSystem system, ITestOutputHelper output
         ];
         Assert.True(files.Single(f => f.Name == "too-large.png").Bytes.Length > 2_000_000); // the fixture's SDD_MAX_INPUT_BYTES
 
-        var (uploadId, _) = await system.Api.UploadAsync(files.Select(f => (f.Name, f.Bytes)).ToList());
-        var jobId = (await system.Api.PostAsync("/v1/jobs", new { attribute = "smiling", source = new { upload = uploadId } })).Id("jobId");
-        var job = await system.Api.WaitForAsync($"/v1/jobs/{jobId}", j => j.Str("state") == "completed", TimeSpan.FromMinutes(2), () => system.Edit.Tail());
+        var upload = await system.Api.Uploads.UploadAsync(files.Select(f => (f.Name, f.Bytes)).ToUploads());
+        var jobId = (await system.Api.Jobs.SubmitAsync(new SubmitJob("smiling", JobSource.FromUpload(upload.Id)))).JobId;
+        var job = await system.Api.WaitForCompletedAsync(jobId, TimeSpan.FromMinutes(2), () => system.Edit.Tail());
 
-        var items = (await system.Api.GetAsync($"/v1/jobs/{jobId}/items?pageSize=100")).GetProperty("items").EnumerateArray()
-            .ToDictionary(i => i.Str("name"), i => (State: i.Str("state"), Error: i.TryGetProperty("error", out var e) ? e.GetString() : null));
+        var items = (await system.Api.Jobs.ListAllItemsAsync(jobId).ToListAsync())
+            .ToDictionary(i => i.Name, i => (State: SddJson.Name(i.State), i.Error));
         foreach (var f in files) FaultScale.Report(output, $"| {f.Name} ({f.Bytes.Length} bytes) in a job over an upload | {items[f.Name].State}{(items[f.Name].Error is { } e ? ": " + e : "")} | - |");
         foreach (var f in files)
         {
@@ -54,7 +54,7 @@ public sealed class HostileItemsTests(SddSystem system, ITestOutputHelper output
                 Assert.Contains(f.Reason, error, StringComparison.OrdinalIgnoreCase);
             }
         }
-        Assert.Equal(files.Count(f => f.Reason is null), job.GetProperty("counts").Int("done"));
+        Assert.Equal(files.Count(f => f.Reason is null), job.Counts.Done);
         using var http = new HttpClient { BaseAddress = system.ApiUrl };
         Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
         Assert.NotNull(system.Edit.Pid); // the worker is still up
@@ -66,10 +66,9 @@ public sealed class HostileItemsTests(SddSystem system, ITestOutputHelper output
         await system.SmilingEditorAsync();
         foreach (var (name, bytes, reason) in Bombs().Append(("bomb.png", BombPng(), "pixels")))
         {
-            using var response = await system.Api.SendMultipartAsync("smiling", [(name, bytes)]);
-            var text = await response.Content.ReadAsStringAsync();
-            Assert.True(response.StatusCode == System.Net.HttpStatusCode.UnprocessableEntity && text.Contains(reason), $"{name}: {(int)response.StatusCode} {text}");
-            FaultScale.Report(output, $"| {name} ({bytes.Length} bytes, header claims a huge canvas) uploaded to POST /v1/jobs | 422: {JsonDocument.Parse(text).RootElement.Str("detail")} | - |");
+            var refused = await Assert.ThrowsAsync<SddApiException>(() => system.Api.Jobs.SubmitFilesAsync("smiling", [UploadFile.FromBytes(name, bytes)]));
+            Assert.True(refused.Status == 422 && refused.Body.Contains(reason), $"{name}: {refused.Status} {refused.Body}");
+            FaultScale.Report(output, $"| {name} ({bytes.Length} bytes, header claims a huge canvas) uploaded to POST /v1/jobs | 422: {refused.Detail} | - |");
         }
     }
 

@@ -9,8 +9,8 @@ public sealed class OutboundTests(SddSystem system, ITestOutputHelper output)
     {
         // Real work first (an editor distilled, a job edited), and at least 20 s of watching since the services started.
         await system.SmilingEditorAsync();
-        var job = await system.Api.SubmitFilesAsync("smiling", SddSystem.Portraits(5, SddSystem.ImageSize, first: 900));
-        await system.Api.WaitForAsync($"/v1/jobs/{job.Id("jobId")}", j => j.Str("state") == "completed", TimeSpan.FromMinutes(2), () => system.Edit.Tail());
+        var job = await system.Api.Jobs.SubmitFilesAsync("smiling", SddSystem.Portraits(5, SddSystem.ImageSize, first: 900).ToUploads());
+        await system.Api.WaitForCompletedAsync(job.JobId, TimeSpan.FromMinutes(2), () => system.Edit.Tail());
         var watched = DateTime.UtcNow - system.Outbound.Started;
         if (watched < TimeSpan.FromSeconds(20)) await Task.Delay(TimeSpan.FromSeconds(20) - watched);
 

@@ -12,21 +12,17 @@ namespace Sdd.EndToEnd.Tests;
 public sealed class RunLeaseTests(SddSystem system, ITestOutputHelper output)
 {
     private const int Steps = 40; // chunks of 10 (SDD_DISTILL_CHUNK_STEPS in the fixture)
-    private SddApi Api => system.Api;
+    private SddClient Api => system.Api;
 
     private async Task<(Guid RunId, Guid VersionId)> StartRunAsync(string name, string target = "smiling")
     {
         var dataset = await system.DatasetAsync();
-        var accepted = await Api.PostAsync("/v1/attributes", new
-        {
-            name, teacherId = system.TeacherId, targetAttribute = target, datasetId = dataset, settings = new { steps = Steps },
-        });
-        return (accepted.Id("runId"), accepted.Id("editorVersionId"));
+        var accepted = await Api.Attributes.CreateAsync(new CreateAttribute(name, system.TeacherId, target, dataset, new DistillSettings(Steps: Steps)));
+        return (accepted.RunId, accepted.EditorVersionId);
     }
 
-    private async Task<JsonElement> WaitFinishedAsync(Guid runId, params ServiceProcess[] workers) =>
-        await Api.WaitForAsync($"/v1/runs/{runId}", r => r.Str("state") is "succeeded" or "failed", TimeSpan.FromMinutes(3),
-            () => string.Join("\n---\n", workers.Select(w => $"{w.Name}:\n{w.Tail()}")));
+    private async Task<Run> WaitFinishedAsync(Guid runId, params ServiceProcess[] workers) =>
+        await Api.WaitForFinishedAsync(runId, TimeSpan.FromMinutes(3), () => string.Join("\n---\n", workers.Select(w => $"{w.Name}:\n{w.Tail()}")));
 
     /// <summary>Every line any of these workers logged about the run (all their starts), with the worker's name.</summary>
     private static List<(string Worker, string Line)> RunLines(Guid runId, params ServiceProcess[] workers) =>
@@ -93,8 +89,8 @@ public sealed class RunLeaseTests(SddSystem system, ITestOutputHelper output)
         await SendDuplicateAsync("RunDistillChunk", new { runId, editorVersionId = versionId, chunk = 1 });
 
         var run = await WaitFinishedAsync(runId, system.Distill, second);
-        Assert.Equal("succeeded", run.Str("state"));
-        Assert.Equal(Steps, run.Int("step"));
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.Equal(Steps, run.Step);
         var trained = Trained(runId, system.Distill, second);
         output.WriteLine(string.Join("\n", trained.Select(t => $"chunk {t.Chunk} ({t.From}..{t.To}) by {t.Worker}")));
         AssertEveryChunkTrainedOnce(trained);
@@ -142,8 +138,8 @@ public sealed class RunLeaseTests(SddSystem system, ITestOutputHelper output)
         {
             Assert.StartsWith(WorkerPrefix(system.Distill).Split(':')[0], atKill.Worker); // the dead worker still holds the lease
             var run = await WaitFinishedAsync(runId, second);
-            Assert.Equal("succeeded", run.Str("state"));
-            Assert.Equal(Steps, run.Int("step"));
+            Assert.Equal(RunState.Succeeded, run.State);
+            Assert.Equal(Steps, run.Step);
 
             // The taker waited for the dead holder's lease to expire (6 s after its last heartbeat), then resumed the
             // interrupted chunk from the checkpoint switched before the kill.
@@ -165,7 +161,7 @@ public sealed class RunLeaseTests(SddSystem system, ITestOutputHelper output)
     {
         await system.SmilingEditorAsync();
         var (runId, _) = await StartRunAsync("vanished", "eyeglasses");
-        await Api.WaitForAsync($"/v1/runs/{runId}", r => r.Int("step") >= 10, TimeSpan.FromMinutes(2), () => system.Distill.Tail());
+        await Api.WaitForRunAsync(runId, r => r.Step >= 10, TimeSpan.FromMinutes(2), () => system.Distill.Tail());
         system.Distill.Kill();
         var atKill = await RowAsync(runId);
         // The dead worker's unacknowledged command comes back to the queue; lose it, as a broker or a fault could.
@@ -178,8 +174,8 @@ public sealed class RunLeaseTests(SddSystem system, ITestOutputHelper output)
         var restarted = DateTime.UtcNow;
         await system.RestartAsync(system.Distill);
         var run = await WaitFinishedAsync(runId, system.Distill);
-        Assert.Equal("succeeded", run.Str("state"));
-        Assert.Equal(Steps, run.Int("step"));
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.Equal(Steps, run.Step);
         Assert.Contains(system.Distill.Lines, l => Regex.IsMatch(l, $@"Run {runId} \(Running, step \d+\): no heartbeat for \d+ s .*resume command re-sent"));
         var resumed = system.Distill.Lines.Select(l => Regex.Match(l, $@"Run {runId}: resumed \(re-sent\) at chunk (\d+)")).Single(m => m.Success);
         Assert.True(int.Parse(resumed.Groups[1].Value) > 1, resumed.Value);
@@ -199,7 +195,7 @@ public sealed class RunLeaseTests(SddSystem system, ITestOutputHelper output)
         try
         {
             var (runId, _) = await StartRunAsync("outage", "eyeglasses");
-            await Api.WaitForAsync($"/v1/runs/{runId}", r => r.Int("step") >= 10, TimeSpan.FromMinutes(2), () => cut.Tail());
+            await Api.WaitForRunAsync(runId, r => r.Step >= 10, TimeSpan.FromMinutes(2), () => cut.Tail());
             proxy.Break();
             var broken = DateTime.UtcNow;
             var retry = new Regex($@"Run {runId}: chunk \d+ attempt (\d+) failed: .*retried in \d+ s");
@@ -211,9 +207,9 @@ public sealed class RunLeaseTests(SddSystem system, ITestOutputHelper output)
             Assert.True(cut.Lines.Count(retry.IsMatch) >= 2, $"no retries during the outage:\n{cut.Tail()}");
 
             var run = await WaitFinishedAsync(runId, cut);
-            Assert.Equal("succeeded", run.Str("state"));
-            Assert.Equal(Steps, run.Int("step"));
-            Assert.False(run.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.String, $"error: {run}");
+            Assert.Equal(RunState.Succeeded, run.State);
+            Assert.Equal(Steps, run.Step);
+            Assert.True(run.Error is null, $"error: {run}");
             // A chunk whose checkpoint upload the outage cut is trained again from the last switched checkpoint; no other.
             var trained = Trained(runId, cut);
             Assert.Equal(Enumerable.Range(1, Steps / 10), trained.Select(t => t.Chunk).Distinct().Order());

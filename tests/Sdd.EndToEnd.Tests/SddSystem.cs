@@ -39,7 +39,7 @@ public sealed class SddSystem : IAsyncLifetime
     public ServiceProcess Ingest { get; private set; } = null!;
     public ServiceProcess Distill { get; private set; } = null!;
     public ServiceProcess Edit { get; private set; } = null!;
-    public SddApi Api { get; private set; } = null!;
+    public SddClient Api { get; private set; } = null!;
     /// <summary>The owner id of <see cref="Api"/>'s key (the "e2e" client): its objects live under tenants/&lt;Owner&gt;/.</summary>
     public string Owner { get; private set; } = null!;
     public Guid TeacherId { get; private set; }
@@ -129,15 +129,15 @@ public sealed class SddSystem : IAsyncLifetime
             Distill.WaitForLineAsync(BusStarted, TimeSpan.FromSeconds(120)),
             Edit.WaitForLineAsync(BusStarted, TimeSpan.FromSeconds(120)));
 
-        using var admin = SddApi.Client(ApiUrl, AdminKey);
-        using var response = await admin.PostAsJsonAsync("/v1/keys", new { name = "e2e" });
-        var created = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
-        Assert.True(response.IsSuccessStatusCode, created.ToString());
-        Api = new SddApi(ApiUrl, created.Str("key"));
-        Owner = created.Str("id");
-        var teachers = await Api.GetAsync("/v1/teachers");
-        TeacherId = teachers.EnumerateArray().Single(t => t.GetProperty("builtin").GetBoolean()).Id("id");
+        using var admin = Client(AdminKey);
+        var created = await admin.Keys.CreateAsync("e2e");
+        Api = Client(created.Key);
+        Owner = created.Id.ToString();
+        TeacherId = (await Api.Teachers.ListAllAsync().SingleAsync(t => t.Builtin)).Id;
     }
+
+    /// <summary>A client of this system's API with <paramref name="key"/> (60 s a try).</summary>
+    public SddClient Client(string key) => new(new SddClientOptions { BaseAddress = ApiUrl, ApiKey = key, Timeout = TimeSpan.FromSeconds(60) });
 
     public static readonly System.Text.RegularExpressions.Regex BusStarted = new("Bus started");
 
@@ -187,11 +187,9 @@ public sealed class SddSystem : IAsyncLifetime
         {
             if (_datasetId is { } id) return id;
             var dir = Path.Combine(WorkDir, "portraits");
-            var files = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
-                .Select(f => (Path.GetRelativePath(dir, f).Replace('\\', '/'), File.ReadAllBytes(f))).ToList();
-            var (uploadId, _) = await Api.UploadAsync(files);
-            var dataset = await Api.PostAsync("/v1/datasets", new { name = "portraits", upload = uploadId });
-            _datasetId = dataset.Id("id");
+            var upload = await Api.Uploads.UploadAsync(UploadFile.FromDirectory(dir));
+            var dataset = await Api.Datasets.RegisterAsync(new RegisterDataset("portraits", Upload: upload.Id));
+            _datasetId = dataset.Id;
             return _datasetId.Value;
         }
         finally { _gate.Release(); }
@@ -205,14 +203,9 @@ public sealed class SddSystem : IAsyncLifetime
         try
         {
             if (_smiling is { } s) return s;
-            var accepted = await Api.PostAsync("/v1/attributes", new
-            {
-                name = "smiling", teacherId = TeacherId, targetAttribute = "smiling", datasetId = dataset,
-                settings = new { steps = 30 },
-            });
-            var runId = accepted.Id("runId");
-            await Api.WaitForAsync($"/v1/runs/{runId}", r => r.Str("state") is "succeeded" or "failed", TimeSpan.FromMinutes(3), () => Distill.Tail());
-            _smiling = (runId, accepted.Id("editorVersionId"));
+            var accepted = await Api.Attributes.CreateAsync(new CreateAttribute("smiling", TeacherId, "smiling", dataset, new DistillSettings(Steps: 30)));
+            await Api.WaitForFinishedAsync(accepted.RunId, TimeSpan.FromMinutes(3), () => Distill.Tail());
+            _smiling = (accepted.RunId, accepted.EditorVersionId);
             return _smiling.Value;
         }
         finally { _gate.Release(); }

@@ -8,14 +8,14 @@ public sealed class TeacherTrainingTests(SddSystem system, ITestOutputHelper out
     public async Task A_teacher_is_trained_in_chunks_with_its_judge_and_becomes_ready()
     {
         var dataset = await system.DatasetAsync();
-        var accepted = await system.Api.PostAsync("/v1/teachers", new { datasetId = dataset, steps = 20, imageSize = SddSystem.ImageSize });
-        var (teacherId, runId) = (accepted.Id("teacherId"), accepted.Id("runId"));
-        var run = await system.Api.WaitForAsync($"/v1/runs/{runId}", r => r.Str("state") is "succeeded" or "failed", TimeSpan.FromMinutes(3), () => system.Distill.Tail());
-        Assert.Equal("succeeded", run.Str("state"));
-        Assert.Equal("teacher", run.Str("kind"));
-        Assert.Equal(20, run.Int("step"));
-        var teacher = await system.Api.GetAsync($"/v1/teachers/{teacherId}");
-        Assert.Equal("ready", teacher.Str("state"));
+        var accepted = await system.Api.Teachers.TrainAsync(new TrainTeacher(dataset, Steps: 20, ImageSize: SddSystem.ImageSize));
+        var (teacherId, runId) = (accepted.TeacherId, accepted.RunId);
+        var run = await system.Api.WaitForFinishedAsync(runId, TimeSpan.FromMinutes(3), () => system.Distill.Tail());
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.Equal(RunKind.Teacher, run.Kind);
+        Assert.Equal(20, run.Step);
+        var teacher = await system.Api.Teachers.GetAsync(teacherId);
+        Assert.Equal(TeacherState.Ready, teacher.State);
 
         var prefix = $"tenants/{system.Owner}/teachers/{teacherId}/";
         foreach (var file in new[] { "config.json", "model.safetensors", "judge/config.json", "judge/model.safetensors" })

@@ -6,7 +6,7 @@ namespace Sdd.EndToEnd.Tests;
 [Collection(EndToEndCollection.Name)]
 public sealed class WholeFlowTests(SddSystem system, ITestOutputHelper output)
 {
-    private SddApi Api => system.Api;
+    private SddClient Api => system.Api;
 
     [Fact]
     public async Task A_dataset_is_distilled_into_an_editor_in_chunks_and_a_job_of_20_uploads_is_edited()
@@ -14,11 +14,11 @@ public sealed class WholeFlowTests(SddSystem system, ITestOutputHelper output)
         var started = DateTime.UtcNow;
         var (runId, versionId) = await system.SmilingEditorAsync();
 
-        var run = await Api.GetAsync($"/v1/runs/{runId}");
-        Assert.Equal("succeeded", run.Str("state"));
-        Assert.Equal(30, run.Int("step"));
+        var run = await Api.Runs.GetAsync(runId);
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.Equal(30, run.Step);
         var editorFolder = $"tenants/{system.Owner}/editors/smiling/1/";
-        Assert.Equal(editorFolder, run.Str("checkpointKey"));
+        Assert.Equal(editorFolder, run.CheckpointKey);
         // Three chunks of ten steps: the checkpoint's progress marker names the last one.
         var progress = JsonDocument.Parse(await system.Store.GetBytesAsync(system.Settings.S3.ModelsBucket, editorFolder + "train/progress.json")).RootElement;
         Assert.Equal(3, progress.Int("chunk"));
@@ -26,17 +26,17 @@ public sealed class WholeFlowTests(SddSystem system, ITestOutputHelper output)
         var chunks = File.ReadLines(system.Distill.LogFile).Where(l => l.Contains($"Run {runId}: chunk", StringComparison.Ordinal) && l.Contains("trained steps", StringComparison.Ordinal));
         Assert.Equal(3, chunks.Count());
 
-        var attribute = await Api.GetAsync("/v1/attributes/smiling");
-        Assert.Equal(1, attribute.Int("activeVersion"));
-        var version = attribute.GetProperty("versions").EnumerateArray().Single();
-        Assert.Equal(versionId, version.Id("id"));
-        Assert.Equal("ready", version.Str("state"));
-        var timesteps = version.GetProperty("selectedTimesteps").EnumerateArray().Select(t => t.GetInt32()).ToList();
+        var attribute = await Api.Attributes.GetAsync("smiling");
+        Assert.Equal(1, attribute.ActiveVersion);
+        var version = attribute.Versions.Single();
+        Assert.Equal(versionId, version.Id);
+        Assert.Equal(EditorState.Ready, version.State);
+        var timesteps = version.SelectedTimesteps;
         Assert.Equal(5, timesteps.Count); // the HQS top 5
-        var indicator = version.GetProperty("indicator").EnumerateArray().ToList();
+        var indicator = version.Indicator;
         Assert.Equal(17, indicator.Count); // t = 100..900 step 50, raw entropy and norm beside HQS
-        Assert.All(indicator, p => Assert.True(p.GetProperty("norm").GetDouble() > 0));
-        var metrics = version.GetProperty("metrics");
+        Assert.All(indicator, p => Assert.True(p.Norm > 0));
+        var metrics = version.Metrics!.Value;
         foreach (var m in new[] { "editability", "psnrSource", "ssimSource", "othersKept" }) Assert.True(metrics.TryGetProperty(m, out _), $"metric {m} missing: {metrics}");
         // The published editor at the top of its folder; the training state in the checkpoint generation the marker names,
         // the only one left (older generations are deleted after each switch).
@@ -51,20 +51,20 @@ public sealed class WholeFlowTests(SddSystem system, ITestOutputHelper output)
         output.WriteLine($"distilled in {(DateTime.UtcNow - started).TotalSeconds:0.0} s; t = {string.Join(",", timesteps)}; metrics {metrics}");
 
         var files = SddSystem.Portraits(20, SddSystem.ImageSize).ToList();
-        var accepted = await Api.SubmitFilesAsync("smiling", files);
-        var jobId = accepted.Id("jobId");
-        var job = await Api.WaitForAsync($"/v1/jobs/{jobId}", j => j.Str("state") == "completed", TimeSpan.FromMinutes(2), () => system.Edit.Tail());
-        Assert.Equal(20, job.Int("total"));
-        Assert.Equal(20, job.GetProperty("counts").Int("done"));
-        Assert.Equal(0, job.GetProperty("counts").Int("failed"));
+        var accepted = await Api.Jobs.SubmitFilesAsync("smiling", files.ToUploads());
+        var jobId = accepted.JobId;
+        var job = await Api.WaitForCompletedAsync(jobId, TimeSpan.FromMinutes(2), () => system.Edit.Tail());
+        Assert.Equal(20, job.Total);
+        Assert.Equal(20, job.Counts.Done);
+        Assert.Equal(0, job.Counts.Failed);
 
-        var results = (await Api.GetAsync($"/v1/jobs/{jobId}/results")).GetProperty("items").EnumerateArray().ToList();
+        var results = await Api.Jobs.ListAllResultsAsync(jobId).ToListAsync();
         Assert.Equal(20, results.Count);
-        Assert.Equal(files.Select(f => f.Name).Order(), results.Select(r => r.Str("name")).Order());
-        using var edited = Image.Load(await Api.DownloadAsync(results[0].Str("url")));
+        Assert.Equal(files.Select(f => f.Name).Order(), results.Select(r => r.Name).Order());
+        using var edited = Image.Load(await Api.Jobs.ReadResultAsync(results[0]));
         Assert.Equal(SddSystem.ImageSize, edited.Width);
         Assert.Equal(20, (await system.JobOutputsAsync(jobId)).Count);
-        output.WriteLine($"job of 20 completed; images/s {job.GetProperty("imagesPerSecond")}");
+        output.WriteLine($"job of 20 completed; images/s {job.ImagesPerSecond}");
     }
 
     [Fact]
@@ -72,15 +72,15 @@ public sealed class WholeFlowTests(SddSystem system, ITestOutputHelper output)
     {
         await system.SmilingEditorAsync();
         var bucket = system.Settings.S3.DatasetsBucket;
-        var (_, upload) = await Api.UploadAsync(SddSystem.Portraits(12, 48, first: 100).Select(p => ("batch-a/" + p.Name, p.Bytes)).ToList());
-        var accepted = await Api.PostAsync("/v1/jobs", new { attribute = "smiling", source = new { bucket, prefix = upload + "batch-a/" } });
-        Assert.Equal(12, accepted.Int("items"));
-        var jobId = accepted.Id("jobId");
-        var job = await Api.WaitForAsync($"/v1/jobs/{jobId}", j => j.Str("state") == "completed", TimeSpan.FromMinutes(2), () => system.Edit.Tail());
-        Assert.Equal(12, job.GetProperty("counts").Int("done"));
-        var results = (await Api.GetAsync($"/v1/jobs/{jobId}/results")).GetProperty("items").EnumerateArray().ToList();
+        var upload = await Api.Uploads.UploadAsync(SddSystem.Portraits(12, 48, first: 100).Select(p => ("batch-a/" + p.Name, p.Bytes)).ToUploads());
+        var accepted = await Api.Jobs.SubmitAsync(new SubmitJob("smiling", JobSource.FromBucket(bucket, upload.Prefix + "batch-a/")));
+        Assert.Equal(12, accepted.Items);
+        var jobId = accepted.JobId;
+        var job = await Api.WaitForCompletedAsync(jobId, TimeSpan.FromMinutes(2), () => system.Edit.Tail());
+        Assert.Equal(12, job.Counts.Done);
+        var results = await Api.Jobs.ListAllResultsAsync(jobId).ToListAsync();
         // A photo larger than the editor is edited in residual mode and keeps its size.
-        using var edited = Image.Load(await Api.DownloadAsync(results[0].Str("url")));
+        using var edited = Image.Load(await Api.Jobs.ReadResultAsync(results[0]));
         Assert.Equal(48, edited.Width);
     }
 
@@ -89,19 +89,19 @@ public sealed class WholeFlowTests(SddSystem system, ITestOutputHelper output)
     {
         await system.SmilingEditorAsync();
         var good = SddSystem.Portraits(18, SddSystem.ImageSize, first: 200).ToList();
-        var (uploadId, _) = await Api.UploadAsync([.. good, ("truncated.png", good[0].Bytes[..(good[0].Bytes.Length / 3)]),
-            ("not-an-image.png", "this is not a picture"u8.ToArray())]);
+        var upload = await Api.Uploads.UploadAsync(((List<(string Name, byte[] Bytes)>)[.. good, ("truncated.png", good[0].Bytes[..(good[0].Bytes.Length / 3)]),
+            ("not-an-image.png", "this is not a picture"u8.ToArray())]).ToUploads());
 
-        var accepted = await Api.PostAsync("/v1/jobs", new { attribute = "smiling", source = new { upload = uploadId } });
-        var jobId = accepted.Id("jobId");
-        var job = await Api.WaitForAsync($"/v1/jobs/{jobId}", j => j.Str("state") == "completed", TimeSpan.FromMinutes(2), () => system.Edit.Tail());
-        Assert.Equal(20, job.Int("total"));
-        Assert.Equal(18, job.GetProperty("counts").Int("done"));
-        Assert.Equal(2, job.GetProperty("counts").Int("failed"));
-        var failed = (await Api.GetAsync($"/v1/jobs/{jobId}/items?state=failed")).GetProperty("items").EnumerateArray().ToList();
-        Assert.Equal(["not-an-image.png", "truncated.png"], failed.Select(i => i.Str("name").Split('/').Last()).Order().ToArray());
-        Assert.All(failed, i => Assert.False(string.IsNullOrWhiteSpace(i.Str("error"))));
-        foreach (var i in failed) output.WriteLine($"{i.Str("name")}: {i.Str("error")}");
+        var accepted = await Api.Jobs.SubmitAsync(new SubmitJob("smiling", JobSource.FromUpload(upload.Id)));
+        var jobId = accepted.JobId;
+        var job = await Api.WaitForCompletedAsync(jobId, TimeSpan.FromMinutes(2), () => system.Edit.Tail());
+        Assert.Equal(20, job.Total);
+        Assert.Equal(18, job.Counts.Done);
+        Assert.Equal(2, job.Counts.Failed);
+        var failed = await Api.Jobs.ListAllItemsAsync(jobId, ItemState.Failed).ToListAsync();
+        Assert.Equal(["not-an-image.png", "truncated.png"], failed.Select(i => i.Name.Split('/').Last()).Order().ToArray());
+        Assert.All(failed, i => Assert.False(string.IsNullOrWhiteSpace(i.Error)));
+        foreach (var i in failed) output.WriteLine($"{i.Name}: {i.Error}");
         Assert.Equal(18, (await system.JobOutputsAsync(jobId)).Count);
     }
 }

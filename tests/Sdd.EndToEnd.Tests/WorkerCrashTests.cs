@@ -7,30 +7,30 @@ namespace Sdd.EndToEnd.Tests;
 [Collection(EndToEndCollection.Name)]
 public sealed class WorkerCrashTests(SddSystem system, ITestOutputHelper output)
 {
-    private SddApi Api => system.Api;
+    private SddClient Api => system.Api;
 
     [Fact]
     public async Task An_edit_worker_killed_mid_job_and_restarted_edits_every_item_exactly_once()
     {
         await system.SmilingEditorAsync();
         const int n = 150; // 30 batches of 5, one at a time: seconds of work, so the kill lands mid-job
-        var accepted = await Api.SubmitFilesAsync("smiling", SddSystem.Portraits(n, 160, first: 1000));
-        var jobId = accepted.Id("jobId");
+        var accepted = await Api.Jobs.SubmitFilesAsync("smiling", SddSystem.Portraits(n, 160, first: 1000).ToUploads());
+        var jobId = accepted.JobId;
 
-        var atKill = await Api.WaitForAsync($"/v1/jobs/{jobId}", j => j.GetProperty("counts").Int("done") >= 10, TimeSpan.FromMinutes(2), () => system.Edit.Tail());
+        var atKill = await Api.WaitForJobAsync(jobId, j => j.Counts.Done >= 10, TimeSpan.FromMinutes(2), () => system.Edit.Tail());
         system.Edit.Kill();
-        int doneAtKill = (await Api.GetAsync($"/v1/jobs/{jobId}")).GetProperty("counts").Int("done");
-        output.WriteLine($"edit worker killed with {doneAtKill} of {n} done (first seen {atKill.GetProperty("counts")})");
+        int doneAtKill = (await Api.Jobs.GetAsync(jobId)).Counts.Done;
+        output.WriteLine($"edit worker killed with {doneAtKill} of {n} done (first seen {atKill.Counts})");
         Assert.True(doneAtKill < n, "the job finished before the kill: nothing was interrupted");
         await Task.Delay(1000);
-        Assert.Equal(doneAtKill, (await Api.GetAsync($"/v1/jobs/{jobId}")).GetProperty("counts").Int("done")); // nobody else edits
+        Assert.Equal(doneAtKill, (await Api.Jobs.GetAsync(jobId)).Counts.Done); // nobody else edits
 
         await system.RestartAsync(system.Edit);
-        var job = await Api.WaitForAsync($"/v1/jobs/{jobId}", j => j.Str("state") == "completed", TimeSpan.FromMinutes(3), () => system.Edit.Tail());
-        Assert.Equal(n, job.Int("total"));
-        Assert.Equal(n, job.GetProperty("counts").Int("done"));
-        Assert.Equal(0, job.GetProperty("counts").Int("failed"));
-        Assert.Equal(0, job.GetProperty("counts").Int("pending"));
+        var job = await Api.WaitForCompletedAsync(jobId, TimeSpan.FromMinutes(3), () => system.Edit.Tail());
+        Assert.Equal(n, job.Total);
+        Assert.Equal(n, job.Counts.Done);
+        Assert.Equal(0, job.Counts.Failed);
+        Assert.Equal(0, job.Counts.Pending);
 
         // The rows: every item done once (one recorded attempt), each with its own output; the job's counts from them.
         await using var db = system.Database();
@@ -65,24 +65,20 @@ public sealed class WorkerCrashTests(SddSystem system, ITestOutputHelper output)
     {
         var dataset = await system.DatasetAsync();
         await system.SmilingEditorAsync(); // the worker is free for this run
-        var accepted = await Api.PostAsync("/v1/attributes", new
-        {
-            name = "eyeglasses", teacherId = system.TeacherId, targetAttribute = "eyeglasses", datasetId = dataset,
-            settings = new { steps = 60 },
-        });
-        var runId = accepted.Id("runId");
-        await Api.WaitForAsync($"/v1/runs/{runId}", r => r.Int("step") >= 20, TimeSpan.FromMinutes(2), () => system.Distill.Tail());
+        var accepted = await Api.Attributes.CreateAsync(new CreateAttribute("eyeglasses", system.TeacherId, "eyeglasses", dataset, new DistillSettings(Steps: 60)));
+        var runId = accepted.RunId;
+        await Api.WaitForRunAsync(runId, r => r.Step >= 20, TimeSpan.FromMinutes(2), () => system.Distill.Tail());
         system.Distill.Kill();
-        var atKill = await Api.GetAsync($"/v1/runs/{runId}");
-        int stepAtKill = atKill.Int("step");
-        output.WriteLine($"distill worker killed at checkpoint step {stepAtKill}, state {atKill.Str("state")}");
-        Assert.Equal("running", atKill.Str("state"));
+        var atKill = await Api.Runs.GetAsync(runId);
+        int stepAtKill = atKill.Step;
+        output.WriteLine($"distill worker killed at checkpoint step {stepAtKill}, state {SddJson.Name(atKill.State)}");
+        Assert.Equal(RunState.Running, atKill.State);
         Assert.InRange(stepAtKill, 20, 59);
 
         await system.RestartAsync(system.Distill);
-        var run = await Api.WaitForAsync($"/v1/runs/{runId}", r => r.Str("state") is "succeeded" or "failed", TimeSpan.FromMinutes(3), () => system.Distill.Tail());
-        Assert.Equal("succeeded", run.Str("state"));
-        Assert.Equal(60, run.Int("step"));
+        var run = await Api.WaitForFinishedAsync(runId, TimeSpan.FromMinutes(3), () => system.Distill.Tail());
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.Equal(60, run.Step);
 
         // The restarted worker resumed from the checkpoint the killed one uploaded, never from step 0.
         var resumed = system.Distill.Lines.Select(l => Regex.Match(l, $@"Run {runId}: chunk (\d+) resumes from checkpoint step (\d+)")).Where(m => m.Success).ToList();
@@ -91,7 +87,7 @@ public sealed class WorkerCrashTests(SddSystem system, ITestOutputHelper output)
         output.WriteLine($"restarted worker resumed chunk {resumed[0].Groups[1].Value} from step {firstResumed}");
         Assert.True(firstResumed >= stepAtKill && firstResumed > 0, $"resumed from {firstResumed}, the checkpoint at the kill was {stepAtKill}");
         Assert.DoesNotContain(system.Distill.Lines, l => l.Contains($"Run {runId}: chunk", StringComparison.Ordinal) && l.Contains("starts at step 0", StringComparison.Ordinal));
-        var version = (await Api.GetAsync("/v1/attributes/eyeglasses")).GetProperty("versions").EnumerateArray().Single();
-        Assert.Equal("ready", version.Str("state"));
+        var version = (await Api.Attributes.GetAsync("eyeglasses")).Versions.Single();
+        Assert.Equal(EditorState.Ready, version.State);
     }
 }

@@ -22,73 +22,63 @@ void Say(string s) => Console.WriteLine(s);
 try
 {
     // The demo's key is kept (owner-only file) so a second run, and the user's own jobs after it, use the same owner.
-    var (demoKey, reused) = await DemoClient.KeepKeyAsync(api, adminKey, keyFile, $"demo-{stamp}");
-    using var client = new DemoClient(api, demoKey);
-    var me = await client.GetAsync("/v1/keys/me");
-    Say($"{(reused ? "reusing" : "created")} the demo's API key '{me.GetProperty("name")}' (owner {me.GetProperty("id")}), kept in {keyFile}");
+    var (demoKey, reused) = await DemoKey.KeepAsync(api, adminKey, keyFile, $"demo-{stamp}");
+    using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(5) };
+    using var client = new SddClient(http, new SddClientOptions { BaseAddress = api, ApiKey = demoKey, PollInterval = TimeSpan.FromMilliseconds(300) });
+    var me = await client.Keys.GetMeAsync();
+    Say($"{(reused ? "reusing" : "created")} the demo's API key '{me.Name}' (owner {me.Id}), kept in {keyFile}");
     using var store = new ObjectStore(settings.S3);
 
     // 1. The builtin teacher (shared/models, registered by Sdd.Ingest at start-up).
-    var teacher = (await client.GetAsync("/v1/teachers")).EnumerateArray().FirstOrDefault(t => t.GetProperty("builtin").GetBoolean());
-    if (teacher.ValueKind != JsonValueKind.Object)
-        throw new InvalidOperationException("No builtin teacher is registered: Sdd.Ingest registers shared/models/teacher and shared/models/judge at start-up (see its log).");
-    int size = teacher.GetProperty("imageSize").GetInt32();
-    var teacherAttributes = teacher.GetProperty("attributes").EnumerateArray().Select(a => a.GetString()!).ToList();
-    if (!teacherAttributes.Contains(o.Attribute)) throw new InvalidOperationException($"The builtin teacher has no attribute '{o.Attribute}' ({string.Join(", ", teacherAttributes)}).");
-    Say($"builtin teacher {teacher.GetProperty("id")} ({size} px; {string.Join(", ", teacherAttributes)})");
+    var teacher = await client.Teachers.ListAllAsync().FirstOrDefaultAsync(t => t.Builtin)
+        ?? throw new InvalidOperationException("No builtin teacher is registered: Sdd.Ingest registers shared/models/teacher and shared/models/judge at start-up (see its log).");
+    int size = teacher.ImageSize;
+    if (!teacher.Attributes.Contains(o.Attribute)) throw new InvalidOperationException($"The builtin teacher has no attribute '{o.Attribute}' ({string.Join(", ", teacher.Attributes)}).");
+    Say($"builtin teacher {teacher.Id} ({size} px; {string.Join(", ", teacher.Attributes)})");
 
     // 2. A synthetic labeled data set, uploaded through the API's own grant (presigned PUTs into the key's upload area), registered.
     var sw = Stopwatch.StartNew();
     var local = Path.Combine(Path.GetTempPath(), $"sdd-demo-{stamp}");
     PortraitDataset.Write(local, o.Count, size, seed: 1, counterfactuals: false);
-    var files = Directory.EnumerateFiles(local, "*", SearchOption.AllDirectories)
-        .Select(f => (Path: f, Name: Path.GetRelativePath(local, f).Replace('\\', '/'))).ToList();
-    var upload = new ProgressBar("dataset");
-    var (uploadId, prefix) = await client.UploadAsync(files, (done, count) => upload.Report(done, count, "files uploaded"));
+    var files = UploadFile.FromDirectory(local);
+    var upload = await Bars.RunAsync("dataset", report => client.Uploads.UploadAsync(files,
+        new InlineProgress<UploadProgress>(p => report(p.Files, p.TotalFiles, $"{p.Files}/{p.TotalFiles} files uploaded"))));
     Directory.Delete(local, recursive: true);
-    var dataset = await client.PostAsync("/v1/datasets", new { name = $"demo-portraits-{stamp}", upload = uploadId });
+    var dataset = await client.Datasets.RegisterAsync(new RegisterDataset($"demo-portraits-{stamp}", Upload: upload.Id));
     times.Add(("data set: render, upload, register", sw.Elapsed.TotalSeconds));
-    Say($"data set {dataset.GetProperty("name")}: {dataset.GetProperty("imageCount")} portraits at {size} px in s3://{settings.S3.DatasetsBucket}/{prefix} ({sw.Elapsed.TotalSeconds:0.0} s)");
+    Say($"data set {dataset.Name}: {dataset.ImageCount} portraits at {size} px in s3://{settings.S3.DatasetsBucket}/{upload.Prefix} ({sw.Elapsed.TotalSeconds:0.0} s)");
 
     // 3. The attribute editor: HQS timestep selection, then distillation, in chunks on the distill worker.
     sw.Restart();
-    var distillSettings = new { steps = o.Steps, mode = "delta", scale = 10, lambda = 1, timesteps = "hqs" };
-    // A re-run on the same stack (same key) finds its attribute and adds a version.
-    var accepted = await client.TryPostAsync("/v1/attributes", new { name = o.Attribute, teacherId = teacher.GetProperty("id").GetGuid(), targetAttribute = o.Attribute, datasetId = dataset.GetProperty("id").GetGuid(), settings = distillSettings })
-                   ?? await client.PostAsync($"/v1/attributes/{o.Attribute}/versions", new { settings = distillSettings });
-    var runId = accepted.GetProperty("runId").GetGuid();
-    int version = accepted.GetProperty("version").GetInt32();
-    Say($"attribute {o.Attribute} v{version}: run {runId}, {o.Steps} steps (delta guidance, s=10, lambda=1, HQS timesteps)");
-    var bar = new ProgressBar("distill");
-    JsonElement run;
-    while (true)
+    var distillSettings = new DistillSettings(Steps: o.Steps, Mode: "delta", Scale: 10, Lambda: 1, Timesteps: "hqs");
+    AttributeAccepted accepted;
+    try { accepted = await client.Attributes.CreateAsync(new CreateAttribute(o.Attribute, teacher.Id, o.Attribute, dataset.Id, distillSettings)); }
+    catch (SddApiException e) when (e.Status == 409) // a re-run on the same stack (same key) finds its attribute and adds a version
     {
-        run = await client.GetAsync($"/v1/runs/{runId}");
-        var state = run.GetProperty("state").GetString();
-        int step = run.GetProperty("step").GetInt32();
-        bar.Report(step, o.Steps, state == "running" && step == 0 ? "HQS indicator, first chunk" : state!);
-        if (state is "succeeded" or "failed") break;
-        await Task.Delay(1000);
+        accepted = await client.Attributes.AddVersionAsync(o.Attribute, new NewEditorVersion(distillSettings));
     }
-    bar.Finish();
-    if (run.GetProperty("state").GetString() == "failed") throw new InvalidOperationException($"The distillation failed: {run.GetProperty("error")}");
+    var runId = accepted.RunId;
+    int version = accepted.Version;
+    Say($"attribute {o.Attribute} v{version}: run {runId}, {o.Steps} steps (delta guidance, s=10, lambda=1, HQS timesteps)");
+    var run = await Bars.RunAsync("distill", report => client.Runs.WaitAsync(runId, new InlineProgress<Run>(r =>
+        report(r.Step, o.Steps, r.State == RunState.Running && r.Step == 0 ? "HQS indicator, first chunk" : SddJson.Name(r.State)))));
+    if (run.State == RunState.Failed) throw new InvalidOperationException($"The distillation failed: {run.Error}");
     times.Add(("distillation (HQS + training + evaluation)", sw.Elapsed.TotalSeconds));
     // Published by the admin, so every key of this stack may submit jobs with the demo's editor (read-only).
     try
     {
-        using var admin = new DemoClient(api, adminKey);
-        await admin.PostAsync($"/v1/attributes/{o.Attribute}/publish?owner={me.GetProperty("id").GetString()}", new { });
+        using var admin = new SddClient(api, adminKey);
+        await admin.Attributes.PublishAsync(o.Attribute, owner: me.Id);
         Say($"attribute {o.Attribute} published: every key on this stack may use it");
     }
     catch (HttpRequestException e) when (e.StatusCode is System.Net.HttpStatusCode.Conflict or System.Net.HttpStatusCode.Unauthorized)
     {
         Say($"attribute {o.Attribute} not published ({e.Message}); it stays the demo key's own");
     }
-    var attribute = await client.GetAsync($"/v1/attributes/{o.Attribute}");
-    var editor = attribute.GetProperty("versions").EnumerateArray().Single(v => v.GetProperty("version").GetInt32() == version);
-    var selected = editor.GetProperty("selectedTimesteps").EnumerateArray().Select(t => t.GetInt32()).ToArray();
-    Say($"editor ready in {sw.Elapsed.TotalSeconds:0} s; HQS-selected timesteps {string.Join(", ", selected)}; metrics {editor.GetProperty("metrics")}");
-    var editorPrefix = run.GetProperty("checkpointKey").GetString()!;
+    var attribute = await client.Attributes.GetAsync(o.Attribute);
+    var editor = attribute.Versions.Single(v => v.Version == version);
+    Say($"editor ready in {sw.Elapsed.TotalSeconds:0} s; HQS-selected timesteps {string.Join(", ", editor.SelectedTimesteps)}; metrics {editor.Metrics}");
+    var editorPrefix = run.CheckpointKey!;
     foreach (var (key, file) in new[] { ("grid.png", "editor-grid.png"), ("curve.png", "hqs-curve.png") })
         if (await store.StatAsync(settings.S3.ModelsBucket, editorPrefix + key) is not null)
             await File.WriteAllBytesAsync(Path.Combine(o.Out, file), await store.GetBytesAsync(settings.S3.ModelsBucket, editorPrefix + key));
@@ -97,43 +87,33 @@ try
     using var held = HeldOutPortraits.Render(o.Attribute, present: false, o.Images, size);
     var inputs = Enumerable.Range(0, o.Images).Select(i => ($"held-out-{i:D4}.png", ImageCodec.EncodePng(held.Images[i]))).ToList();
     sw.Restart();
-    var job = await client.SubmitFilesAsync(o.Attribute, inputs);
-    var jobId = job.GetProperty("jobId").GetGuid();
+    var job = await client.Jobs.SubmitFilesAsync(o.Attribute, inputs.Select(i => UploadFile.FromBytes(i.Item1, i.Item2)).ToList());
+    var jobId = job.JobId;
     Say($"job {jobId}: {o.Images} images submitted in {sw.Elapsed.TotalSeconds:0.0} s");
-    var jobBar = new ProgressBar("edit");
-    JsonElement status;
-    while (true)
-    {
-        status = await client.GetAsync($"/v1/jobs/{jobId}");
-        var c = status.GetProperty("counts");
-        int finished = c.GetProperty("done").GetInt32() + c.GetProperty("failed").GetInt32();
-        jobBar.Report(finished, o.Images, $"done {c.GetProperty("done")} failed {c.GetProperty("failed")}");
-        if (status.GetProperty("state").GetString() is "completed" or "cancelled") break;
-        await Task.Delay(300);
-    }
-    jobBar.Finish();
+    var status = await Bars.RunAsync("edit", report => client.Jobs.WaitAsync(jobId, new InlineProgress<JobStatus>(s =>
+        report(s.Processed, o.Images, $"done {s.Counts.Done} failed {s.Counts.Failed}"))));
     double jobSeconds = sw.Elapsed.TotalSeconds;
     times.Add(("edit job: submit to completed", jobSeconds));
 
     // 5. Results: download, contact sheet, fidelity to the source and to the true counterfactual.
     sw.Restart();
-    var results = (await client.GetAsync($"/v1/jobs/{jobId}/results")).GetProperty("items").EnumerateArray()
-        .Select(r => (Name: r.GetProperty("name").GetString()!, Url: r.GetProperty("url").GetString()!)).ToList();
+    var results = await client.Jobs.ListAllResultsAsync(jobId).ToListAsync();
     var resultsDir = Path.Combine(o.Out, "results");
     if (Directory.Exists(resultsDir)) Directory.Delete(resultsDir, recursive: true);
     Directory.CreateDirectory(resultsDir);
     var outputs = new Dictionary<string, byte[]>();
-    await Parallel.ForEachAsync(results, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (r, _) =>
+    await Parallel.ForEachAsync(results, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (r, ct) =>
     {
-        var bytes = await client.DownloadAsync(r.Url);
-        await File.WriteAllBytesAsync(Path.Combine(resultsDir, Path.GetFileNameWithoutExtension(r.Name) + ".png"), bytes);
+        var bytes = await client.Jobs.ReadResultAsync(r, ct: ct);
+        var extension = Path.GetExtension(new Uri(r.Url).AbsolutePath) is { Length: > 0 } e ? e : ".png"; // outputs keep their input's format
+        await File.WriteAllBytesAsync(Path.Combine(resultsDir, Path.GetFileNameWithoutExtension(r.Name) + extension), bytes, ct);
         lock (outputs) outputs[r.Name] = bytes;
     });
     times.Add(("download results", sw.Elapsed.TotalSeconds));
     var report = Report.Fidelity(held, inputs.Select(i => i.Item1).ToList(), outputs);
     Report.ContactSheet(held.Images, inputs.Select(i => i.Item1).ToList(), outputs, Path.Combine(o.Out, "contact-sheet.png"));
     Report.Summary(Path.Combine(o.Out, "summary.md"), new Report.Facts(
-        teacher, dataset, o, version, runId, run, editor, jobId, status, jobSeconds, report, times, total.Elapsed.TotalSeconds, settings, prefix));
+        teacher, dataset, o, version, runId, run, editor, jobId, status, jobSeconds, report, times, total.Elapsed.TotalSeconds, settings, upload.Prefix));
     Say($"wrote {o.Out}/contact-sheet.png, {o.Out}/summary.md and {results.Count} results in {resultsDir} (total {total.Elapsed.TotalMinutes:0.0} min)");
     return 0;
 }

@@ -10,8 +10,8 @@ public static class Report
 {
     public sealed record JobFidelity(int Compared, double PsnrSource, double PsnrCounterfactual, double IdentityPsnrCounterfactual);
 
-    public sealed record Facts(JsonElement Teacher, JsonElement Dataset, DemoOptions Options, int Version, Guid RunId, JsonElement Run,
-        JsonElement Editor, Guid JobId, JsonElement Job, double JobSeconds, JobFidelity Fidelity, List<(string Step, double Seconds)> Times,
+    public sealed record Facts(Teacher Teacher, Dataset Dataset, DemoOptions Options, int Version, Guid RunId, Run Run,
+        EditorVersion Editor, Guid JobId, JobStatus Job, double JobSeconds, JobFidelity Fidelity, List<(string Step, double Seconds)> Times,
         double TotalSeconds, SddSettings Settings, string DatasetPrefix);
 
     /// <summary>PSNR of the returned images to their sources and to the ground-truth counterfactuals (the portrait with the attribute).</summary>
@@ -50,45 +50,40 @@ public static class Report
         var s = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
         void L(string line = "") => s.Append(line).Append('\n');
-        var counts = f.Job.GetProperty("counts");
-        int done = counts.GetProperty("done").GetInt32(), failed = counts.GetProperty("failed").GetInt32();
+        int done = f.Job.Counts.Done, failed = f.Job.Counts.Failed;
         L($"# SDD demo — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         L();
         L($"One attribute editor (`{f.Options.Attribute}`) distilled from the builtin teacher with Selective Diffusion Distillation, then applied to a batch of held-out photos through the three services (Sdd.Ingest API, Sdd.Distill, Sdd.Edit).");
         L();
         L("## What ran");
         L();
-        L($"- Teacher: builtin `{f.Teacher.GetProperty("id")}`, {f.Teacher.GetProperty("imageSize")} px, attributes {string.Join(", ", f.Teacher.GetProperty("attributes").EnumerateArray().Select(a => a.GetString()))}.");
-        L($"- Data set: {f.Dataset.GetProperty("imageCount")} synthetic portraits at {f.Teacher.GetProperty("imageSize")} px in `s3://{f.Settings.S3.DatasetsBucket}/{f.DatasetPrefix}` (`{f.Dataset.GetProperty("name")}`).");
-        L($"- Editor: `{f.Options.Attribute}` v{f.Version}, run `{f.RunId}`: {f.Run.GetProperty("step")} of {f.Options.Steps} steps, settings `{f.Editor.GetProperty("settings")}`, weights at `s3://{f.Settings.S3.ModelsBucket}/{f.Run.GetProperty("checkpointKey")}`.");
-        L($"- Job `{f.JobId}`: {f.Job.GetProperty("total")} held-out portraits lacking `{f.Options.Attribute}` (seed {HeldOutPortraits.HeldOutSeed}, never trained on).");
+        L($"- Teacher: builtin `{f.Teacher.Id}`, {f.Teacher.ImageSize} px, attributes {string.Join(", ", f.Teacher.Attributes)}.");
+        L($"- Data set: {f.Dataset.ImageCount} synthetic portraits at {f.Teacher.ImageSize} px in `s3://{f.Settings.S3.DatasetsBucket}/{f.DatasetPrefix}` (`{f.Dataset.Name}`).");
+        L($"- Editor: `{f.Options.Attribute}` v{f.Version}, run `{f.RunId}`: {f.Run.Step} of {f.Options.Steps} steps, settings `{f.Editor.Settings}`, weights at `s3://{f.Settings.S3.ModelsBucket}/{f.Run.CheckpointKey}`.");
+        L($"- Job `{f.JobId}`: {f.Job.Total} held-out portraits lacking `{f.Options.Attribute}` (seed {HeldOutPortraits.HeldOutSeed}, never trained on).");
         L();
         L("## HQS timestep selection");
         L();
-        var selected = f.Editor.GetProperty("selectedTimesteps").EnumerateArray().Select(t => t.GetInt32()).ToHashSet();
+        var selected = f.Editor.SelectedTimesteps.ToHashSet();
         L($"Selected timesteps: **{string.Join(", ", selected.Order())}** (the top 5 of the Hybrid Quality Score curve; `hqs-curve.png`).");
         L();
         L("| t | entropy | L1 norm | HQS | |");
         L("| ---: | ---: | ---: | ---: | --- |");
-        if (f.Editor.TryGetProperty("indicator", out var points))
-            foreach (var p in points.EnumerateArray())
-            {
-                int t = p.GetProperty("t").GetInt32();
-                L(string.Create(inv, $"| {t} | {p.GetProperty("entropy").GetDouble():0.0000} | {p.GetProperty("norm").GetDouble():0.0} | {p.GetProperty("hqs").GetDouble():0.000} | {(selected.Contains(t) ? "selected" : "")} |"));
-            }
+        foreach (var p in f.Editor.Indicator)
+            L(string.Create(inv, $"| {p.T} | {p.Entropy:0.0000} | {p.Norm:0.0} | {p.Hqs:0.000} | {(selected.Contains(p.T) ? "selected" : "")} |"));
         L();
         L("## Editor metrics (held-out portraits, judged by the teacher's judge)");
         L();
         L("| metric | value |");
         L("| --- | ---: |");
-        if (f.Editor.TryGetProperty("metrics", out var metrics) && metrics.ValueKind == JsonValueKind.Object)
+        if (f.Editor.Metrics is { ValueKind: JsonValueKind.Object } metrics)
             foreach (var m in metrics.EnumerateObject()) L($"| {m.Name} | {m.Value} |");
         L();
         L("## The job");
         L();
-        L($"- Items: {f.Job.GetProperty("total")}; done {done}, failed {failed}; state {f.Job.GetProperty("state")}.");
+        L($"- Items: {f.Job.Total}; done {done}, failed {failed}; state {SddJson.Name(f.Job.State)}.");
         double e2e = (done + failed) / Math.Max(1e-9, f.JobSeconds);
-        var workerRate = f.Job.TryGetProperty("imagesPerSecond", out var ips) ? ips.ToString() : "n/a";
+        var workerRate = f.Job.ImagesPerSecond is { } ips ? ips.ToString(inv) : "n/a";
         L(string.Create(inv, $"- Submit to completed: {f.JobSeconds:0.0} s = **{e2e:0.0} images/s** end to end (upload, queue, download, edit, encode, upload, record); the API's started-to-finished rate: {workerRate} images/s."));
         L(string.Create(inv, $"- Fidelity of the {f.Fidelity.Compared} results: PSNR to the source {f.Fidelity.PsnrSource:0.00} dB; PSNR to the true counterfactual {f.Fidelity.PsnrCounterfactual:0.00} dB (doing nothing scores {f.Fidelity.IdentityPsnrCounterfactual:0.00} dB)."));
         L();
