@@ -40,6 +40,8 @@ public sealed class SddSystem : IAsyncLifetime
     public ServiceProcess Distill { get; private set; } = null!;
     public ServiceProcess Edit { get; private set; } = null!;
     public SddClient Api { get; private set; } = null!;
+    /// <summary>The key behind <see cref="Api"/> (owner <see cref="Owner"/>), for clients that log in with it (the sdd command).</summary>
+    public string ApiKey { get; private set; } = null!;
     /// <summary>The owner id of <see cref="Api"/>'s key (the "e2e" client): its objects live under tenants/&lt;Owner&gt;/.</summary>
     public string Owner { get; private set; } = null!;
     public Guid TeacherId { get; private set; }
@@ -132,6 +134,7 @@ public sealed class SddSystem : IAsyncLifetime
         using var admin = Client(AdminKey);
         var created = await admin.Keys.CreateAsync("e2e");
         Api = Client(created.Key);
+        ApiKey = created.Key;
         Owner = created.Id.ToString();
         TeacherId = (await Api.Teachers.ListAllAsync().SingleAsync(t => t.Builtin)).Id;
     }
