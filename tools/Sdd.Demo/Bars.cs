@@ -20,14 +20,14 @@ public static class Bars
         if (!Live)
         {
             var clock = Stopwatch.StartNew();
-            var last = TimeSpan.MinValue;
+            TimeSpan? last = null; // no line yet
             var lastLine = "";
             return await work((value, max, detail) =>
             {
                 lock (gate)
                 {
                     var line = string.Create(CultureInfo.InvariantCulture, $"{label,-8} {value}/{max} {detail}");
-                    if (line == lastLine || (value < max && clock.Elapsed - last < TimeSpan.FromSeconds(5))) return;
+                    if (line == lastLine || (value < max && last is { } at && clock.Elapsed - at < TimeSpan.FromSeconds(5))) return;
                     (last, lastLine) = (clock.Elapsed, line);
                     Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{line} {clock.Elapsed:mm\\:ss}"));
                 }
