@@ -106,6 +106,19 @@ public class BatchApiTests(IngestHost host) : IClassFixture<IngestHost>
         theirs.Headers.Add("Idempotency-Key", "retry-1");
         Assert.NotEqual(jobId, await JobIdAsync(await other.SendAsync(theirs)));
 
+        // A first request whose process died mid-way leaves an unanswered record: a retry after the abandon window
+        // runs again (without the window it would meet a 422 or 409 for the rest of the day).
+        async Task LeaveUnanswered(string idempotencyKey, TimeSpan age)
+        {
+            await using var db = host.Db();
+            await db.Database.ExecuteSqlInterpolatedAsync($"""
+                INSERT INTO idempotency_records ("Owner", "Key", "RequestHash", "StatusCode", "CreatedAt")
+                VALUES ({owner}, {idempotencyKey}, 'lost', 0, {DateTimeOffset.UtcNow - age})
+                """);
+        }
+        await LeaveUnanswered("died-long-ago", TimeSpan.FromMinutes(20));
+        await JobIdAsync(await Post("died-long-ago", png));
+
         using var bad = new HttpRequestMessage(HttpMethod.Post, "/v1/jobs") { Content = Upload(attribute, ("a.png", png)) };
         bad.Headers.Add("Idempotency-Key", new string('k', 256));
         await ProblemAssert.IsProblem(await client.SendAsync(bad), HttpStatusCode.BadRequest);

@@ -16,6 +16,8 @@ public static class Idempotency
 {
     public const string Header = "Idempotency-Key";
     public const string ReplayedHeader = "Idempotent-Replayed";
+    /// <summary>How long a first request may stay unanswered before it counts as lost (longer than any upload takes).</summary>
+    public static readonly TimeSpan Abandoned = TimeSpan.FromMinutes(15);
 
     public static IApplicationBuilder UseIdempotencyKeys(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
@@ -39,7 +41,11 @@ public static class Idempotency
         var ct = context.RequestAborted;
 
         var now = DateTimeOffset.UtcNow;
-        await db.IdempotencyRecords.Where(r => r.Owner == owner && r.Key == key && r.CreatedAt < now - settings.IdempotencyRetention).ExecuteDeleteAsync(ct);
+        // An answer past its retention is forgotten; so is a first request that never finished (its process died
+        // mid-way): after Abandoned its retry runs again instead of meeting a 409 for the rest of the day.
+        await db.IdempotencyRecords.Where(r => r.Owner == owner && r.Key == key
+                && (r.CreatedAt < now - settings.IdempotencyRetention || (r.StatusCode == 0 && r.CreatedAt < now - Abandoned)))
+            .ExecuteDeleteAsync(ct);
         var claimed = await db.Database.ExecuteSqlInterpolatedAsync($"""
             INSERT INTO idempotency_records ("Owner", "Key", "RequestHash", "StatusCode", "CreatedAt")
             VALUES ({owner}, {key}, {hash}, 0, {now}) ON CONFLICT DO NOTHING
