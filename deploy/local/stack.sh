@@ -62,6 +62,8 @@ install_missing() {
   [[ -d $PG_BIN ]] || pkgs+=(postgresql-15)
   command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
   command -v curl >/dev/null || pkgs+=(curl)
+  # The dashboard tests drive Debian's Chromium through Playwright (no browser download); it needs a font.
+  [[ -x /usr/bin/chromium ]] || pkgs+=(chromium fonts-dejavu-core)
   if ((${#pkgs[@]})); then
     log "installing ${pkgs[*]} (apt)"
     # Keep the packages from starting system-wide servers on the default ports.

@@ -5,6 +5,7 @@ using Prometheus;
 using Scalar.AspNetCore;
 using Sdd.Ingest;
 using Sdd.Ingest.Apis;
+using Sdd.Ingest.Dashboard;
 using Sdd.Ingest.Dispatch;
 using Sdd.Ingest.Operations;
 using Sdd.Ingest.Quotas;
@@ -47,10 +48,14 @@ builder.Services.AddSingleton<IngestMetrics>();
 builder.Services.AddRequestBudget(ingest);
 builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
-builder.Services.AddAuthentication(ApiKeyAuthentication.SchemeName)
-    .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthentication>(ApiKeyAuthentication.SchemeName, null);
+// The API reads the X-Api-Key header; the dashboard (/ui) a cookie of its own (DashboardAuth): the default scheme picks by path.
+builder.Services.AddAuthentication(DashboardAuth.ByPath)
+    .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthentication>(ApiKeyAuthentication.SchemeName, null)
+    .AddDashboardCookie();
 builder.Services.AddAuthorizationBuilder()
-    .AddPolicy(ApiKeyAuthentication.AdminPolicy, p => p.RequireRole(ApiKeyAuthentication.AdminPolicy));
+    .AddPolicy(ApiKeyAuthentication.AdminPolicy, p => p.RequireRole(ApiKeyAuthentication.AdminPolicy))
+    .AddDashboardPolicy();
+builder.Services.AddDashboard();
 builder.Services.AddHealthChecks()
     .AddCheck<PostgresHealthCheck>("postgresql")
     .AddCheck<S3HealthCheck>("s3");
@@ -65,6 +70,7 @@ app.UseAuthentication();
 app.UseRateLimiter(); // after authentication: the budget is the owner's
 app.UseAuthorization();
 app.UseIdempotencyKeys(); // after authentication: keys are the owner's
+app.UseDashboardHeaders();
 
 app.MapOpenApi();
 app.MapScalarApiReference();
@@ -79,6 +85,7 @@ app.MapAttributesApiV1();
 app.MapJobsApiV1();
 app.MapUploadsApiV1();
 app.MapGrantsApiV1();
+app.MapDashboard();
 
 await PrepareAsync(app);
 app.Run();

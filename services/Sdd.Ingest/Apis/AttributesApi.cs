@@ -220,7 +220,8 @@ public static partial class AttributesApi
         return (version, run);
     }
 
-    private static async Task<AttributeDto> Describe(ImageAttribute a, string caller, SddDbContext db, ObjectStore store, CancellationToken ct)
+    /// <summary>An attribute with its versions as <paramref name="caller"/> sees it (<see cref="AttributeDto.Shared"/> when it is not theirs).</summary>
+    public static async Task<AttributeDto> Describe(ImageAttribute a, string caller, SddDbContext db, ObjectStore store, CancellationToken ct)
     {
         var versions = await db.EditorVersions.AsNoTracking().Include(v => v.IndicatorPoints)
             .Where(v => v.AttributeId == a.Id).OrderBy(v => v.Version).ToListAsync(ct);

@@ -237,9 +237,16 @@ public static class JobsApi
     {
         var owner = user.Owner();
         if (!await db.EditJobs.AnyAsync(j => j.Id == id && j.Owner == owner, ct)) return Problems.NotFound($"No job {id}.");
+        return await ZipOfOutputsAsync(id, http.HttpContext, db, store, log, ct);
+    }
+
+    /// <summary>The zip of a job's done outputs, streamed; the caller has checked that the job is the requester's to read.</summary>
+    public static async Task<PushStreamHttpResult> ZipOfOutputsAsync(Guid id, HttpContext http, SddDbContext db, ObjectStore store, ILogger log,
+        CancellationToken ct)
+    {
         var done = await DoneOutputs(db, id, ct);
         // ZipArchive still writes its records synchronously; the entries' bytes are copied asynchronously.
-        http.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpBodyControlFeature>()!.AllowSynchronousIO = true;
+        http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpBodyControlFeature>()!.AllowSynchronousIO = true;
         return TypedResults.Stream(async body =>
         {
             // Entries are written one after another straight to the response; nothing is held in memory or on disk.

@@ -26,32 +26,38 @@ public sealed class ApiKeyAuthentication(IOptionsMonitor<AuthenticationSchemeOpt
         if (!Request.Headers.TryGetValue(Header, out var values) || values.ToString() is not { Length: > 0 } key)
             return AuthenticateResult.NoResult();
 
-        if (CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes(settings.AdminKey)))
-            return Success(AdminOwner, AdminOwner, admin: true);
-
-        var hash = ApiKeys.Hash(key);
-        var client = await db.ApiClients.AsNoTracking().Where(c => c.KeyHash == hash)
-            .Select(c => new { c.Id, c.Name, c.IsAdmin, c.RevokedAt, c.LastUsedAt }).SingleOrDefaultAsync(Context.RequestAborted);
-        if (client is null || client.RevokedAt is not null) return AuthenticateResult.Fail("Unknown or revoked API key");
-
-        // Last use, at most one write a minute per key (the condition makes concurrent requests write once).
-        var now = DateTimeOffset.UtcNow;
-        var stale = now - LastUsedResolution;
-        if (client.LastUsedAt is null || client.LastUsedAt < stale)
-            await db.ApiClients.Where(c => c.Id == client.Id && (c.LastUsedAt == null || c.LastUsedAt < stale))
-                .ExecuteUpdateAsync(s => s.SetProperty(c => c.LastUsedAt, now), Context.RequestAborted);
-        return Success(client.Id.ToString(), client.Name, client.IsAdmin);
+        var caller = await ResolveAsync(key, db, settings, Context.RequestAborted);
+        if (caller is null) return AuthenticateResult.Fail("Unknown or revoked API key");
+        return AuthenticateResult.Success(new AuthenticationTicket(caller.Principal(SchemeName), SchemeName));
     }
 
     /// <summary>How stale a key's recorded last use may get.</summary>
     public static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
 
-    private AuthenticateResult Success(string owner, string name, bool admin)
+    /// <summary>
+    /// Who a key is: the bootstrap admin key, or an unrevoked key whose hash is stored; null for anything else. Records the
+    /// key's last use (at most one write a minute per key). The API and the dashboard's sign-in both ask this.
+    /// </summary>
+    public static async Task<KeyHolder?> ResolveAsync(string key, SddDbContext db, IngestSettings settings, CancellationToken ct)
     {
-        List<Claim> claims = [new(ClaimTypes.NameIdentifier, owner), new(ClaimTypes.Name, name)];
-        if (admin) claims.Add(new Claim(ClaimTypes.Role, AdminPolicy));
-        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName)), SchemeName));
+        if (IsAdminKey(key, settings)) return new KeyHolder(AdminOwner, AdminOwner, Admin: true);
+
+        var hash = ApiKeys.Hash(key);
+        var client = await db.ApiClients.AsNoTracking().Where(c => c.KeyHash == hash)
+            .Select(c => new { c.Id, c.Name, c.IsAdmin, c.RevokedAt, c.LastUsedAt }).SingleOrDefaultAsync(ct);
+        if (client is null || client.RevokedAt is not null) return null;
+
+        // The condition makes concurrent requests write once.
+        var now = DateTimeOffset.UtcNow;
+        var stale = now - LastUsedResolution;
+        if (client.LastUsedAt is null || client.LastUsedAt < stale)
+            await db.ApiClients.Where(c => c.Id == client.Id && (c.LastUsedAt == null || c.LastUsedAt < stale))
+                .ExecuteUpdateAsync(s => s.SetProperty(c => c.LastUsedAt, now), ct);
+        return new KeyHolder(client.Id.ToString(), client.Name, client.IsAdmin);
     }
+
+    public static bool IsAdminKey(string key, IngestSettings settings) =>
+        CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes(settings.AdminKey));
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
         WriteProblem(StatusCodes.Status401Unauthorized, "Missing or unknown API key",
@@ -68,6 +74,18 @@ public sealed class ApiKeyAuthentication(IOptionsMonitor<AuthenticationSchemeOpt
             HttpContext = Context,
             ProblemDetails = { Status = status, Title = title, Detail = detail },
         });
+    }
+}
+
+/// <summary>The owner a key speaks for (its client id, or "admin" for the bootstrap key), its name, and whether it is an admin.</summary>
+public sealed record KeyHolder(string Owner, string Name, bool Admin)
+{
+    /// <summary>The claims every route reads (<see cref="CallerExtensions"/>), under <paramref name="scheme"/>.</summary>
+    public ClaimsPrincipal Principal(string scheme, params IEnumerable<Claim> more)
+    {
+        List<Claim> claims = [new(ClaimTypes.NameIdentifier, Owner), new(ClaimTypes.Name, Name), .. more];
+        if (Admin) claims.Add(new Claim(ClaimTypes.Role, ApiKeyAuthentication.AdminPolicy));
+        return new ClaimsPrincipal(new ClaimsIdentity(claims, scheme));
     }
 }
 
