@@ -13,9 +13,11 @@ using Sdd.Ingest.Teachers;
 using MassTransit;
 using Sdd.Ingest.Webhooks;
 using Sdd.Messaging;
+using Sdd.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
-var sdd = SddSettings.From(builder.Configuration);
+// settings, logging, database, object store, bus (Ingest consumes the completion events to announce finishes to webhooks), health checks, tracing
+var sdd = builder.AddSddDefaults("sdd-ingest", x => x.AddConsumersFromNamespaceContaining<JobFinishedConsumer>());
 var ingest = IngestSettings.From(builder.Configuration).RequireOwnAdminKey();
 
 builder.WebHost.UseUrls(ingest.Url); // 127.0.0.1 by default: nothing listens beyond this machine unless told
@@ -28,12 +30,7 @@ builder.Services.Configure<FormOptions>(o =>
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true); // a bad body becomes a 400 problem with its reason
 builder.Services.Configure<JsonOptions>(o => o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);
 
-builder.Services.AddSingleton(sdd);
 builder.Services.AddSingleton(ingest);
-builder.Services.AddSddData(sdd);
-builder.Services.AddSingleton(_ => new ObjectStore(sdd.S3));
-// Ingest consumes the completion events to announce finishes to webhooks.
-builder.Services.AddSddBus(sdd, x => x.AddConsumersFromNamespaceContaining<JobFinishedConsumer>());
 builder.Services.AddScoped<WebhookOutbox>();
 builder.Services.AddHostedService<WebhookDeliverer>();
 builder.Services.AddHttpClient(WebhookDeliverer.ClientName)
@@ -56,9 +53,6 @@ builder.Services.AddAuthorizationBuilder()
     .AddPolicy(ApiKeyAuthentication.AdminPolicy, p => p.RequireRole(ApiKeyAuthentication.AdminPolicy))
     .AddDashboardPolicy();
 builder.Services.AddDashboard();
-builder.Services.AddHealthChecks()
-    .AddCheck<PostgresHealthCheck>("postgresql")
-    .AddCheck<S3HealthCheck>("s3");
 builder.Services.AddOpenApi(OpenApiDescription.Describe);
 
 var app = builder.Build();
@@ -74,7 +68,7 @@ app.UseDashboardHeaders();
 
 app.MapOpenApi();
 app.MapScalarApiReference();
-app.MapHealthChecks("/healthz", new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions { ResponseWriter = HealthResponse.Write });
+app.MapSddHealth(); // /healthz/live, /healthz/ready, /healthz
 app.MapMetrics("/metrics", app.Services.GetRequiredService<IngestMetrics>().Registry);
 
 app.MapKeysApiV1();

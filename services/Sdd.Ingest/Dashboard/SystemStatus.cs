@@ -1,3 +1,4 @@
+using Sdd.ServiceDefaults;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Sdd.Contracts;
 using Sdd.Ingest.Operations;

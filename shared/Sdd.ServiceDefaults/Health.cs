@@ -1,15 +1,22 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Npgsql;
+using Sdd.Configuration;
+using Sdd.Storage;
 
-namespace Sdd.Ingest.Operations;
+namespace Sdd.ServiceDefaults;
 
-public sealed class PostgresHealthCheck(SddDbContext db) : IHealthCheck
+public sealed class PostgresHealthCheck(SddSettings settings) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken ct = default)
     {
         try
         {
-            await db.Database.ExecuteSqlRawAsync("SELECT 1", ct);
+            await using var connection = new NpgsqlConnection(settings.Postgres.ConnectionString());
+            await connection.OpenAsync(ct);
+            await using var probe = new NpgsqlCommand("SELECT 1", connection);
+            await probe.ExecuteScalarAsync(ct);
             return HealthCheckResult.Healthy();
         }
         catch (Exception e)
