@@ -22,6 +22,7 @@ builder.Services.AddSingleton(options);
 builder.Services.AddSingleton<RunLedger>();
 builder.Services.AddSingleton<CheckpointStore>();
 builder.Services.AddSingleton<ChunkedRun>();
+builder.Services.AddSingleton(new DistillMetrics());
 builder.Services.AddSingleton<DatasetSource>();
 builder.Services.AddSingleton<ModelCache>();
 builder.Services.AddSingleton<EditorRegistry>();
@@ -36,8 +37,9 @@ host.MapMetrics("/metrics");
 var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Sdd.Distill");
 await SddServiceDefaults.PrepareAsync(settings, host.Services.GetRequiredService<ObjectStore>(), log);
 Directory.CreateDirectory(options.WorkDir);
-log.LogInformation("Distill worker {Worker}: device {Device}, {Threads} torch threads, chunks of {Chunk}, work dir {Dir}; run lease {Lease} s, transient errors retried for {Retry} min, stale runs re-sent after {Stale} s",
-    RunLedger.WorkerName, TorchRuntime.Device, threads,
+await host.StartAsync();
+log.LogInformation("Distill worker {Worker} on {Urls}: device {Device}, {Threads} torch threads, chunks of {Chunk}, work dir {Dir}; run lease {Lease} s, transient errors retried for {Retry} min, stale runs re-sent after {Stale} s",
+    RunLedger.WorkerName, string.Join(' ', host.Urls), TorchRuntime.Device, threads,
     options.ChunkSteps > 0 ? $"{options.ChunkSteps} steps" : $"{options.ChunkSeconds} s", options.WorkDir,
     options.Lease.TotalSeconds, options.RetryWindow.TotalMinutes, options.StaleAfter.TotalSeconds);
-await host.RunAsync();
+await host.WaitForShutdownAsync();

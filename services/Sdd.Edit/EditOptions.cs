@@ -5,8 +5,11 @@ namespace Sdd.Edit;
 /// <summary>How the edit worker sizes its work; read from SDD_* variables like the rest of the settings.</summary>
 public sealed record EditOptions
 {
-    /// <summary>Batches edited at once, and messages prefetched (SDD_EDIT_CONCURRENCY, default 2).</summary>
-    public int Concurrency { get; init; } = 2;
+    /// <summary>
+    /// Batches in flight, and messages prefetched (SDD_EDIT_CONCURRENCY, default 3): one in its forward pass, the others
+    /// downloading, decoding, encoding or uploading around it.
+    /// </summary>
+    public int Concurrency { get; init; } = 3;
     /// <summary>Editors kept loaded, least recently used evicted first (SDD_EDITOR_CACHE, default 4).</summary>
     public int EditorCache { get; init; } = 4;
     /// <summary>Most images in one forward pass; a larger group of one size is split (SDD_EDIT_MAX_BATCH, default 64).</summary>

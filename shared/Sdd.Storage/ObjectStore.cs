@@ -27,7 +27,15 @@ public sealed class ObjectStore : IDisposable
         _http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
     }
 
+    /// <summary>
+    /// One pooled connection set per client: connections are kept and reused across requests (a batch's downloads and
+    /// uploads run in parallel), recycled every few minutes so a changed address is picked up; no proxy (nothing leaves the machine).
+    /// </summary>
     private static IMinioClient Client(S3Settings settings, Uri endpoint) => new MinioClient()
+        .WithHttpClient(new HttpClient(new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = 64, PooledConnectionLifetime = TimeSpan.FromMinutes(5), PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1), UseProxy = false,
+        }) { Timeout = TimeSpan.FromMinutes(10) }, disposeHttpClient: true)
         .WithEndpoint(endpoint.Host, endpoint.Port)
         .WithCredentials(settings.AccessKey, settings.SecretKey)
         .WithRegion(settings.Region) // known, so presigning never asks the server

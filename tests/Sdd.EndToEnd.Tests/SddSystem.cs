@@ -49,6 +49,8 @@ public sealed class SddSystem : IAsyncLifetime
     public IReadOnlyDictionary<string, string> Environment { get; private set; } = new Dictionary<string, string>();
     /// <summary>What the services reached for beyond this machine, from their start on.</summary>
     public OutboundWatch Outbound { get; private set; } = null!;
+    /// <summary>The spans every service of this system exported (OTLP over HTTP to a receiver in this process).</summary>
+    public OtlpCollector Traces { get; } = new();
 
     private readonly SemaphoreSlim _gate = new(1, 1);
     private Guid? _datasetId;
@@ -116,6 +118,7 @@ public sealed class SddSystem : IAsyncLifetime
         };
         Outbound = new OutboundWatch(() => [Ingest?.Pid, Distill?.Pid, Edit?.Pid]);
         foreach (var (k, v) in Outbound.ProxyEnvironment()) env[k] = v;
+        foreach (var (k, v) in Traces.Environment()) env[k] = v; // every service exports its spans here, as to a collector
         Environment = env;
         var logs = Path.Combine(WorkDir, "logs");
         Directory.CreateDirectory(logs);
@@ -285,6 +288,7 @@ public sealed class SddSystem : IAsyncLifetime
         lock (_extra) foreach (var w in _extra) w.Dispose();
         foreach (var s in new[] { Edit, Distill, Ingest }) s?.Dispose();
         if (Outbound is not null) await Outbound.DisposeAsync();
+        Traces.Dispose();
         Api?.Dispose();
         try { using var http = Management(); await http.DeleteAsync($"api/vhosts/{Uri.EscapeDataString(RunName)}"); } catch (Exception) { }
         try

@@ -95,13 +95,17 @@ public class AccessTests(IngestHost host) : IClassFixture<IngestHost>
     }
 
     [Fact]
-    public async Task Metrics_expose_jobs_items_latency_and_queue_depth()
+    public async Task Metrics_expose_live_jobs_items_runs_and_queue_depth_in_the_apis_words()
     {
         using var anonymous = host.Client(key: null);
         var text = await anonymous.GetStringAsync("/metrics");
-        Assert.Contains("sdd_jobs{state=\"pending\"}", text);
-        Assert.Contains("sdd_job_items{state=\"done\"}", text);
-        Assert.Contains("sdd_edit_job_latency_seconds_bucket", text);
+        Assert.Contains("sdd_jobs{state=\"queued\"}", text);
+        Assert.Contains("sdd_jobs{state=\"running\"}", text);
+        Assert.DoesNotContain("state=\"pending\"", text);
+        Assert.DoesNotContain("sdd_jobs{state=\"completed\"}", text); // finished work is history, not a gauge
+        Assert.Contains("sdd_job_items_pending", text);
+        Assert.Contains("sdd_runs{kind=\"distill\",state=\"queued\"}", text);
+        Assert.DoesNotContain("sdd_edit_job_latency_seconds", text); // the edit worker's, observed once per job
         Assert.Contains("sdd_queue_messages{queue=\"edit\"}", text);
         Assert.Contains("sdd_queue_messages{queue=\"distill\"}", text);
     }

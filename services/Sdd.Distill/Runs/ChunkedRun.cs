@@ -35,7 +35,7 @@ public interface IChunkedWork
 /// will not fix fail the run with the reason; others are retried with backoff, by re-sending the command after a delay
 /// (no message is held longer than the delay), for <see cref="DistillOptions.RetryMinutes"/>.
 /// </summary>
-public sealed class ChunkedRun(RunLedger ledger, CheckpointStore checkpoints, DistillOptions options, ILogger<ChunkedRun> log)
+public sealed class ChunkedRun(RunLedger ledger, CheckpointStore checkpoints, DistillOptions options, DistillMetrics metrics, ILogger<ChunkedRun> log)
 {
     /// <summary>Headers of a command re-sent after a transient error: its retry number and when the first attempt failed.</summary>
     public const string RetryAttemptHeader = "Sdd-Run-Retry-Attempt";
@@ -77,7 +77,9 @@ public sealed class ChunkedRun(RunLedger ledger, CheckpointStore checkpoints, Di
             Training.ChunkResult result;
             await using (var lease = new RunLease(ledger, runId, options, log))
             {
+                var timer = System.Diagnostics.Stopwatch.StartNew();
                 result = await work.RunChunkAsync(chunk, progress, lease, ct);
+                metrics.Chunk(work.Kind, result.Step - (progress?.Step ?? 0), timer.Elapsed);
                 if (!await ledger.RecordCheckpointAsync(runId, result.Step, result.Checkpoint ?? prefix, CancellationToken.None))
                     throw new LeaseLostException($"Run {runId}: lease lost before chunk {chunk} was recorded");
                 await Announce.EventAsync(context, new RunProgressed(runId, work.Kind, result.Step, result.TotalSteps, DateTimeOffset.UtcNow), log);
@@ -86,6 +88,7 @@ public sealed class ChunkedRun(RunLedger ledger, CheckpointStore checkpoints, Di
                     await lease.ConfirmAsync(CancellationToken.None);
                     var id = await work.CompleteAsync(result, CancellationToken.None);
                     await Announce.EventAsync(context, new RunCompleted(runId, work.Kind, id, DateTimeOffset.UtcNow), log);
+                    metrics.Finished(work.Kind, "completed");
                     log.LogInformation("Run {RunId} ({Kind}) completed at step {Step}: {ResultId}", runId, work.Kind, result.Step, id);
                     return;
                 }
@@ -208,6 +211,7 @@ public sealed class ChunkedRun(RunLedger ledger, CheckpointStore checkpoints, Di
     {
         log.LogError("Run {RunId} ({Kind}) failed: {Error}", runId, work.Kind, error);
         if (!await ledger.FailAsync(runId, error, CancellationToken.None)) return;
+        metrics.Finished(work.Kind, "failed");
         await work.FailTargetAsync(CancellationToken.None);
         await Announce.EventAsync(context, new RunFailed(runId, work.Kind, error, DateTimeOffset.UtcNow), log);
     }

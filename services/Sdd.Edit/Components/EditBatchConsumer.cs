@@ -14,12 +14,13 @@ namespace Sdd.Edit.Components;
 /// <summary>A whole batch could not be worked on for a passing reason (storage unreachable): the message is retried.</summary>
 public sealed class BatchUnavailableException(string message) : Exception(message);
 
-public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, BatchEditing editing, ILogger<EditBatchConsumer> log) : IConsumer<EditBatch>
+public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, BatchEditing editing, EditMetrics metrics, ILogger<EditBatchConsumer> log) : IConsumer<EditBatch>
 {
     public async Task Consume(ConsumeContext<EditBatch> context)
     {
         var (jobId, itemIds) = (context.Message.JobId, context.Message.ItemIds);
         var ct = context.CancellationToken;
+        var received = System.Diagnostics.Stopwatch.StartNew();
         var work = await jobs.LoadAsync(jobId, itemIds, ct);
         if (work is null) { log.LogWarning("Job {JobId} does not exist; batch of {Count} ignored", jobId, itemIds.Count); return; }
         if (work.Pending.Count == 0)
@@ -54,7 +55,9 @@ public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, Batch
             }
         }
 
-        var recorded = await jobs.RecordAsync(jobId, outcomes, CancellationToken.None);
+        RecordedBatch recorded;
+        using (metrics.Time(EditStage.Record)) recorded = await jobs.RecordAsync(jobId, outcomes, CancellationToken.None);
+        metrics.Batch(work.Pending.Count, received.Elapsed, recorded.Done, recorded.Failed, recorded.Retried);
         var now = DateTimeOffset.UtcNow;
         if (recorded.Retried > 0)
         {
@@ -66,6 +69,7 @@ public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, Batch
         await Announce.EventAsync(context, new BatchEdited(jobId, recorded.Done, recorded.Failed, now), log);
         if (recorded.CompletedJob)
         {
+            metrics.JobFinished(now - work.CreatedAt);
             var state = recorded.JobDone == 0 ? "failed" : "completed"; // as JobRows.Recount decided
             await Announce.EventAsync(context, new EditJobCompleted(jobId, state, recorded.JobDone, recorded.JobFailed, now), log);
             log.LogInformation("Job {JobId} {State}: {Done} done, {Failed} failed", jobId, state, recorded.JobDone, recorded.JobFailed);

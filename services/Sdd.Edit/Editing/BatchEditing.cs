@@ -22,7 +22,7 @@ namespace Sdd.Edit.Editing;
 /// A problem of the input (missing, too large, not an image, too many pixels, extreme aspect ratio) fails its item with
 /// the reason; any other error of an item (storage unreachable, out of memory...) leaves it pending for a retry of the batch.
 /// </summary>
-public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger<BatchEditing> log)
+public sealed class BatchEditing(ObjectStore store, EditOptions options, EditMetrics metrics, ILogger<BatchEditing> log)
 {
     /// <summary>
     /// Bytes of working memory one pixel of a forward pass costs at its peak (decoded image, float tensors in, out, the
@@ -35,6 +35,13 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger
 
     private sealed record Output(byte[] Bytes, OutputFormat Format);
 
+    /// <summary>
+    /// One forward pass at a time in this process: the torch threads are the worker's, and a second pass would only halve
+    /// the first one's. Batches overlap around it: while one batch edits, the next downloads and decodes and the one before
+    /// encodes and uploads (SDD_EDIT_CONCURRENCY batches in flight, each within its share of the memory budget).
+    /// </summary>
+    private readonly SemaphoreSlim _forward = new(1, 1);
+
     /// <summary>Edits and stores a batch; <paramref name="format"/> null keeps each input's format.</summary>
     public async Task<IReadOnlyList<ItemOutcome>> RunAsync(Guid jobId, string owner, IReadOnlyList<PendingItem> items, Editor editor, OutputFormat? format, CancellationToken ct)
     {
@@ -44,30 +51,34 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger
 
         // Download within the size limit and read each header; a bad input is its item's failure, nothing else's.
         var inputs = new ConcurrentBag<Input>();
-        await Parallel.ForEachAsync(items, io, async (item, token) =>
+        using (metrics.Time(EditStage.Download))
         {
-            try
+            await Parallel.ForEachAsync(items, io, async (item, token) =>
             {
-                var bytes = await DownloadAsync(item, token);
-                var (w, h) = ImageCodec.ReadSize(bytes);
-                if ((long)w * h > options.MaxImagePixels)
-                    throw new ImageDecodeException($"The image is {w}x{h} = {(long)w * h} pixels, above the limit of {options.MaxImagePixels} (SDD_MAX_IMAGE_PIXELS).");
-                if ((w != editor.Size || h != editor.Size) && ResidualMode.Refusal(w, h) is { } refusal) throw new ImageDecodeException(refusal);
-                inputs.Add(new Input(item, bytes, w, h));
-            }
-            catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
-            {
-                outcomes[item.Id] = Outcome(item, e);
-            }
-        });
+                try
+                {
+                    var bytes = await DownloadAsync(item, token);
+                    var (w, h) = ImageCodec.ReadSize(bytes);
+                    if ((long)w * h > options.MaxImagePixels)
+                        throw new ImageDecodeException($"The image is {w}x{h} = {(long)w * h} pixels, above the limit of {options.MaxImagePixels} (SDD_MAX_IMAGE_PIXELS).");
+                    if ((w != editor.Size || h != editor.Size) && ResidualMode.Refusal(w, h) is { } refusal) throw new ImageDecodeException(refusal);
+                    inputs.Add(new Input(item, bytes, w, h));
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
+                {
+                    outcomes[item.Id] = Outcome(item, e);
+                }
+            });
+        }
         var downloaded = sw.Elapsed;
 
-        // Edit: groups of one size, each within the memory budget, decoded just before their forward pass.
+        // Edit: groups of one size, each within this batch's share of the memory budget, decoded just before their
+        // forward pass and encoded just after it, outside the forward gate.
         long budget = Math.Max(1, options.MemoryMegabytes * (1L << 20) / BytesPerPixel / options.Concurrency);
         var encoded = new ConcurrentDictionary<Guid, Output>();
-        foreach (var part in inputs.GroupBy(i => (i.Width, i.Height)).SelectMany(g => Chunk(g.ToList(), (long)g.Key.Width * g.Key.Height, budget)))
+        foreach (var part in inputs.OrderBy(i => i.Item.Id).GroupBy(i => (i.Width, i.Height)).SelectMany(g => Chunk(g.ToList(), (long)g.Key.Width * g.Key.Height, budget)))
         {
-            try { EditPart(part, editor, format, encoded, outcomes, ct); }
+            try { await EditPartAsync(part, editor, format, encoded, outcomes, ct); }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // The whole group failed (out of memory, a bad editor...): a retry for each of its items, counted by the ledger.
@@ -77,20 +88,23 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger
         }
         var edited = sw.Elapsed;
 
-        await Parallel.ForEachAsync(encoded, io, async (kv, token) =>
+        using (metrics.Time(EditStage.Upload))
         {
-            var key = KeyLayout.JobOutput(owner, jobId, kv.Key, kv.Value.Format);
-            try
+            await Parallel.ForEachAsync(encoded, io, async (kv, token) =>
             {
-                await store.PutAsync(store.JobsBucket, key, kv.Value.Bytes, kv.Value.Format.ContentType, token);
-                outcomes[kv.Key] = new ItemOutcome(kv.Key, ItemState.Done, key, null);
-            }
-            catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
-            {
-                outcomes[kv.Key] = ItemOutcome.Retry(kv.Key, $"The output could not be stored: {e.GetType().Name}: {e.Message}");
-            }
-        });
-        log.LogInformation("Job {JobId}: batch of {Count} ({Done} edited, {Failed} failed, {Retry} to retry) in {Total:0.00} s (download {Download:0.00} s, decode+edit+encode {Edit:0.00} s, upload {Upload:0.00} s)",
+                var key = KeyLayout.JobOutput(owner, jobId, kv.Key, kv.Value.Format);
+                try
+                {
+                    await store.PutAsync(store.JobsBucket, key, kv.Value.Bytes, kv.Value.Format.ContentType, token);
+                    outcomes[kv.Key] = new ItemOutcome(kv.Key, ItemState.Done, key, null);
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
+                {
+                    outcomes[kv.Key] = ItemOutcome.Retry(kv.Key, $"The output could not be stored: {e.GetType().Name}: {e.Message}");
+                }
+            });
+        }
+        log.LogDebug("Job {JobId}: batch of {Count} ({Done} edited, {Failed} failed, {Retry} to retry) in {Total:0.00} s (download {Download:0.00} s, decode+edit+encode {Edit:0.00} s, upload {Upload:0.00} s)",
             jobId, items.Count, outcomes.Values.Count(o => o.State == ItemState.Done), outcomes.Values.Count(o => o.State == ItemState.Failed),
             outcomes.Values.Count(o => o.State == ItemState.Pending), sw.Elapsed.TotalSeconds, downloaded.TotalSeconds,
             (edited - downloaded).TotalSeconds, (sw.Elapsed - edited).TotalSeconds);
@@ -107,30 +121,56 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, ILogger
         return buffer.ToArray();
     }
 
-    private void EditPart(List<Input> part, Editor editor, OutputFormat? format, ConcurrentDictionary<Guid, Output> encoded, ConcurrentDictionary<Guid, ItemOutcome> outcomes, CancellationToken ct)
+    private async Task EditPartAsync(List<Input> part, Editor editor, OutputFormat? format, ConcurrentDictionary<Guid, Output> encoded, ConcurrentDictionary<Guid, ItemOutcome> outcomes, CancellationToken ct)
     {
-        using var scope = NewDisposeScope();
+        var cpu = new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct };
         var tensors = new Tensor?[part.Count];
         var kept = new KeptMetadata[part.Count];
-        Parallel.For(0, part.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct }, k =>
+        Tensor? result = null;
+        try
         {
+            using (metrics.Time(EditStage.Decode))
+            {
+                Parallel.For(0, part.Count, cpu, k =>
+                {
+                    try
+                    {
+                        using var image = ImageCodec.Decode(part[k].Bytes, out kept[k], options.MaxImagePixels);
+                        tensors[k] = ImageCodec.ToTensor(image);
+                    }
+                    catch (ImageDecodeException e) { outcomes[part[k].Item.Id] = Outcome(part[k].Item, e); }
+                });
+            }
+            var ok = Enumerable.Range(0, part.Count).Where(k => tensors[k] is not null).ToList();
+            if (ok.Count == 0) return;
+
+            var waited = Stopwatch.StartNew();
+            await _forward.WaitAsync(ct);
+            metrics.GateWait(waited.Elapsed);
             try
             {
-                using var image = ImageCodec.Decode(part[k].Bytes, out kept[k], options.MaxImagePixels);
-                tensors[k] = ImageCodec.ToTensor(image);
+                using var scope = NewDisposeScope();
+                using (metrics.Time(EditStage.Edit)) result = editor.Edit(stack(ok.Select(k => tensors[k]!).ToArray())).DetachFromDisposeScope();
             }
-            catch (ImageDecodeException e) { outcomes[part[k].Item.Id] = Outcome(part[k].Item, e); }
-        });
-        var ok = Enumerable.Range(0, part.Count).Where(k => tensors[k] is not null).ToList();
-        if (ok.Count == 0) return;
-        var result = editor.Edit(stack(ok.Select(k => tensors[k]!).ToArray()));
-        Parallel.For(0, ok.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct },
-            j =>
+            finally { _forward.Release(); }
+
+            // Encoding behind the gate: the next batch's forward pass runs meanwhile.
+            using (metrics.Time(EditStage.Encode))
             {
-                var k = ok[j];
-                var to = format ?? kept[k].Format;
-                encoded[part[k].Item.Id] = new Output(ImageCodec.Encode(result[j], to, kept[k]), to);
-            });
+                Parallel.For(0, ok.Count, cpu, j =>
+                {
+                    var k = ok[j];
+                    var to = format ?? kept[k].Format;
+                    using var image = result[j];
+                    encoded[part[k].Item.Id] = new Output(ImageCodec.Encode(image, to, kept[k]), to);
+                });
+            }
+        }
+        finally
+        {
+            result?.Dispose();
+            foreach (var t in tensors) t?.Dispose();
+        }
     }
 
     /// <summary>Consecutive runs of at most MaxBatch images whose pixels fit the budget (an image larger than the budget goes alone).</summary>

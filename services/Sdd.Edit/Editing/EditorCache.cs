@@ -12,7 +12,7 @@ public sealed class EditorUnavailableException(string message, Exception? inner 
 /// Loaded editors by version, least recently used evicted beyond the capacity (SDD_EDITOR_CACHE). A lease keeps an
 /// evicted editor alive until the batches using it finish; concurrent first uses load it once.
 /// </summary>
-public sealed class EditorCache(ObjectStore store, IDbContextFactory<SddDbContext> databases, EditOptions options, ILogger<EditorCache> log) : IDisposable
+public sealed class EditorCache(ObjectStore store, IDbContextFactory<SddDbContext> databases, EditOptions options, EditMetrics metrics, ILogger<EditorCache> log) : IDisposable
 {
     internal sealed class Entry(Guid id, Task<Editor> loading)
     {
@@ -51,10 +51,12 @@ public sealed class EditorCache(ObjectStore store, IDbContextFactory<SddDbContex
                 _recent.Remove(node);
                 _recent.AddFirst(node);
                 entry = node.Value;
+                metrics.Editor(hit: true);
             }
             else
             {
                 entry = new Entry(versionId, LoadAsync(versionId));
+                metrics.Editor(hit: false);
                 _byId[versionId] = _recent.AddFirst(entry);
                 while (_byId.Count > options.EditorCache && _recent.Last is { } last && last != _recent.First) Evict(last.Value);
             }

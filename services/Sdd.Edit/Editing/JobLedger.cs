@@ -12,7 +12,7 @@ public sealed record PendingItem(Guid Id, string SourceBucket, string SourceKey,
 /// format as stored (jpeg, png, webp; null keeps each input's format).
 /// </summary>
 public sealed record BatchWork(Guid JobId, string Owner, JobState JobState, Guid? EditorVersionId, Guid AttributeId, IReadOnlyList<PendingItem> Pending, int Skipped,
-    string? RequestedFormat = null);
+    string? RequestedFormat = null, DateTimeOffset CreatedAt = default);
 
 /// <summary>What became of one item: done, failed for good, or (<see cref="ItemState.Pending"/>) to be tried again.</summary>
 public sealed record ItemOutcome(Guid Id, ItemState State, string? OutputKey, string? Error)
@@ -42,14 +42,14 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
     {
         await using var db = await databases.CreateDbContextAsync(ct);
         var job = await db.EditJobs.AsNoTracking().Where(j => j.Id == jobId)
-            .Select(j => new { j.Owner, j.State, j.EditorVersionId, j.AttributeId, j.OutputFormat }).SingleOrDefaultAsync(ct);
+            .Select(j => new { j.Owner, j.State, j.EditorVersionId, j.AttributeId, j.OutputFormat, j.CreatedAt }).SingleOrDefaultAsync(ct);
         if (job is null) return null;
         var items = await db.JobItems.AsNoTracking().Where(i => i.JobId == jobId && itemIds.Contains(i.Id))
             .Select(i => new { i.Id, i.State, i.SourceBucket, i.SourceKey, i.Name }).ToListAsync(ct);
         var pending = items.Where(i => i.State == ItemState.Pending)
             .Select(i => new PendingItem(i.Id, string.IsNullOrEmpty(i.SourceBucket) ? store.JobsBucket : i.SourceBucket, i.SourceKey, i.Name))
             .ToList();
-        return new BatchWork(jobId, job.Owner, job.State, job.EditorVersionId, job.AttributeId, pending, itemIds.Count - pending.Count, job.OutputFormat);
+        return new BatchWork(jobId, job.Owner, job.State, job.EditorVersionId, job.AttributeId, pending, itemIds.Count - pending.Count, job.OutputFormat, job.CreatedAt);
     }
 
     /// <summary>The attribute's active ready version, for a job accepted without one.</summary>

@@ -4,34 +4,36 @@ using Sdd.Contracts;
 namespace Sdd.Ingest.Operations;
 
 /// <summary>
-/// Prometheus metrics read from the source of truth at each scrape: jobs and items by state (PostgreSQL), queue depths
-/// (RabbitMQ management API), and an edit latency histogram fed with each job's accepted → finished time as jobs finish.
-/// A registry of its own, so several hosts in one process (tests) do not share series.
+/// Ingest's Prometheus metrics, read from the source of truth at each scrape and about live work only, in the API's words:
+/// jobs queued and running, their items still pending (the API's counts.pending), training runs queued and running by
+/// kind, and queue depths and consumers (RabbitMQ management API). Finished work is history, not a gauge; the job latency
+/// histogram is the edit worker's (observed once, by the worker that completes the job), so Ingest replicas never count
+/// it twice. A registry of its own, so several hosts in one process (tests) do not share series.
 /// </summary>
 public sealed class IngestMetrics
 {
     private readonly IServiceScopeFactory _scopes;
     private readonly ILogger<IngestMetrics> _log;
-    private readonly Gauge _jobs, _items, _queueMessages, _queueConsumers;
-    private readonly Histogram _jobLatency;
+    private readonly Gauge _jobs, _items, _runs, _queueMessages, _queueConsumers;
     private readonly SemaphoreSlim _refresh = new(1, 1);
-    private DateTimeOffset _observedUntil = DateTimeOffset.UtcNow;
 
     public IngestMetrics(IServiceScopeFactory scopes, ILogger<IngestMetrics> log)
     {
         _scopes = scopes;
         _log = log;
         var factory = Metrics.WithCustomRegistry(Registry);
-        _jobs = factory.CreateGauge("sdd_jobs", "Edit jobs by state.", "state");
-        _items = factory.CreateGauge("sdd_job_items", "Edit job items by state.", "state");
+        _jobs = factory.CreateGauge("sdd_jobs", "Edit jobs not finished, by state (queued, running).", "state");
+        _items = factory.CreateGauge("sdd_job_items_pending", "Items still to edit in jobs not finished.");
+        _runs = factory.CreateGauge("sdd_runs", "Training runs not finished, by kind (teacher, distill) and state (queued, running).", "kind", "state");
         _queueMessages = factory.CreateGauge("sdd_queue_messages", "Messages waiting in a RabbitMQ queue.", "queue");
         _queueConsumers = factory.CreateGauge("sdd_queue_consumers", "Consumers of a RabbitMQ queue.", "queue");
-        _jobLatency = factory.CreateHistogram("sdd_edit_job_latency_seconds", "Edit job latency: accepted to finished.",
-            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.5, 2, 16) });
         Registry.AddBeforeCollectCallback(RefreshAsync);
     }
 
     public CollectorRegistry Registry { get; } = Metrics.NewCustomRegistry();
+
+    private static readonly JobState[] LiveJobs = [JobState.Pending, JobState.Running];
+    private static readonly RunState[] LiveRuns = [RunState.Queued, RunState.Running];
 
     private async Task RefreshAsync(CancellationToken ct)
     {
@@ -42,16 +44,13 @@ public sealed class IngestMetrics
             var db = scope.ServiceProvider.GetRequiredService<SddDbContext>();
             try
             {
-                var jobs = await db.EditJobs.GroupBy(j => j.State).Select(g => new { g.Key, Count = g.Count() }).ToListAsync(ct);
-                foreach (var s in Enum.GetValues<JobState>()) _jobs.WithLabels(s.ToString().ToLowerInvariant()).Set(jobs.FirstOrDefault(j => j.Key == s)?.Count ?? 0);
-                var items = await db.JobItems.GroupBy(i => i.State).Select(g => new { g.Key, Count = g.Count() }).ToListAsync(ct);
-                foreach (var s in Enum.GetValues<ItemState>()) _items.WithLabels(s.ToString().ToLowerInvariant()).Set(items.FirstOrDefault(i => i.Key == s)?.Count ?? 0);
-
-                var since = _observedUntil;
-                var finished = await db.EditJobs.Where(j => j.FinishedAt != null && j.FinishedAt > since && j.State != JobState.Cancelled)
-                    .Select(j => new { j.CreatedAt, FinishedAt = j.FinishedAt!.Value }).ToListAsync(ct);
-                foreach (var j in finished) _jobLatency.Observe(Math.Max(0, (j.FinishedAt - j.CreatedAt).TotalSeconds));
-                if (finished.Count > 0) _observedUntil = finished.Max(j => j.FinishedAt);
+                var jobs = await db.EditJobs.Where(j => LiveJobs.Contains(j.State)).GroupBy(j => j.State).Select(g => new { g.Key, Count = g.Count() }).ToListAsync(ct);
+                foreach (var s in LiveJobs) _jobs.WithLabels(Sdd.Ingest.Apis.JobsApi.JobStateName(s)).Set(jobs.FirstOrDefault(j => j.Key == s)?.Count ?? 0);
+                _items.Set(await db.JobItems.CountAsync(i => i.State == ItemState.Pending && db.EditJobs.Any(j => j.Id == i.JobId && LiveJobs.Contains(j.State)), ct));
+                var runs = await db.TrainingRuns.Where(r => LiveRuns.Contains(r.State)).GroupBy(r => new { r.Kind, r.State }).Select(g => new { g.Key.Kind, g.Key.State, Count = g.Count() }).ToListAsync(ct);
+                foreach (var kind in new[] { RunKind.Teacher, RunKind.Distill })
+                    foreach (var s in LiveRuns)
+                        _runs.WithLabels(kind.ToString().ToLowerInvariant(), s.ToString().ToLowerInvariant()).Set(runs.FirstOrDefault(r => r.Kind == kind && r.State == s)?.Count ?? 0);
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
