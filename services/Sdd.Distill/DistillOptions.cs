@@ -11,10 +11,11 @@ public sealed record DistillOptions
     public int ChunkSteps { get; init; }
     /// <summary>Local scratch folder for checkpoints and cached models (SDD_WORK_DIR).</summary>
     public string WorkDir { get; init; } = Path.Combine(Path.GetTempPath(), "sdd-distill");
-    /// <summary>Images the HQS indicator scores (SDD_INDICATOR_SAMPLES, default 32).</summary>
-    public int IndicatorSamples { get; init; } = 32;
-    /// <summary>Held-out images an editor is evaluated on (SDD_EVAL_IMAGES, default 200).</summary>
-    public int EvalImages { get; init; } = 200;
+    /// <summary>
+    /// How a distillation is sized, defaults from <see cref="DistillationSizes"/>: images the HQS indicator scores
+    /// (SDD_INDICATOR_SAMPLES) and held-out images an editor is evaluated on (SDD_EVAL_IMAGES).
+    /// </summary>
+    public DistillationSizes Sizes { get; init; } = new();
     /// <summary>Portraits rendered for training when an attribute names no data set (SDD_RENDER_IMAGES, default 2000).</summary>
     public int RenderImages { get; init; } = 2000;
     /// <summary>Judge training steps at the end of a teacher run (SDD_JUDGE_STEPS, default 1500).</summary>
@@ -55,8 +56,11 @@ public sealed record DistillOptions
             ChunkSeconds = Number(c, "SDD_DISTILL_CHUNK_SECONDS", d.ChunkSeconds),
             ChunkSteps = (int)Number(c, "SDD_DISTILL_CHUNK_STEPS", d.ChunkSteps),
             WorkDir = c["SDD_WORK_DIR"] is { Length: > 0 } w ? Path.Combine(w, "distill") : d.WorkDir,
-            IndicatorSamples = (int)Number(c, "SDD_INDICATOR_SAMPLES", d.IndicatorSamples),
-            EvalImages = (int)Number(c, "SDD_EVAL_IMAGES", d.EvalImages),
+            Sizes = d.Sizes with
+            {
+                IndicatorSamples = Math.Max(1, (int)Number(c, "SDD_INDICATOR_SAMPLES", d.Sizes.IndicatorSamples)),
+                EvalImages = Math.Max(1, (int)Number(c, "SDD_EVAL_IMAGES", d.Sizes.EvalImages)),
+            },
             RenderImages = (int)Number(c, "SDD_RENDER_IMAGES", d.RenderImages),
             JudgeSteps = (int)Number(c, "SDD_JUDGE_STEPS", d.JudgeSteps),
             HeartbeatSeconds = Number(c, "SDD_HEARTBEAT_SECONDS", d.HeartbeatSeconds),

@@ -6,3 +6,6 @@ global using Sdd.Storage;
 global using TorchSharp;
 global using static TorchSharp.torch;
 global using F = TorchSharp.torch.nn.functional;
+global using Sdd.Formats.Models;
+global using Sdd.Formats.Runs;
+global using Sdd.Ml.Procedures;

@@ -6,3 +6,6 @@ global using Sdd.Data;
 global using Sdd.Data.Entities;
 global using Sdd.Ingest.Auth;
 global using Sdd.Storage;
+global using Sdd.Formats.Datasets;
+global using Sdd.Formats.Models;
+global using Sdd.Formats.Runs;

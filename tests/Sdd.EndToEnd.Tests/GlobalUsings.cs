@@ -5,3 +5,4 @@ global using Xunit.Abstractions;
 global using Sdd.Client;
 global using Sdd.Configuration;
 global using Sdd.Storage;
+global using Sdd.Formats.Models;

@@ -39,6 +39,28 @@ public class DatasetTests(IngestHost host) : IClassFixture<IngestHost>
         Assert.Empty((await other.AllAsync("/v1/datasets")));
     }
 
+    /// <summary>
+    /// A table as spreadsheets write it (byte-order mark, CRLF, 0 for unknown) registers, and the bytes stored are read
+    /// by the same parser the distill worker uses (Sdd.Formats.LabelsCsv, behind LabeledImageSet) with the same labels;
+    /// Sdd.Ml.Tests' FormatsTests feed these bytes to the worker's reader.
+    /// </summary>
+    [Fact]
+    public async Task A_labels_csv_with_a_bom_crlf_and_unknown_labels_registers_as_the_worker_reads_it()
+    {
+        var (_, key) = await host.NewKeyWithUserBucketAsync();
+        using var client = host.Client(key);
+        var prefix = await PutPrefixAsync("\uFEFFimage,smiling,hat\r\na.png,1,0\r\nb.png,-1,+1\r\nc.png,0,-1\r\n\r\n", "a.png", "b.png", "c.png");
+
+        var response = await client.PostAsJsonAsync("/v1/datasets", new { name = IngestHost.Unique("sheet-"), bucket = host.UserBucket, prefix });
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var dataset = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(3, dataset.GetProperty("imageCount").GetInt32());
+        Assert.Equal(["smiling", "hat"], dataset.GetProperty("attributes").EnumerateArray().Select(a => a.GetString()));
+        var stored = Sdd.Formats.Datasets.LabelsCsv.Parse(await host.Store.GetBytesAsync(host.UserBucket, prefix + "labels.csv"));
+        Assert.Equal(new sbyte[][] { [1, 0], [-1, 1], [0, -1] }, stored.Rows.Select(r => r.Labels));
+    }
+
     [Theory]
     [InlineData("image,smiling\na.png,1\nmissing.png,-1\n", "missing.png")]
     [InlineData("image,smiling\na.png,yes\n", "must be 1 or -1")]

@@ -16,7 +16,6 @@ public sealed class DistillationTests
         Lambda = 0.1,
         Guidance = new GuidanceSettings { Mode = mode, Scale = mode == GuidanceMode.Delta ? 10 : 30 },
         Timesteps = "list:300,500",
-        CheckpointEvery = 1000,
         Seed = 5,
     });
 

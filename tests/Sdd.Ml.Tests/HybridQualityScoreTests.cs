@@ -1,3 +1,4 @@
+using Sdd.Ml.Procedures;
 using Sdd.Ml.Diffusion;
 using Sdd.Ml.Editors;
 using Sdd.Ml.Guidance;
@@ -141,8 +142,8 @@ public sealed class HybridQualityScoreTests
         var states = AttributeCondition.FromLabels(MethodSupport.LabelsLackingSmiling(1));
         var curve = HybridQualityScore.Compute(teacher, "smiling", images, states, new GuidanceSettings(), [300, 600], k: 1, seed: 2);
         Assert.All(curve.Points, p => Assert.True(p.EntropyStd >= 0 && p.NormStd >= 0 && p.HqsStd >= 0, p.ToString())); // NaN fails >= 0
-        EditorRecipe.WriteCurve(curve, dir["curve.json"]);
-        Assert.Equal(curve.Points, EditorRecipe.ReadCurve(dir["curve.json"]).Points);
+        EditorDistillation.WriteCurve(curve, dir["curve.json"]);
+        Assert.Equal(curve.Points, EditorDistillation.ReadCurve(dir["curve.json"]).Points);
         CurvePlot.Save(curve, dir["curve.png"]);
     }
 
@@ -153,8 +154,8 @@ public sealed class HybridQualityScoreTests
         var curve = new IndicatorCurve("smiling", 32,
             [new IndicatorPoint(100, 5.51, 0.012, 1234.5, 17.25, -0.25, 0.125), new IndicatorPoint(150, 5.49, 0.01, 2000.125, 20, 0.5, 0.1), new IndicatorPoint(200, 5.5, 0.02, 1500, 15, 1.0 / 3, 0.2)],
             [150], "hqs > 0.3", new GuidanceSettings { Mode = GuidanceMode.Sds, Scale = 100, TopK = 64 });
-        EditorRecipe.WriteCurve(curve, dir["curve.json"]);
-        var back = EditorRecipe.ReadCurve(dir["curve.json"]);
+        EditorDistillation.WriteCurve(curve, dir["curve.json"]);
+        var back = EditorDistillation.ReadCurve(dir["curve.json"]);
         Assert.Equal(curve.Attribute, back.Attribute);
         Assert.Equal(curve.Samples, back.Samples);
         Assert.Equal(curve.Points, back.Points); // records of doubles: exact round trip

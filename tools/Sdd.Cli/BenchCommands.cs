@@ -4,10 +4,10 @@ using Sdd.Ml.Data;
 using Sdd.Ml.Diffusion;
 using Sdd.Ml.Editors;
 using Sdd.Ml.Evaluation;
-using Sdd.Ml.Guidance;
 using Sdd.Ml.Indicator;
 using Sdd.Ml.Judging;
 using Sdd.Ml.Portraits;
+using Sdd.Ml.Procedures;
 using Sdd.Ml.Torch;
 
 namespace Sdd.Cli;
@@ -22,7 +22,7 @@ public static class BenchCommands
         var teacherDir = o.String("teacher") ?? ModelHome.Teacher;
         var judgeDir = o.String("judge") ?? ModelHome.Judge;
         var attribute = o.Required("attribute");
-        int n = o.Int("images", 200, 2, 100_000), samples = o.Int("samples", 32, 1, 10_000), k = o.Int("k", 5, 1, 100);
+        int n = o.Int("images", 200, 2, 100_000);
         int trainCount = o.Int("train-images", 2000, 16, 1_000_000);
         var datasetDir = o.String("dataset");
         var json = o.String("json");
@@ -32,7 +32,8 @@ public static class BenchCommands
         int[] sdeditTs = ParseInts(o.String("sdedit") ?? "200,400,600,800", "--sdedit");
         double sdGuidance = o.Double("sdedit-guidance", 3.0, 0, 1000);
         bool compareSds = o.Has("compare-sds");
-        var s = MethodCommands.ReadDistillSettings(o, defaultSteps: 300);
+        var sizes = MethodCommands.ReadSizes(o);
+        var s = MethodCommands.ReadDistillSettings(o);
         o.EnsureAllUsed();
 
         using var teacher = Teacher.Load(teacherDir, TorchRuntime.Device);
@@ -72,20 +73,16 @@ public static class BenchCommands
         Add(scorer.Score("identity", held.Images, 0, 0), held.Images);
 
         IndicatorCurve? curve = null;
-        TrainedEditor TrainOne(string name, DistillSettings settings)
+        void Edit(string name, DistillSettings settings)
         {
             var bar = new ProgressBar(name);
             var sw = Stopwatch.StartNew();
-            var t = EditorRecipe.Train(teacher, attribute, trainX, trainY, settings, Path.Combine(work, name), samples, null, k, false,
-                (phase, p) => bar.Report(p.Step, p.TotalSteps, phase, p.StepsPerSecond > 0 ? p.StepsPerSecond : p.Step / sw.Elapsed.TotalSeconds));
-            trainSeconds[name] = Math.Round(t.Seconds, 1);
-            return t;
-        }
-        void Edit(string name, DistillSettings settings)
-        {
-            var t = TrainOne(name, settings);
-            curve ??= t.Curve;
-            using var editor = t.Editor;
+            using var train = new LabeledTensors(trainX.alias(), trainY.alias());
+            using var run = EditorDistillation.Open(Path.Combine(work, name), teacher, attribute, train, settings, sizes, resume: false);
+            run.AdvanceToEnd((phase, p) => bar.Report(p.Step, p.TotalSteps, phase, p.StepsPerSecond > 0 ? p.StepsPerSecond : p.Step / sw.Elapsed.TotalSeconds));
+            trainSeconds[name] = Math.Round(sw.Elapsed.TotalSeconds, 1);
+            curve ??= run.Curve;
+            var editor = run.Editor;
             editor.Edit(held.Images[TensorIndex.Slice(0, 2)]).Dispose(); // warm-up
             var (edited, ms) = Timed.Map(held.Images, 32, editor.Edit);
             Add(scorer.Score(name, edited, ms, 0), edited);

@@ -3,8 +3,9 @@ using Sdd.Configuration;
 using Sdd.Ml.Data;
 using Sdd.Ml.Diffusion;
 using Sdd.Ml.Editors;
-using Sdd.Ml.Guidance;
 using Sdd.Ml.Indicator;
+using Sdd.Ml.Judging;
+using Sdd.Ml.Procedures;
 using Sdd.Ml.Torch;
 
 namespace Sdd.Cli;
@@ -12,40 +13,43 @@ namespace Sdd.Cli;
 /// <summary>indicator, distill and edit: the method's commands.</summary>
 public static class MethodCommands
 {
-    public static DistillSettings ReadDistillSettings(Options o, int defaultSteps = 400)
+    /// <summary>The distillation settings from --steps, --mode, ...; every default is <see cref="DistillSettings"/>'s own.</summary>
+    public static DistillSettings ReadDistillSettings(Options o)
     {
-        var mode = (o.String("mode") ?? "delta").ToLowerInvariant() switch
+        var d = new DistillSettings();
+        var mode = (o.String("mode") ?? d.Guidance.Mode.ToString()).ToLowerInvariant() switch
         {
             "delta" => GuidanceMode.Delta,
             "sds" => GuidanceMode.Sds,
             var m => throw new UsageException($"--mode must be delta or sds, got '{m}'"),
         };
-        return new DistillSettings
+        var s = new DistillSettings
         {
-            Steps = o.Int("steps", defaultSteps, 1),
-            BatchSize = o.Int("batch", 16, 1, 1024),
-            LearningRate = o.Double("lr", 5e-4, 1e-7, 1),
-            WeightDecay = o.Double("weight-decay", 1e-4, 0, 1),
-            Lambda = o.Double("lambda", 1.0, 0, 1e6),
-            Guidance = new GuidanceSettings { Mode = mode, Scale = o.Double("scale", mode == GuidanceMode.Delta ? 10 : 30, 0, 1e6), TopK = o.Int("topk", 0, 0) },
-            Timesteps = o.String("timesteps") ?? "hqs",
-            CheckpointEvery = o.Int("checkpoint-every", 100, 1),
-            Seed = o.Int("seed", 1),
+            Steps = o.Int("steps", d.Steps, 1, DistillSettings.MaxSteps),
+            BatchSize = o.Int("batch", d.BatchSize, 1, 1024),
+            LearningRate = o.Double("lr", d.LearningRate, 1e-7, 1),
+            WeightDecay = o.Double("weight-decay", d.WeightDecay, 0, 1),
+            Lambda = o.Double("lambda", d.Lambda, 0, 1e6),
+            Guidance = new GuidanceSettings { Mode = mode, Scale = o.Double("scale", GuidanceSettings.DefaultScale(mode), 1e-9, 1e6), TopK = o.Int("topk", d.Guidance.TopK, 0) },
+            Timesteps = o.String("timesteps") ?? d.Timesteps,
+            Seed = o.Int("seed", (int)d.Seed),
         };
+        try { return s.Validated(); }
+        catch (FormatException e) { throw new UsageException(e.Message); }
     }
 
-    private static (Tensor Images, Tensor Labels) LoadTrainRows(string datasetDir, Teacher teacher, int limit)
+    /// <summary>How much the indicator scores and the evaluation reads, from --samples, --k, --xi, --eval-images, --checkpoint-every.</summary>
+    public static DistillationSizes ReadSizes(Options o)
     {
-        var set = LabeledImageSet.OpenFolder(datasetDir);
-        var (train, _) = set.Split();
-        var rows = train.Take(limit).ToArray();
-        var (x, y) = set.Load(teacher.Size, rows);
-        // Columns in the teacher's attribute order.
-        var cols = teacher.Attributes.Select(a => (long)set.AttributeIndex(a)).ToArray();
-        using var idx = tensor(cols);
-        var yy = y.index_select(1, idx);
-        y.Dispose();
-        return (x, yy);
+        var d = new DistillationSizes();
+        return new DistillationSizes
+        {
+            IndicatorSamples = o.Int("samples", d.IndicatorSamples, 1, 100_000),
+            IndicatorBest = o.Int("k", d.IndicatorBest, 1, 100),
+            IndicatorThreshold = o.Has("xi") ? o.Double("xi", 0, -2, 2) : d.IndicatorThreshold,
+            EvalImages = o.Int("eval-images", d.EvalImages, 1, 100_000),
+            CheckpointEvery = o.Int("checkpoint-every", 100, 1),
+        };
     }
 
     public static int Indicator(Options o)
@@ -54,21 +58,24 @@ public static class MethodCommands
         var attribute = o.Required("attribute");
         var datasetDir = o.Required("dataset");
         var outDir = o.Required("out");
-        int samples = o.Int("samples", 32, 1, 100_000), k = o.Int("k", 5, 1, 100);
-        double? xi = o.Has("xi") ? o.Double("xi", 0, -2, 2) : null;
+        var sizes = ReadSizes(o);
         var s = ReadDistillSettings(o);
         o.EnsureAllUsed();
         using var teacher = Teacher.Load(teacherDir, TorchRuntime.Device);
-        var (x, y) = LoadTrainRows(datasetDir, teacher, int.MaxValue);
-        var (lx, ly) = EditorRecipe.Lacking(x, y, teacher.AttributeIndex(attribute));
-        var bar = new ProgressBar("indicator");
-        var sw = Stopwatch.StartNew();
-        var curve = EditorRecipe.RunIndicator(teacher, attribute, lx, ly, s, samples, xi, k, (i, n) => bar.Report(i, n, "", i / sw.Elapsed.TotalSeconds));
-        Directory.CreateDirectory(outDir);
-        EditorRecipe.WriteCurve(curve, Path.Combine(outDir, "curve.json"));
-        CurvePlot.Save(curve, Path.Combine(outDir, "curve.png"));
-        PrintCurve(curve);
-        Console.WriteLine($"wrote {Path.Combine(outDir, "curve.json")} and curve.png");
+        using var data = RunImages.Training(LoadedDataset.OpenFolder(datasetDir), teacher.Size, teacher.Attributes);
+        var (lx, ly) = EditorDistillation.Lacking(data.Images, data.Labels, teacher.AttributeIndex(attribute));
+        using (lx) using (ly)
+        {
+            var bar = new ProgressBar("indicator");
+            var sw = Stopwatch.StartNew();
+            var curve = EditorDistillation.RunIndicator(teacher, attribute, lx, ly, s, sizes.IndicatorSamples, sizes.IndicatorThreshold, sizes.IndicatorBest,
+                (i, n) => bar.Report(i, n, "", i / sw.Elapsed.TotalSeconds));
+            Directory.CreateDirectory(outDir);
+            EditorDistillation.WriteCurve(curve, Path.Combine(outDir, EditorDistillation.CurveFile));
+            CurvePlot.Save(curve, Path.Combine(outDir, EditorDistillation.CurvePlotFile));
+            PrintCurve(curve);
+        }
+        Console.WriteLine($"wrote {Path.Combine(outDir, EditorDistillation.CurveFile)} and {EditorDistillation.CurvePlotFile}");
         return 0;
     }
 
@@ -83,35 +90,42 @@ public static class MethodCommands
     public static int Distill(Options o)
     {
         var teacherDir = o.String("teacher") ?? ModelHome.Teacher;
+        var judgeDir = o.String("judge") ?? ModelHome.Judge;
         var attribute = o.Required("attribute");
         var datasetDir = o.Required("dataset");
         var outDir = o.Required("out");
-        int samples = o.Int("samples", 32, 1, 100_000), k = o.Int("k", 5, 1, 100), limit = o.Int("limit", int.MaxValue, 1);
-        double? xi = o.Has("xi") ? o.Double("xi", 0, -2, 2) : null;
+        int limit = o.Int("limit", int.MaxValue, 1);
         bool resume = o.Has("resume");
+        var sizes = ReadSizes(o);
         var s = ReadDistillSettings(o);
         o.EnsureAllUsed();
-        if (s.Timesteps != "hqs") TimestepSampler.Parse(s.Timesteps, 1000); // fail early on a bad rule
 
         using var teacher = Teacher.Load(teacherDir, TorchRuntime.Device);
-        var (x, y) = LoadTrainRows(datasetDir, teacher, limit);
-        var bars = new Dictionary<string, ProgressBar>();
+        var dataset = LoadedDataset.OpenFolder(datasetDir);
         var sw = Stopwatch.StartNew();
         using var cts = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
-        var trained = EditorRecipe.Train(teacher, attribute, x, y, s, outDir, samples, xi, k, resume, (phase, p) =>
+        using var data = RunImages.Training(dataset, teacher.Size, teacher.Attributes, limit);
+        using var run = EditorDistillation.Open(outDir, teacher, attribute, data, s, sizes, resume, teacherName: Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(teacherDir))));
+        var bars = new Dictionary<string, ProgressBar>();
+        run.AdvanceToEnd((phase, p) =>
         {
             if (!bars.TryGetValue(phase, out var bar)) bars[phase] = bar = new ProgressBar(phase);
             bar.Report(p.Step, p.TotalSteps, phase == "distill" ? $"edit {p.Loss:0.0000}" : "", p.StepsPerSecond > 0 ? p.StepsPerSecond : p.Step / sw.Elapsed.TotalSeconds);
         }, cts.Token);
-        if (trained.Curve is not null)
-        {
-            CurvePlot.Save(trained.Curve, Path.Combine(outDir, "curve.png"));
-            PrintCurve(trained.Curve);
-        }
-        Console.WriteLine($"editor for {attribute} ({trained.Editor.ParameterCount:N0} parameters, t from {s.Timesteps}: {string.Join(",", trained.Editor.Config.SelectedTimesteps)}) " +
-                          $"trained {trained.Editor.Config.Step} steps in {trained.Seconds:0} s -> {outDir}");
-        return cts.IsCancellationRequested ? 130 : 0;
+        if (run.Curve is not null) PrintCurve(run.Curve);
+        var editor = run.Editor;
+        Console.WriteLine($"editor for {attribute} ({editor.ParameterCount:N0} parameters, t from {s.Timesteps}: {string.Join(",", editor.Config.SelectedTimesteps)}) " +
+                          $"trained {run.Step} of {s.Steps} steps in {sw.Elapsed.TotalSeconds:0} s -> {outDir}");
+        if (cts.IsCancellationRequested) return 130;
+
+        using var judge = File.Exists(Path.Combine(judgeDir, ModelFolder.WeightsFile)) ? Judge.Load(judgeDir, TorchRuntime.Device) : null;
+        IReadOnlyList<string> columns = judge is not null && judge.Config.AttributeNames.Contains(attribute) ? judge.Config.AttributeNames : teacher.Attributes;
+        using var held = RunImages.Evaluation(dataset, attribute, sizes.EvalImages, teacher.Size, columns);
+        var result = run.Finish(held, judge);
+        Console.WriteLine($"evaluated on {held.Images.shape[0]} held-out images{(judge is null ? " (no judge)" : "")}: " +
+                          string.Join(", ", result.Metrics.Select(kv => FormattableString.Invariant($"{kv.Key} {kv.Value}"))) + $"; {EditorDistillation.GridFile} written");
+        return 0;
     }
 
     private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tga", ".tif", ".tiff"];

@@ -24,7 +24,7 @@ public sealed class DistillRunConsumer(ChunkedRun chunks, EditorDistiller distil
 
         public async Task<(string Prefix, int TotalSteps)> ResolveAsync(CancellationToken ct)
         {
-            var run = await distiller.ResolveAsync(runId, versionId, 0, ct);
+            var run = await distiller.ResolveAsync(runId, versionId, ct);
             _request = run;
             return (run.Prefix, run.Settings.Steps);
         }

@@ -1,13 +1,8 @@
 using System.Collections.Concurrent;
-using System.Text;
-using System.Text.Json;
 using Sdd.Distill.Runs;
 using Sdd.Ml.Data;
 
 namespace Sdd.Distill.Training;
-
-/// <summary>A labeled data set read from object storage; Synthetic when it is the procedural portrait domain (counterfactuals exist).</summary>
-public sealed record LoadedDataset(string Name, LabeledImageSet Set, bool Synthetic);
 
 /// <summary>Reads a registered data set (labels.csv + images/ under a prefix) from object storage.</summary>
 public sealed class DatasetSource(ObjectStore store, IDbContextFactory<SddDbContext> databases)
@@ -30,26 +25,18 @@ public sealed class DatasetSource(ObjectStore store, IDbContextFactory<SddDbCont
         byte[] csvBytes;
         try { csvBytes = await store.GetBytesAsync(bucket, KeyLayout.DatasetLabels(prefix), ct); }
         catch (FileNotFoundException) { throw new RunFailure($"Data set '{name}': {source} is missing."); }
-        var csv = Encoding.UTF8.GetString(csvBytes);
-        // Fetch every image concurrently first; the parser then reads from memory.
-        var names = LabeledImageSet.Parse(csv, source, _ => []).Rows.Select(r => r.Name).ToList();
+        // Fetch every image concurrently first; the parser (the API's, so what it accepted reads here) then reads from memory.
+        var names = LabeledImageSet.Parse(csvBytes, source, _ => []).Rows.Select(r => r.Name).ToList();
         var images = new ConcurrentDictionary<string, byte[]>();
         await Parallel.ForEachAsync(names, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = ct }, async (n, token) =>
         {
             try { images[n] = await store.GetBytesAsync(bucket, KeyLayout.DatasetImages(prefix) + n, token); }
             catch (FileNotFoundException) { throw new DatasetException($"{source}: image '{n}' is listed but s3://{bucket}/{prefix}images/{n} is missing."); }
         });
-        var set = LabeledImageSet.Parse(csv, source, n => images[n]);
-        bool synthetic = false;
-        if (await store.StatAsync(bucket, prefix + "dataset.json", ct) is not null)
-        {
-            try
-            {
-                using var doc = JsonDocument.Parse(await store.GetBytesAsync(bucket, prefix + "dataset.json", ct));
-                synthetic = doc.RootElement.TryGetProperty("kind", out var kind) && kind.GetString() == "synthetic-portraits";
-            }
-            catch (JsonException) { }
-        }
+        var set = LabeledImageSet.Parse(csvBytes, source, n => images[n]);
+        var description = prefix + LoadedDataset.DescriptionFile;
+        bool synthetic = await store.StatAsync(bucket, description, ct) is not null
+                         && LoadedDataset.IsSynthetic(await store.GetBytesAsync(bucket, description, ct));
         return new LoadedDataset(name, set, synthetic);
     }
 }

@@ -35,16 +35,17 @@ public sealed class TeacherTraining(CheckpointStore checkpoints, DatasetSource d
             if (doc.RootElement.ValueKind == JsonValueKind.Object)
                 foreach (var p in doc.RootElement.EnumerateObject()) o[p.Name.Replace("_", "")] = p.Value.Clone();
         int Int(string name, int fallback) => o.TryGetValue(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt32() : fallback;
-        int size = Int("imageSize", teacher.Resolution > 0 ? teacher.Resolution : 32);
+        var defaults = new TeacherTrainingSettings();
+        int size = Int("imageSize", teacher.Resolution > 0 ? teacher.Resolution : new UNetConfig().ImageSize);
         var channels = o.TryGetValue("channels", out var c) && c.ValueKind == JsonValueKind.Array
             ? c.EnumerateArray().Select(e => e.GetInt32()).ToArray()
             : o.TryGetValue("channels", out c) && c.ValueKind == JsonValueKind.String
                 ? c.GetString()!.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray()
-                : [32, 64, 96];
+                : new UNetConfig().Channels;
         if (channels.Length == 0 || channels.Any(ch => ch < 8 || ch % 8 != 0)) throw new RunFailure($"Teacher channels must be multiples of 8, got {string.Join(",", channels)}.");
         if (size < 8 || size % (1 << (channels.Length - 1)) != 0) throw new RunFailure($"Teacher image size {size} must be divisible by {1 << (channels.Length - 1)}.");
-        int steps = totalSteps > 0 ? totalSteps : Int("steps", 2000);
-        return new TeacherRequest(teacher, steps, size, channels, Int("batch", 64), Int("judgeSteps", options.JudgeSteps),
+        int steps = totalSteps > 0 ? totalSteps : Int("steps", defaults.Steps);
+        return new TeacherRequest(teacher, steps, size, channels, Int("batch", defaults.BatchSize), Int("judgeSteps", options.JudgeSteps),
             KeyLayout.Teacher(teacher.IsBuiltin ? null : teacher.Owner, teacher.Id));
     }
 

@@ -265,38 +265,23 @@ public static partial class AttributesApi
     private static ProblemHttpResult NameTaken(string name) =>
         Problems.Conflict($"An attribute named '{name}' exists already; add a version with POST /v1/attributes/{name}/versions, or choose another name.");
 
-    /// <summary>The distillation settings with defaults filled in (steps 300, delta, scale 10, λ 1, HQS timesteps); other keys are kept.</summary>
+    /// <summary>
+    /// The request's settings as the run will use them: <see cref="Sdd.Formats.Runs.DistillSettings"/> (the one set of
+    /// defaults, the worker's own parser) with every key filled in, stored as the version's settings.
+    /// </summary>
     private static ProblemHttpResult? DistillSettings(JsonObject? given, out string json, out int steps)
     {
-        var s = given is null ? new JsonObject() : (JsonObject)given.DeepClone();
         json = "{}";
         steps = 0;
         try
         {
-            steps = s["steps"]?.GetValue<int>() ?? 300;
-            var mode = s["mode"]?.GetValue<string>() ?? "delta";
-            var scale = s["scale"]?.GetValue<double>() ?? 10;
-            var lambda = s["lambda"]?.GetValue<double>() ?? 1;
-            var timesteps = s["timesteps"]?.GetValue<string>() ?? "hqs";
-            if (steps is < 1 or > 1_000_000) return Problems.Unprocessable("settings.steps must be between 1 and 1000000.");
-            if (mode is not ("delta" or "sds")) return Problems.Unprocessable("settings.mode must be 'delta' or 'sds'.");
-            if (!(scale > 0) || double.IsInfinity(scale)) return Problems.Unprocessable("settings.scale must be a positive number.");
-            if (!(lambda >= 0) || double.IsInfinity(lambda)) return Problems.Unprocessable("settings.lambda must be a number >= 0.");
-            if (!TimestepsPattern().IsMatch(timesteps))
-                return Problems.Unprocessable("settings.timesteps must be 'hqs', 'random', 'fixed:T' or 'list:T1,T2,...' with 0 <= T < 1000.");
-            s["steps"] = steps; s["mode"] = mode; s["scale"] = scale; s["lambda"] = lambda; s["timesteps"] = timesteps;
+            var s = Sdd.Formats.Runs.DistillSettings.FromApi(given);
+            (json, steps) = (s.ToApiJson(), s.Steps);
+            return null;
         }
-        catch (Exception e) when (e is InvalidOperationException or FormatException)
-        {
-            return Problems.Unprocessable($"settings: {e.Message}");
-        }
-        json = s.ToJsonString();
-        return null;
+        catch (FormatException e) { return Problems.Unprocessable(e.Message); }
     }
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")]
     private static partial Regex NamePattern();
-
-    [GeneratedRegex(@"^(hqs|random|fixed:\d{1,3}|list:\d{1,3}(,\d{1,3})*)$")]
-    private static partial Regex TimestepsPattern();
 }

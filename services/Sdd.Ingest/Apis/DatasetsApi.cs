@@ -56,7 +56,7 @@ public static class DatasetsApi
         return await Save(db, store, new Dataset
         {
             Id = Guid.NewGuid(), Name = request.Name.Trim(), Owner = owner, Bucket = bucket, Prefix = prefix,
-            AttributeNames = [.. labels.Attributes], ImageCount = labels.Images.Count, CreatedAt = DateTimeOffset.UtcNow,
+            AttributeNames = [.. labels.Attributes], ImageCount = labels.Rows.Count, CreatedAt = DateTimeOffset.UtcNow,
         }, ct);
     }
 
@@ -93,7 +93,7 @@ public static class DatasetsApi
         return await Save(db, store, new Dataset
         {
             Id = id, Name = name.Trim(), Owner = owner, Bucket = store.DatasetsBucket, Prefix = prefix,
-            AttributeNames = [.. labels.Attributes], ImageCount = labels.Images.Count, CreatedAt = DateTimeOffset.UtcNow,
+            AttributeNames = [.. labels.Attributes], ImageCount = labels.Rows.Count, CreatedAt = DateTimeOffset.UtcNow,
         }, ct);
     }
 

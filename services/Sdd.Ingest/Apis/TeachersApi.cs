@@ -24,7 +24,7 @@ public sealed record TeacherAccepted(Guid TeacherId, Guid RunId);
 
 public static class TeachersApi
 {
-    public const string KindAttributeDdpm = "attribute-ddpm";
+    public const string KindAttributeDdpm = TeacherConfig.KindAttributeDdpm;
 
     public static RouteGroupBuilder MapTeachersApiV1(this IEndpointRouteBuilder routes)
     {
@@ -78,8 +78,8 @@ public static class TeachersApi
     public static async Task<Results<Accepted<TeacherAccepted>, ProblemHttpResult>> Train(TrainTeacherRequest request, ClaimsPrincipal user,
         SddDbContext db, ObjectStore store, RunDispatcher dispatcher, IngestSettings settings, HttpContext http, CancellationToken ct)
     {
-        var steps = request.Steps ?? 2000;
-        var size = request.ImageSize ?? 32;
+        var steps = request.Steps ?? new TeacherTrainingSettings().Steps;
+        var size = request.ImageSize ?? new UNetConfig().ImageSize;
         if (steps is < 1 or > 10_000_000) return Problems.Unprocessable("steps must be between 1 and 10000000.");
         if (size < 8 || size > settings.TeacherMaxImageSize || size % 8 != 0)
             return Problems.Unprocessable($"imageSize must be a multiple of 8 between 8 and {settings.TeacherMaxImageSize} (SDD_TEACHER_MAX_IMAGE_SIZE, what this deployment's distill workers train).");

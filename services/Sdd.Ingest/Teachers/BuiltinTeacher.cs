@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Npgsql;
 
 namespace Sdd.Ingest.Teachers;
@@ -12,7 +11,7 @@ public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSet
 {
     public const string Name = "builtin";
     private const long LockKey = 0x5DD_0002;
-    private static readonly string[] Files = ["config.json", "model.safetensors"];
+    private static readonly string[] Files = [ModelFolder.ConfigFile, ModelFolder.WeightsFile];
 
     public async Task RegisterAsync(CancellationToken ct = default)
     {
@@ -28,11 +27,12 @@ public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSet
             return;
         }
 
-        var configJson = await File.ReadAllTextAsync(Path.Combine(teacherDir!, "config.json"), ct);
-        using var config = JsonDocument.Parse(configJson);
-        var attributes = config.RootElement.GetProperty("attribute_names").EnumerateArray().Select(a => a.GetString()!).ToList();
-        var imageSize = config.RootElement.GetProperty("unet").GetProperty("image_size").GetInt32();
-        var kind = config.RootElement.TryGetProperty("kind", out var k) && k.GetString() is { Length: > 0 } s ? s : Apis.TeachersApi.KindAttributeDdpm;
+        var configPath = Path.Combine(teacherDir!, ModelFolder.ConfigFile);
+        var configJson = await File.ReadAllTextAsync(configPath, ct);
+        var config = ModelFolder.ParseConfig<TeacherConfig>(configJson, configPath); // the method's own reader of model folders
+        var attributes = config.AttributeNames.ToList();
+        var imageSize = config.Unet.ImageSize;
+        var kind = config.Kind;
 
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({LockKey})", ct);

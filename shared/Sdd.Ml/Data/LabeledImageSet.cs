@@ -1,3 +1,4 @@
+using Sdd.Formats.Datasets;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,8 +11,8 @@ public sealed class DatasetException(string message, Exception? inner = null) : 
 public sealed record LabeledImage(string Name, sbyte[] Labels);
 
 /// <summary>
-/// A labeled image set in the CelebA layout: <c>labels.csv</c> (header <c>image,attr1,attr2,...</c>; values
-/// 1 or -1; 0 is read as unknown) and the images under <c>images/</c>. Reads from a folder, or from any
+/// A labeled image set in the CelebA layout: <c>labels.csv</c> (read by <see cref="LabelsCsv"/>: header
+/// <c>image,attr1,attr2,...</c>; values 1 or -1, 0 for unknown) and the images under <c>images/</c>. Reads from a folder, or from any
 /// source of named byte streams (object storage).
 /// </summary>
 public sealed class LabeledImageSet
@@ -36,59 +37,29 @@ public sealed class LabeledImageSet
     public static LabeledImageSet OpenFolder(string dir)
     {
         if (!Directory.Exists(dir)) throw new DatasetException($"Data set folder '{dir}' does not exist.");
-        var labels = Path.Combine(dir, "labels.csv");
+        var labels = Path.Combine(dir, LabelsCsv.FileName);
         if (!File.Exists(labels)) throw new DatasetException($"'{labels}' is missing: a data set needs labels.csv beside images/.");
         var imagesDir = Path.Combine(dir, "images");
-        var set = Parse(File.ReadAllText(labels), labels, name =>
+        return Parse(File.ReadAllBytes(labels), labels, name =>
         {
             var path = Path.Combine(imagesDir, name);
             if (!File.Exists(path)) throw new DatasetException($"Image '{path}' listed in labels.csv is missing.");
             return File.ReadAllBytes(path);
         });
-        return set;
     }
 
-    /// <summary>Parses labels.csv text; <paramref name="source"/> names it in errors.</summary>
-    public static LabeledImageSet Parse(string csv, string source, Func<string, byte[]> readImage)
+    /// <summary>Parses labels.csv (<see cref="LabelsCsv"/>, the parser the API validates with); <paramref name="source"/> names it in errors.</summary>
+    public static LabeledImageSet Parse(byte[] csv, string source, Func<string, byte[]> readImage)
     {
-        var lines = csv.Replace("\r\n", "\n").Split('\n');
-        if (lines.Length == 0 || string.IsNullOrWhiteSpace(lines[0])) throw new DatasetException($"{source}: empty file, expected a header 'image,<attribute>,...'.");
-        var header = lines[0].Split(',').Select(h => h.Trim()).ToArray();
-        if (header.Length < 2 || !header[0].Equals("image", StringComparison.OrdinalIgnoreCase))
-            throw new DatasetException($"{source}:1: header must start with 'image' followed by at least one attribute, got '{lines[0]}'.");
-        var attrs = header.Skip(1).ToArray();
-        var dup = attrs.GroupBy(a => a).FirstOrDefault(g => g.Count() > 1);
-        if (dup is not null) throw new DatasetException($"{source}:1: attribute '{dup.Key}' appears twice.");
-        if (attrs.Any(string.IsNullOrEmpty)) throw new DatasetException($"{source}:1: an attribute name is empty.");
-
-        var rows = new List<LabeledImage>();
-        var seen = new HashSet<string>();
-        for (int i = 1; i < lines.Length; i++)
-        {
-            if (string.IsNullOrWhiteSpace(lines[i])) continue;
-            var cells = lines[i].Split(',');
-            if (cells.Length != header.Length)
-                throw new DatasetException($"{source}:{i + 1}: expected {header.Length} columns, found {cells.Length}.");
-            var name = cells[0].Trim();
-            if (name.Length == 0 || name.Contains("..") || name.StartsWith('/') || name.Contains('\\'))
-                throw new DatasetException($"{source}:{i + 1}: bad image name '{name}'.");
-            if (!seen.Add(name)) throw new DatasetException($"{source}:{i + 1}: image '{name}' is listed twice.");
-            var values = new sbyte[attrs.Length];
-            for (int a = 0; a < attrs.Length; a++)
-            {
-                values[a] = cells[a + 1].Trim() switch
-                {
-                    "1" or "+1" => 1,
-                    "-1" => -1,
-                    "0" => 0,
-                    var v => throw new DatasetException($"{source}:{i + 1}: attribute '{attrs[a]}' has value '{v}', expected 1 or -1."),
-                };
-            }
-            rows.Add(new LabeledImage(name, values));
-        }
-        if (rows.Count == 0) throw new DatasetException($"{source}: no rows.");
-        return new LabeledImageSet(attrs, rows, readImage);
+        LabelsCsv table;
+        try { table = LabelsCsv.Parse(csv, source); }
+        catch (InvalidDataException e) { throw new DatasetException(e.Message, e); }
+        return new LabeledImageSet(table.Attributes, table.Rows.Select(r => new LabeledImage(r.Image, r.Labels)).ToArray(), readImage);
     }
+
+    /// <summary>Parses labels.csv text (see the byte overload).</summary>
+    public static LabeledImageSet Parse(string csv, string source, Func<string, byte[]> readImage) =>
+        Parse(System.Text.Encoding.UTF8.GetBytes(csv), source, readImage);
 
     /// <summary>Reads one image, resized and centre-cropped to <paramref name="size"/>, as (3, S, S) in [-1, 1].</summary>
     public Tensor LoadImage(int row, int size)

@@ -2,16 +2,6 @@ using Sdd.Ml.Torch;
 
 namespace Sdd.Ml.Diffusion;
 
-/// <summary>Architecture of the attribute-conditional UNet; part of the teacher's JSON config.</summary>
-public sealed record UNetConfig
-{
-    public int ImageSize { get; init; } = 32;
-    public int[] Channels { get; init; } = [32, 64, 96];
-    public int AttentionBelow { get; init; } = 8;
-    public int Heads { get; init; } = 4;
-    public int Attributes { get; init; } = 5;
-}
-
 /// <summary>A ResNet block whose normalised activations are scaled and shifted by the time+condition embedding.</summary>
 public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
 {

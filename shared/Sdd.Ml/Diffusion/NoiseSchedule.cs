@@ -1,7 +1,5 @@
 namespace Sdd.Ml.Diffusion;
 
-public enum ScheduleKind { Linear, Cosine }
-
 /// <summary>
 /// The forward process x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps with ab_t = prod(1 - beta_s), T steps
 /// (DDPM, Ho et al. 2020, eq. 4). Linear betas (DDPM) or the cosine schedule (Nichol and Dhariwal 2021, eq. 17).

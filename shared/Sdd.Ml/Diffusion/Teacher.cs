@@ -4,38 +4,15 @@ using TorchSharp.PyBridge;
 
 namespace Sdd.Ml.Diffusion;
 
-/// <summary>The teacher's JSON config: everything needed to rebuild it, plus how it was trained and measured.</summary>
-public sealed record TeacherConfig
-{
-    public string Kind { get; init; } = Teacher.KindAttributeDdpm;
-    public required string[] AttributeNames { get; init; }
-    public required UNetConfig Unet { get; init; }
-    public ScheduleKind Schedule { get; init; } = ScheduleKind.Linear;
-    public int TimeSteps { get; init; } = 1000;
-    public double BetaStart { get; init; } = 1e-4;
-    public double BetaEnd { get; init; } = 0.02;
-    public TeacherTrainingSettings? Training { get; init; }
-    public int Step { get; init; }
-    public string? Dataset { get; init; }
-    public Dictionary<string, double> Metrics { get; init; } = [];
-
-    public static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
-    };
-}
-
 /// <summary>
 /// A conditional diffusion model used as the teacher: noise prediction, classifier-free guidance and DDIM
 /// sampling. Files: <c>config.json</c> and <c>model.safetensors</c> (the EMA weights).
 /// </summary>
 public sealed class Teacher : IDisposable
 {
-    public const string KindAttributeDdpm = "attribute-ddpm";
-    public const string ConfigFile = "config.json";
-    public const string WeightsFile = "model.safetensors";
+    public const string KindAttributeDdpm = TeacherConfig.KindAttributeDdpm;
+    public const string ConfigFile = ModelFolder.ConfigFile;
+    public const string WeightsFile = ModelFolder.WeightsFile;
 
     public TeacherConfig Config { get; private set; }
     public AttributeUNet Net { get; }
@@ -134,16 +111,10 @@ public sealed class Teacher : IDisposable
         Directory.CreateDirectory(dir);
         if (config is not null) Config = config;
         Net.save_safetensors(Path.Combine(dir, WeightsFile));
-        File.WriteAllText(Path.Combine(dir, ConfigFile), JsonSerializer.Serialize(Config, TeacherConfig.Json));
+        File.WriteAllText(Path.Combine(dir, ConfigFile), ModelFolder.Serialize(Config));
     }
 
-    public static TeacherConfig ReadConfig(string dir)
-    {
-        var path = Path.Combine(dir, ConfigFile);
-        if (!File.Exists(path)) throw new FileNotFoundException($"No teacher at '{dir}': {ConfigFile} is missing.", path);
-        return JsonSerializer.Deserialize<TeacherConfig>(File.ReadAllText(path), TeacherConfig.Json)
-               ?? throw new InvalidDataException($"'{path}' is empty.");
-    }
+    public static TeacherConfig ReadConfig(string dir) => ModelFolder.ReadTeacher(dir);
 
     public static Teacher Load(string dir, Device? device = null)
     {

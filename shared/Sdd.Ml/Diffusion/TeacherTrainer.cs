@@ -4,23 +4,6 @@ using TorchSharp.PyBridge;
 
 namespace Sdd.Ml.Diffusion;
 
-/// <summary>Hyper-parameters of teacher training; stored in the teacher's config.</summary>
-public sealed record TeacherTrainingSettings
-{
-    public int Steps { get; init; } = 2000;
-    public int BatchSize { get; init; } = 64;
-    public double LearningRate { get; init; } = 8e-4;
-    public int WarmupSteps { get; init; } = 200;
-    public double WeightDecay { get; init; } = 0.0;
-    public double EmaDecay { get; init; } = 0.999;
-    public double DropAttribute { get; init; } = 0.15;
-    public double DropAll { get; init; } = 0.1;
-    public double GradClip { get; init; } = 1.0;
-    public bool HorizontalFlip { get; init; } = true;
-    public int CheckpointEvery { get; init; } = 250;
-    public long Seed { get; init; } = 1;
-}
-
 /// <summary>
 /// Trains an attribute-conditional teacher by epsilon prediction (DDPM, Ho et al. 2020, eq. 14) with random
 /// dropout of the condition (for classifier-free guidance) and EMA weights. Checkpoints hold weights, EMA,

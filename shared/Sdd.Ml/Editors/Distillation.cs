@@ -84,19 +84,28 @@ public sealed class Distillation : IDisposable
         return e;
     }
 
-    public void Run(int untilStep, Action<TrainingProgress>? progress = null, CancellationToken cancel = default)
+    /// <summary>
+    /// Trains while <paramref name="allows"/> the next step (given the current step), checkpointing every
+    /// <paramref name="checkpointEvery"/> steps (0: only at the end) and at the end; returns the steps trained.
+    /// </summary>
+    public int Advance(Func<int, bool> allows, int totalSteps, Action<TrainingProgress>? progress = null, int checkpointEvery = 0)
     {
         var sw = Stopwatch.StartNew();
         int start = Step;
-        while (Step < untilStep && !cancel.IsCancellationRequested)
+        while (Step < totalSteps && allows(Step))
         {
             var e = TrainStep();
-            if (!double.IsFinite(e)) throw new InvalidOperationException($"Distillation diverged at step {Step}.");
-            progress?.Invoke(new TrainingProgress(Step, untilStep, _smoothedEdit, (Step - start) / Math.Max(1e-9, sw.Elapsed.TotalSeconds)));
-            if (Step % _s.CheckpointEvery == 0 && Step < untilStep) Checkpoint();
+            if (!double.IsFinite(e)) throw new InvalidOperationException($"Distillation diverged at step {Step} (edit size {e}); lower the scale or raise lambda.");
+            progress?.Invoke(new TrainingProgress(Step, totalSteps, _smoothedEdit, (Step - start) / Math.Max(1e-9, sw.Elapsed.TotalSeconds)));
+            if (checkpointEvery > 0 && Step % checkpointEvery == 0 && Step < totalSteps) Checkpoint();
         }
         Checkpoint();
+        return Step - start;
     }
+
+    /// <summary>Trains until <paramref name="untilStep"/> (or cancellation), checkpointing at the end.</summary>
+    public void Run(int untilStep, Action<TrainingProgress>? progress = null, CancellationToken cancel = default) =>
+        Advance(_ => !cancel.IsCancellationRequested, untilStep, progress);
 
     public void Checkpoint(Dictionary<string, double>? metrics = null)
     {

@@ -6,22 +6,6 @@ using TorchSharp.PyBridge;
 
 namespace Sdd.Ml.Editors;
 
-/// <summary>Settings of a distillation run; part of an editor's JSON.</summary>
-public sealed record DistillSettings
-{
-    public int Steps { get; init; } = 400;
-    public int BatchSize { get; init; } = 16;
-    public double LearningRate { get; init; } = 5e-4;
-    public double WeightDecay { get; init; } = 1e-4;
-    /// <summary>Fidelity weight lambda of sum (f(x) - x)^2 (per batch, summed over pixels, like the guidance).</summary>
-    public double Lambda { get; init; } = 1.0;
-    public GuidanceSettings Guidance { get; init; } = new();
-    /// <summary>hqs, random, fixed:T or list:T1,T2.</summary>
-    public string Timesteps { get; init; } = "hqs";
-    public int CheckpointEvery { get; init; } = 100;
-    public long Seed { get; init; } = 1;
-}
-
 /// <summary>An editor's JSON config.</summary>
 public sealed record EditorConfig
 {
@@ -156,14 +140,12 @@ public sealed class Editor : IDisposable
         Directory.CreateDirectory(dir);
         if (config is not null) Config = config;
         AtomicFile.Write(Path.Combine(dir, Teacher.WeightsFile), p => Net.save_safetensors(p));
-        AtomicFile.Write(Path.Combine(dir, Teacher.ConfigFile), p => File.WriteAllText(p, JsonSerializer.Serialize(Config, TeacherConfig.Json)));
+        AtomicFile.Write(Path.Combine(dir, Teacher.ConfigFile), p => File.WriteAllText(p, ModelFolder.Serialize(Config)));
     }
 
     public static EditorConfig ReadConfig(string dir)
     {
-        var path = Path.Combine(dir, Teacher.ConfigFile);
-        if (!File.Exists(path)) throw new FileNotFoundException($"No editor at '{dir}': {Teacher.ConfigFile} is missing.", path);
-        return JsonSerializer.Deserialize<EditorConfig>(File.ReadAllText(path), TeacherConfig.Json) ?? throw new InvalidDataException($"'{path}' is empty.");
+        return ModelFolder.ReadConfig<EditorConfig>(dir, "editor");
     }
 
     public static Editor Load(string dir, Device? device = null)
@@ -177,7 +159,7 @@ public sealed class Editor : IDisposable
     /// <summary>Loads from in-memory files (object storage): the JSON config and the safetensors bytes.</summary>
     public static Editor Load(string configJson, byte[] weights, Device? device = null)
     {
-        var config = JsonSerializer.Deserialize<EditorConfig>(configJson, TeacherConfig.Json) ?? throw new InvalidDataException("Empty editor config.");
+        var config = ModelFolder.ParseConfig<EditorConfig>(configJson, "editor config");
         var tmp = Path.Combine(Path.GetTempPath(), $"sdd-editor-{Guid.NewGuid():N}.safetensors");
         try
         {

@@ -2,25 +2,6 @@ using Sdd.Ml.Diffusion;
 
 namespace Sdd.Ml.Guidance;
 
-/// <summary>Which teacher signal becomes the editor's gradient.</summary>
-public enum GuidanceMode
-{
-    /// <summary>The paper's score distillation: w(t) (eps_cfg(x_t, t, c_target) - eps), c_target = attribute present, others unknown.</summary>
-    Sds,
-    /// <summary>Reference-conditioned delta score: w(t) s (eps(x_t, c_target) - eps(x_t, c_source)), c_source = the image's own labels, c_target = the same with the attribute set.</summary>
-    Delta,
-}
-
-/// <summary>Settings of the guidance gradient; part of an editor's JSON.</summary>
-public sealed record GuidanceSettings
-{
-    public GuidanceMode Mode { get; init; } = GuidanceMode.Delta;
-    /// <summary>Guidance scale s (official code: 100 for SDS).</summary>
-    public double Scale { get; init; } = 10;
-    /// <summary>Keep only the k largest |gradient| values of the batch (0 = off).</summary>
-    public int TopK { get; init; }
-}
-
 /// <summary>
 /// The score-distillation gradient on an edited image y (paper eq. 3 / DreamFusion eq. 3): the teacher's
 /// Jacobian is skipped, so this is computed without autograd and applied with y.backward(grad).

@@ -106,14 +106,12 @@ public sealed class Judge : IDisposable
         Directory.CreateDirectory(dir);
         if (config is not null) Config = config;
         Net.save_safetensors(Path.Combine(dir, Teacher.WeightsFile));
-        File.WriteAllText(Path.Combine(dir, Teacher.ConfigFile), JsonSerializer.Serialize(Config, TeacherConfig.Json));
+        File.WriteAllText(Path.Combine(dir, Teacher.ConfigFile), ModelFolder.Serialize(Config));
     }
 
     public static Judge Load(string dir, Device? device = null)
     {
-        var path = Path.Combine(dir, Teacher.ConfigFile);
-        if (!File.Exists(path)) throw new FileNotFoundException($"No judge at '{dir}': {Teacher.ConfigFile} is missing.", path);
-        var config = JsonSerializer.Deserialize<JudgeConfig>(File.ReadAllText(path), TeacherConfig.Json) ?? throw new InvalidDataException($"'{path}' is empty.");
+        var config = ModelFolder.ReadConfig<JudgeConfig>(dir, "judge");
         var judge = new Judge(config, device);
         judge.Net.load_safetensors(Path.Combine(dir, Teacher.WeightsFile), strict: true);
         judge.Net.to(judge.Device);

@@ -1,0 +1,53 @@
+using System.Text.Json;
+
+namespace Sdd.Formats.Models;
+
+public enum ScheduleKind { Linear, Cosine }
+
+/// <summary>The teacher's noise predictor: a UNet with attention at the low resolutions.</summary>
+public sealed record UNetConfig
+{
+    public int ImageSize { get; init; } = 32;
+    public int[] Channels { get; init; } = [32, 64, 96];
+    public int AttentionBelow { get; init; } = 8;
+    public int Heads { get; init; } = 4;
+    public int Attributes { get; init; } = 5;
+}
+
+/// <summary>Hyper-parameters of teacher training; stored in the teacher's config.</summary>
+public sealed record TeacherTrainingSettings
+{
+    public int Steps { get; init; } = 2000;
+    public int BatchSize { get; init; } = 64;
+    public double LearningRate { get; init; } = 8e-4;
+    public int WarmupSteps { get; init; } = 200;
+    public double WeightDecay { get; init; } = 0.0;
+    public double EmaDecay { get; init; } = 0.999;
+    public double DropAttribute { get; init; } = 0.15;
+    public double DropAll { get; init; } = 0.1;
+    public double GradClip { get; init; } = 1.0;
+    public bool HorizontalFlip { get; init; } = true;
+    public int CheckpointEvery { get; init; } = 250;
+    public long Seed { get; init; } = 1;
+}
+
+/// <summary>The teacher's JSON config: everything needed to rebuild it, plus how it was trained and measured.</summary>
+public sealed record TeacherConfig
+{
+    public const string KindAttributeDdpm = "attribute-ddpm";
+
+    public string Kind { get; init; } = KindAttributeDdpm;
+    public required string[] AttributeNames { get; init; }
+    public required UNetConfig Unet { get; init; }
+    public ScheduleKind Schedule { get; init; } = ScheduleKind.Linear;
+    public int TimeSteps { get; init; } = 1000;
+    public double BetaStart { get; init; } = 1e-4;
+    public double BetaEnd { get; init; } = 0.02;
+    public TeacherTrainingSettings? Training { get; init; }
+    public int Step { get; init; }
+    public string? Dataset { get; init; }
+    public Dictionary<string, double> Metrics { get; init; } = [];
+
+    /// <summary>The serializer options of every model folder's config (<see cref="ModelFolder.Json"/>).</summary>
+    public static JsonSerializerOptions Json => ModelFolder.Json;
+}

@@ -1,0 +1,152 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+
+namespace Sdd.Formats.Runs;
+
+/// <summary>Which teacher signal becomes the editor's gradient.</summary>
+public enum GuidanceMode
+{
+    /// <summary>The paper's score distillation: w(t) (eps_cfg(x_t, t, c_target) - eps), c_target = attribute present, others unknown.</summary>
+    Sds,
+    /// <summary>Reference-conditioned delta score: w(t) s (eps(x_t, c_target) - eps(x_t, c_source)), c_source = the image's own labels, c_target = the same with the attribute set.</summary>
+    Delta,
+}
+
+/// <summary>Settings of the guidance gradient; part of an editor's JSON.</summary>
+public sealed record GuidanceSettings
+{
+    public GuidanceMode Mode { get; init; } = GuidanceMode.Delta;
+    /// <summary>Guidance scale s (official code: 100 for SDS).</summary>
+    public double Scale { get; init; } = DefaultScale(GuidanceMode.Delta);
+    /// <summary>Keep only the k largest |gradient| values of the batch (0 = off).</summary>
+    public int TopK { get; init; }
+
+    /// <summary>The scale when none is given: 10 for the delta score, 30 for SDS (whose gradient is weaker per unit).</summary>
+    public static double DefaultScale(GuidanceMode mode) => mode == GuidanceMode.Delta ? 10 : 30;
+}
+
+/// <summary>
+/// Settings of a distillation run, with the one set of defaults: what the API stores for a run (<see cref="ToApiJson"/>,
+/// every key filled in), what the worker and the CLI read, and what the editor's config.json records.
+/// </summary>
+public sealed partial record DistillSettings
+{
+    public int Steps { get; init; } = 300;
+    public int BatchSize { get; init; } = 16;
+    public double LearningRate { get; init; } = 5e-4;
+    public double WeightDecay { get; init; } = 1e-4;
+    /// <summary>Fidelity weight lambda of sum (f(x) - x)^2 (per batch, summed over pixels, like the guidance).</summary>
+    public double Lambda { get; init; } = 1.0;
+    public GuidanceSettings Guidance { get; init; } = new();
+    /// <summary>hqs, random, fixed:T or list:T1,T2.</summary>
+    public string Timesteps { get; init; } = "hqs";
+    public long Seed { get; init; } = 1;
+
+    public const int MaxSteps = 1_000_000;
+
+    /// <summary>Throws <see cref="FormatException"/> saying which setting is out of bounds.</summary>
+    public DistillSettings Validated()
+    {
+        if (Steps is < 1 or > MaxSteps) throw new FormatException($"settings.steps must be between 1 and {MaxSteps}.");
+        if (BatchSize is < 1 or > 1024) throw new FormatException("settings.batchSize must be between 1 and 1024.");
+        if (!(LearningRate > 0 && LearningRate <= 1)) throw new FormatException("settings.learningRate must be in (0, 1].");
+        if (!(WeightDecay >= 0 && WeightDecay <= 1)) throw new FormatException("settings.weightDecay must be in [0, 1].");
+        if (!(Lambda >= 0) || double.IsInfinity(Lambda)) throw new FormatException("settings.lambda must be a number >= 0.");
+        if (!(Guidance.Scale > 0) || double.IsInfinity(Guidance.Scale)) throw new FormatException("settings.scale must be a positive number.");
+        if (Guidance.TopK < 0) throw new FormatException("settings.topK must be >= 0.");
+        if (!TimestepsPattern().IsMatch(Timesteps ?? ""))
+            throw new FormatException("settings.timesteps must be 'hqs', 'random', 'fixed:T' or 'list:T1,T2,...' with 0 <= T < 1000.");
+        return this;
+    }
+
+    /// <summary>
+    /// The API's settings object ({ steps, mode, scale, lambda, timesteps, batchSize, learningRate, weightDecay, topK, seed },
+    /// any casing, '_' ignored; batch and lr as short names; null or absent = the default) as validated settings.
+    /// Unknown keys are refused, so nothing a caller sends is silently ignored.
+    /// </summary>
+    public static DistillSettings FromApi(JsonObject? given)
+    {
+        var o = new Dictionary<string, JsonNode?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in given ?? [])
+        {
+            var k = key.Replace("_", "");
+            k = k.ToLowerInvariant() switch { "batch" => "batchSize", "lr" => "learningRate", _ => k };
+            if (!ApiKeys.Contains(k, StringComparer.OrdinalIgnoreCase))
+                throw new FormatException($"settings.{key} is not a distillation setting (they are: {string.Join(", ", ApiKeys)}).");
+            if (value is not null) o[k] = value;
+        }
+        double? Num(string name)
+        {
+            if (!o.TryGetValue(name, out var v)) return null;
+            var text = v!.GetValueKind() switch
+            {
+                JsonValueKind.Number => v.ToJsonString(),
+                JsonValueKind.String => v.GetValue<string>(),
+                _ => null,
+            };
+            return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) && double.IsFinite(x)
+                ? x
+                : throw new FormatException($"settings.{name} must be a number, got {v.ToJsonString()}.");
+        }
+        int? Int(string name) => Num(name) is { } d
+            ? d == Math.Floor(d) && Math.Abs(d) <= int.MaxValue ? (int)d : throw new FormatException($"settings.{name} must be a whole number, got {d}.")
+            : null;
+        string? Str(string name) => o.TryGetValue(name, out var v)
+            ? v!.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : throw new FormatException($"settings.{name} must be a string, got {v.ToJsonString()}.")
+            : null;
+
+        var d = new DistillSettings();
+        var mode = Str("mode")?.ToLowerInvariant() switch
+        {
+            null => d.Guidance.Mode,
+            "delta" => GuidanceMode.Delta,
+            "sds" => GuidanceMode.Sds,
+            var m => throw new FormatException($"settings.mode must be 'delta' or 'sds', got '{m}'."),
+        };
+        return new DistillSettings
+        {
+            Steps = Int("steps") ?? d.Steps,
+            BatchSize = Int("batchSize") ?? d.BatchSize,
+            LearningRate = Num("learningRate") ?? d.LearningRate,
+            WeightDecay = Num("weightDecay") ?? d.WeightDecay,
+            Lambda = Num("lambda") ?? d.Lambda,
+            Guidance = new GuidanceSettings { Mode = mode, Scale = Num("scale") ?? GuidanceSettings.DefaultScale(mode), TopK = Int("topK") ?? d.Guidance.TopK },
+            Timesteps = Str("timesteps") ?? d.Timesteps,
+            Seed = (long)(Num("seed") ?? d.Seed),
+        }.Validated();
+    }
+
+    /// <summary>Parses the JSON text the API stored (see <see cref="FromApi(JsonObject?)"/>).</summary>
+    public static DistillSettings FromApiJson(string? json)
+    {
+        if (string.IsNullOrWhiteSpace(json)) return FromApi(null);
+        JsonNode? node;
+        try { node = JsonNode.Parse(json); }
+        catch (JsonException e) { throw new FormatException($"settings are not JSON: {e.Message}"); }
+        return FromApi(node as JsonObject ?? throw new FormatException("settings must be a JSON object."));
+    }
+
+    /// <summary>The API's form: every setting, camelCase (mode in lower case).</summary>
+    public JsonObject ToApi() => new()
+    {
+        ["steps"] = Steps,
+        ["mode"] = Guidance.Mode.ToString().ToLowerInvariant(),
+        ["scale"] = Guidance.Scale,
+        ["lambda"] = Lambda,
+        ["timesteps"] = Timesteps,
+        ["batchSize"] = BatchSize,
+        ["learningRate"] = LearningRate,
+        ["weightDecay"] = WeightDecay,
+        ["topK"] = Guidance.TopK,
+        ["seed"] = Seed,
+    };
+
+    public string ToApiJson() => ToApi().ToJsonString();
+
+    private static readonly string[] ApiKeys = ["steps", "mode", "scale", "lambda", "timesteps", "batchSize", "learningRate", "weightDecay", "topK", "seed"];
+
+    [GeneratedRegex(@"^(hqs|random|fixed:\d{1,3}|list:\d{1,3}(,\d{1,3})*)$")]
+    private static partial Regex TimestepsPattern();
+}

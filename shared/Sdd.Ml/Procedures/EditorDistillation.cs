@@ -1,0 +1,248 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Sdd.Ml.Data;
+using Sdd.Ml.Diffusion;
+using Sdd.Ml.Editors;
+using Sdd.Ml.Evaluation;
+using Sdd.Ml.Indicator;
+using Sdd.Ml.Judging;
+using Sdd.Ml.Torch;
+
+namespace Sdd.Ml.Procedures;
+
+/// <summary>
+/// How a host sizes a distillation run (not the method's settings): images the HQS indicator scores and how it picks,
+/// held-out images the editor is evaluated on, checkpoint cadence. One set of defaults for the CLI and the worker.
+/// </summary>
+public sealed record DistillationSizes
+{
+    public int IndicatorSamples { get; init; } = 32;
+    /// <summary>The k timesteps with the best HQS are selected, unless <see cref="IndicatorThreshold"/> is given.</summary>
+    public int IndicatorBest { get; init; } = 5;
+    /// <summary>When given, every timestep with HQS above it is selected (xi).</summary>
+    public double? IndicatorThreshold { get; init; }
+    public int EvalImages { get; init; } = 200;
+    /// <summary>Checkpoint every this many steps within an advance (0: only at its end).</summary>
+    public int CheckpointEvery { get; init; }
+}
+
+/// <summary>The outcome of a finished distillation: what the registry records about the editor version.</summary>
+public sealed record DistilledEditor(int[] SelectedTimesteps, Dictionary<string, double> Metrics, IndicatorCurve? Curve);
+
+/// <summary>
+/// The distillation of one editor (paper Sec. 4) as a resumable procedure over a run folder, the one home of it for
+/// the CLI, the quality benchmark and the distill worker. <see cref="Open"/> a folder (a fresh one, or one holding a
+/// checkpoint), <see cref="SelectTimesteps"/> (the HQS indicator, once, for the "hqs" rule), <see cref="Advance"/>
+/// within a step or time budget (checkpointing), and <see cref="Finish"/> (evaluation on held-out images, metrics
+/// in the editor's config, grid.png). Files: the editor (config.json, model.safetensors), train/ (checkpoint),
+/// curve.json and curve.png, grid.png.
+/// </summary>
+public sealed class EditorDistillation : IDisposable
+{
+    public const string CurveFile = "curve.json";
+    public const string CurvePlotFile = "curve.png";
+    public const string GridFile = "grid.png";
+
+    private readonly Teacher _teacher;
+    private readonly string? _teacherName;
+    private readonly Tensor _images, _labels;
+    private Distillation? _run;
+
+    public string Dir { get; }
+    public string Attribute { get; }
+    public DistillSettings Settings { get; }
+    public DistillationSizes Sizes { get; }
+    public IndicatorCurve? Curve { get; private set; }
+    /// <summary>Training images lacking the attribute.</summary>
+    public long Images => _images.shape[0];
+    public int Step => _run?.Step ?? (File.Exists(StateFile(Dir)) ? TrainingState.Load(StateFile(Dir)).Step : 0);
+    public bool Trained => Step >= Settings.Steps;
+    /// <summary>The editor being trained (after the timesteps are selected).</summary>
+    public Editor Editor => Trainer().Editor;
+
+    private EditorDistillation(string dir, Teacher teacher, string? teacherName, string attribute, Tensor images, Tensor labels,
+        DistillSettings settings, DistillationSizes sizes)
+    {
+        Dir = dir;
+        _teacher = teacher;
+        _teacherName = teacherName;
+        Attribute = attribute;
+        _images = images;
+        _labels = labels;
+        Settings = settings;
+        Sizes = sizes;
+        var curvePath = Path.Combine(dir, CurveFile);
+        if (File.Exists(curvePath)) Curve = ReadCurve(curvePath);
+    }
+
+    /// <summary>Whether a run folder holds a checkpoint to resume from.</summary>
+    public static bool HasCheckpoint(string dir) => File.Exists(StateFile(dir));
+
+    private static string StateFile(string dir) => Path.Combine(dir, "train", "state.json");
+
+    /// <summary>
+    /// Opens a run folder. <paramref name="data"/>: training images with labels in the teacher's attribute order (the
+    /// caller keeps them; the rows lacking the attribute are copied). With <paramref name="resume"/> a checkpoint in the
+    /// folder is continued; without, the folder's previous run (if any) is discarded. <paramref name="teacherName"/>
+    /// names the teacher in the editor's config (as name@step).
+    /// </summary>
+    public static EditorDistillation Open(string dir, Teacher teacher, string attribute, LabeledTensors data, DistillSettings settings,
+        DistillationSizes? sizes = null, bool resume = true, string? teacherName = null)
+    {
+        settings.Validated();
+        int a = teacher.AttributeIndex(attribute);
+        if (settings.Timesteps != "hqs") TimestepSampler.Parse(settings.Timesteps, teacher.Config.TimeSteps); // a bad rule fails now
+        if (!resume)
+            foreach (var stale in new[] { Path.Combine(dir, "train"), Path.Combine(dir, CurveFile) })
+            {
+                if (Directory.Exists(stale)) Directory.Delete(stale, recursive: true);
+                else if (File.Exists(stale)) File.Delete(stale);
+            }
+        Directory.CreateDirectory(dir);
+        var (x, y) = Lacking(data.Images, data.Labels, a);
+        return new EditorDistillation(dir, teacher, teacherName, attribute, x, y, settings, sizes ?? new DistillationSizes());
+    }
+
+    /// <summary>Rows of (images, labels) that lack the attribute (label -1), as copies.</summary>
+    public static (Tensor Images, Tensor Labels) Lacking(Tensor images, Tensor labels, int attribute)
+    {
+        using var scope = NewDisposeScope();
+        var idx = labels[.., attribute].lt(0).nonzero().flatten();
+        if (idx.shape[0] == 0) throw new ArgumentException("No image in the data set lacks the attribute: nothing to learn the edit from.");
+        return (images.index_select(0, idx).DetachFromDisposeScope(), labels.index_select(0, idx).DetachFromDisposeScope());
+    }
+
+    /// <summary>The HQS curve of a teacher and attribute over the first <paramref name="samples"/> images (paper Sec. 4.2).</summary>
+    public static IndicatorCurve RunIndicator(Teacher teacher, string attribute, Tensor images, Tensor labels, DistillSettings s,
+        int samples, double? xi, int k, Action<int, int>? progress = null)
+    {
+        using var scope = NewDisposeScope();
+        long n = Math.Min(samples, images.shape[0]);
+        var x = images[TensorIndex.Slice(0, n)];
+        var states = AttributeCondition.FromLabels(labels[TensorIndex.Slice(0, n)]);
+        return HybridQualityScore.Compute(teacher, attribute, x, states, s.Guidance, xi: xi, k: k, seed: s.Seed, progress: progress);
+    }
+
+    /// <summary>
+    /// For the "hqs" rule, runs the indicator when the folder has no curve yet and writes curve.json and curve.png;
+    /// returns true when it did (so a host can publish the curve). Other rules need nothing.
+    /// </summary>
+    public bool SelectTimesteps(Action<string, TrainingProgress>? progress = null)
+    {
+        if (Settings.Timesteps != "hqs" || Curve is not null) return false;
+        Curve = RunIndicator(_teacher, Attribute, _images, _labels, Settings, Sizes.IndicatorSamples, Sizes.IndicatorThreshold, Sizes.IndicatorBest,
+            (i, n) => progress?.Invoke("indicator", new TrainingProgress(i, n, 0, 0)));
+        WriteCurve(Curve, Path.Combine(Dir, CurveFile));
+        CurvePlot.Save(Curve, Path.Combine(Dir, CurvePlotFile));
+        return true;
+    }
+
+    public TimestepSampler Sampler() =>
+        Settings.Timesteps == "hqs"
+            ? TimestepSampler.FromSet(Curve?.Selected ?? throw new InvalidOperationException("The hqs rule needs the indicator curve: call SelectTimesteps first."), "hqs")
+            : TimestepSampler.Parse(Settings.Timesteps, _teacher.Config.TimeSteps);
+
+    private Distillation Trainer()
+    {
+        if (_run is not null) return _run;
+        SelectTimesteps();
+        var sampler = Sampler();
+        var config = new EditorConfig
+        {
+            Attribute = Attribute,
+            ImageSize = _teacher.Size,
+            Teacher = _teacherName is null ? null : $"{_teacherName}@{_teacher.Config.Step}",
+            SelectedTimesteps = sampler.Set ?? [sampler.Lo, sampler.Hi],
+            Settings = Settings,
+        };
+        // Distillation disposes what it is given: hand it copies, this run keeps its own.
+        _run = new Distillation(Dir, _teacher, config, sampler, _images.clone(), _labels.clone(), resume: HasCheckpoint(Dir));
+        return _run;
+    }
+
+    /// <summary>
+    /// Selects the timesteps if needed, then trains while <paramref name="allows"/> the next step (given the current
+    /// one) and the run is not done, and checkpoints. Returns the steps trained. A diverged run throws
+    /// <see cref="InvalidOperationException"/> saying so.
+    /// </summary>
+    public int Advance(Func<int, bool> allows, Action<string, TrainingProgress>? progress = null)
+    {
+        SelectTimesteps(progress);
+        var run = Trainer();
+        return run.Advance(allows, Settings.Steps, p => progress?.Invoke("distill", p), Sizes.CheckpointEvery);
+    }
+
+    /// <summary>Advances to the end (or until cancelled).</summary>
+    public int AdvanceToEnd(Action<string, TrainingProgress>? progress = null, CancellationToken cancel = default) =>
+        Advance(_ => !cancel.IsCancellationRequested, progress);
+
+    /// <summary>
+    /// Evaluates the trained editor on held-out images lacking the attribute (<paramref name="held"/>, labels in
+    /// <paramref name="judge"/>'s attribute order when judged, else the teacher's): editability, fidelity and the other
+    /// attributes kept as the teacher's judge sees them, the counterfactual PSNR where the images have counterfactuals,
+    /// speed. Writes the metrics into the editor's config and the before/after grid.png.
+    /// </summary>
+    public DistilledEditor Finish(LabeledTensors held, Judge? judge)
+    {
+        if (!Trained) throw new InvalidOperationException($"The run is at step {Step} of {Settings.Steps}: advance it to the end before finishing.");
+        var run = Trainer();
+        var editor = run.Editor;
+        editor.Edit(held.Images[TensorIndex.Slice(0, 1)]).Dispose(); // warm-up, so the timing is the steady state
+        var (edited, ms) = Timed.Map(held.Images, 64, editor.Edit);
+        using var _ = edited;
+        var m = new Dictionary<string, double>
+        {
+            ["heldOutImages"] = held.Images.shape[0],
+            ["msPerImage"] = Math.Round(ms, 3),
+            ["imagesPerSecond"] = Math.Round(1000 / Math.Max(1e-6, ms), 1),
+        };
+        if (judge is not null && judge.Config.AttributeNames.Contains(Attribute))
+        {
+            var scorer = new QualityScorer(judge, Attribute, held.Images, held.Labels, held.Counterfactuals);
+            var row = scorer.Score("sdd", edited, ms, 0);
+            var none = scorer.Score("identity", held.Images, 0, 0);
+            m["editability"] = row.Editability;
+            m["othersKept"] = row.OthersKept;
+            m["psnrSource"] = row.PsnrSource;
+            m["ssimSource"] = row.SsimSource;
+            if (row.PsnrCounterfactual is { } cf) m["psnrCounterfactual"] = cf;
+            if (none.PsnrCounterfactual is { } cf0) m["identityPsnrCounterfactual"] = cf0;
+            if (row.Fd is { } fd) m["fd"] = fd;
+            m["identityEditability"] = none.Editability;
+            if (judge.Config.Accuracy.TryGetValue(Attribute, out var acc)) m["judgeAccuracy"] = acc;
+        }
+        else
+        {
+            using var scope = NewDisposeScope();
+            m["psnrSource"] = Math.Round(ImageMetrics.Psnr(edited, held.Images).mean().item<float>(), 2);
+            m["ssimSource"] = Math.Round(ImageMetrics.Ssim(edited, held.Images).mean().item<float>(), 4);
+            if (held.Counterfactuals is { } c) m["psnrCounterfactual"] = Math.Round(ImageMetrics.Psnr(edited, c).mean().item<float>(), 2);
+        }
+        WriteGrid(held, edited, Path.Combine(Dir, GridFile));
+        run.Checkpoint(m);
+        return new DistilledEditor(editor.Config.SelectedTimesteps, m, Curve);
+    }
+
+    /// <summary>Before/after grid: sources on top, the edits below, the true counterfactuals last when known; 8 columns, 3x.</summary>
+    private static void WriteGrid(LabeledTensors held, Tensor edited, string path)
+    {
+        using var scope = NewDisposeScope();
+        long n = Math.Min(8, held.Images.shape[0]);
+        var rows = new List<Tensor> { held.Images[TensorIndex.Slice(0, n)], edited[TensorIndex.Slice(0, n)] };
+        if (held.Counterfactuals is { } c) rows.Add(c[TensorIndex.Slice(0, n)]);
+        var tiles = F.interpolate(cat(rows.ToArray()), scale_factor: [3.0, 3.0], mode: InterpolationMode.Nearest);
+        ImageCodec.SavePng(ImageCodec.Grid(tiles, (int)n, 2), path);
+    }
+
+    public static void WriteCurve(IndicatorCurve curve, string path) => File.WriteAllText(path, JsonSerializer.Serialize(curve, ModelFolder.Json));
+
+    public static IndicatorCurve ReadCurve(string path) =>
+        JsonSerializer.Deserialize<IndicatorCurve>(File.ReadAllText(path), ModelFolder.Json) ?? throw new InvalidDataException($"'{path}' is empty.");
+
+    public void Dispose()
+    {
+        _run?.Dispose();
+        _images.Dispose();
+        _labels.Dispose();
+    }
+}
