@@ -39,7 +39,7 @@ public sealed partial class ObservabilityTests(SddSystem system, ITestOutputHelp
         {
             var all = system.Traces.Spans;
             request = all.Where(s => s.Service == "sdd-ingest" && s.Kind == ExportedSpan.Server && s.Text("http.request.method") == "POST"
-                && s.Text("http.route") == "/v1/jobs").FirstOrDefault(s => all.Any(m => m.TraceId == s.TraceId && m.Service == "sdd-edit"
+                && s.Text("http.route")?.TrimEnd('/') == "/v1/jobs").FirstOrDefault(s => all.Any(m => m.TraceId == s.TraceId && m.Service == "sdd-edit"
                     && m.Kind == ExportedSpan.Consumer && m.Scope == "MassTransit"));
             if (request is not null)
             {
@@ -55,7 +55,10 @@ public sealed partial class ObservabilityTests(SddSystem system, ITestOutputHelp
         }
         foreach (var s in trace) output.WriteLine(s.ToString());
         Assert.True(system.Traces.Requests > 0, "no OTLP export reached the receiver");
-        Assert.True(request is not null, $"no POST /v1/jobs trace reaching the edit worker among {system.Traces.Spans.Count} spans");
+        Assert.True(request is not null, $"no POST /v1/jobs trace reaching the edit worker among {system.Traces.Spans.Count} spans:\n"
+            + string.Join("\n", system.Traces.Spans.GroupBy(s => (s.Service, s.Scope, s.Kind, s.Name)).Select(g => $"{g.Count()} x {g.Key}").Take(60))
+            + "\nPOST: " + string.Join("\n", system.Traces.Spans.Where(s => s.Kind == ExportedSpan.Server && s.Name.StartsWith("POST")).Take(5)
+                .Select(s => s + " " + string.Join(", ", s.Attributes.Select(a => $"{a.Key}={a.Value}")))));
         Assert.True(send is not null, "no MassTransit send under the request");
         Assert.True(consume is not null, "no edit worker consumer span under the send");
         Assert.Contains(trace, s => s.Service == "sdd-ingest" && s.Scope == "Npgsql" && Under(s, request!)); // the request's own rows
@@ -77,9 +80,9 @@ public sealed partial class ObservabilityTests(SddSystem system, ITestOutputHelp
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         foreach (var (worker, series) in new[]
                  {
-                     (system.Edit, new[] { "sdd_edit_items_total{outcome=\"done\"}", "sdd_edit_batch_seconds_count", "sdd_edit_batch_images_bucket",
+                     (system.Edit, new[] { "sdd_edit_items_total{outcome=\"done\"}", "sdd_edit_batch_seconds_count", "sdd_edit_batch_images_sum",
                          "sdd_edit_stage_seconds_sum{stage=\"decode\"}", "sdd_edit_stage_seconds_sum{stage=\"upload\"}", "sdd_editor_cache_total{result=\"load\"}",
-                         "sdd_edit_job_latency_seconds_count", "process_resident_memory_bytes" }),
+                         "sdd_edit_job_latency_seconds_count", "process_working_set_bytes" }),
                      (system.Distill, new[] { "sdd_distill_steps_total{kind=\"distill\"}", "sdd_distill_chunk_seconds_count{kind=\"distill\"}",
                          "sdd_distill_runs_finished_total{kind=\"distill\",outcome=\"completed\"}" }),
                  })

@@ -11,7 +11,7 @@ public static class EditStage
 }
 
 /// <summary>
-/// The edit worker's Prometheus metrics (served at /metrics with the process's own, e.g. process_resident_memory_bytes):
+/// The edit worker's Prometheus metrics (served at /metrics with the process's own, e.g. process_working_set_bytes):
 /// items by outcome (their rate is the worker's images per second), batch latency and size, the wall seconds each stage of a
 /// batch took (download, decode, edit, encode, upload, record; batches overlap, so the sums may exceed the elapsed time),
 /// the wait for the forward-pass gate, editor cache hits and loads, and each job's accepted-to-finished latency, observed
