@@ -21,8 +21,21 @@ public sealed record IngestSettings
     public long MaxInputBytes { get; init; } = Limits.MaxInputBytes;
     /// <summary>SDD_ITEM_ATTEMPTS: sends of an item whose batch was lost before it fails for good.</summary>
     public int ItemAttempts { get; init; } = Limits.ItemAttempts;
-    /// <summary>SDD_EDIT_BATCH_SIZE: items per EditBatch command.</summary>
-    public int EditBatchSize { get; init; } = 32;
+    /// <summary>
+    /// SDD_EDIT_BATCH_SIZE: most items per EditBatch command (default 256). An upload's batches are sized by pixels
+    /// (<see cref="EditBatchPixels"/> over its largest image); a job over a bucket prefix, whose sizes are unknown, gets
+    /// batches of at most 32.
+    /// </summary>
+    public int EditBatchSize { get; init; } = 256;
+    /// <summary>SDD_EDIT_BATCH_PIXELS: pixels per EditBatch of an upload (default 2 Mi: 32 images of 256x256, 256 of 32x32).</summary>
+    public long EditBatchPixels { get; init; } = 2L << 20;
+
+    /// <summary>Items per EditBatch for images of at most <paramref name="maxPixels"/> pixels (null: unknown).</summary>
+    public int BatchSizeFor(long? maxPixels) => maxPixels is { } p && p > 0
+        ? (int)Math.Clamp(EditBatchPixels / p, 1, EditBatchSize)
+        : Math.Min(32, EditBatchSize);
+    /// <summary>SDD_UPLOAD_PARALLELISM: a job upload's images stored at once (pooled connections to S3).</summary>
+    public int UploadParallelism { get; init; } = 16;
     /// <summary>SDD_MAX_ZIP_ENTRIES / SDD_MAX_ZIP_BYTES: what a dataset zip may expand to.</summary>
     public int MaxZipEntries { get; init; } = 200_000;
     public long MaxZipBytes { get; init; } = 2L << 30;
@@ -96,6 +109,8 @@ public sealed record IngestSettings
             MaxInputBytes = GetLong("SDD_MAX_INPUT_BYTES", d.MaxInputBytes),
             ItemAttempts = (int)GetLong("SDD_ITEM_ATTEMPTS", d.ItemAttempts),
             EditBatchSize = (int)GetLong("SDD_EDIT_BATCH_SIZE", d.EditBatchSize),
+            EditBatchPixels = Math.Max(1, GetLong("SDD_EDIT_BATCH_PIXELS", d.EditBatchPixels)),
+            UploadParallelism = (int)Math.Max(1, GetLong("SDD_UPLOAD_PARALLELISM", d.UploadParallelism)),
             MaxZipEntries = (int)GetLong("SDD_MAX_ZIP_ENTRIES", d.MaxZipEntries),
             MaxZipBytes = GetLong("SDD_MAX_ZIP_BYTES", d.MaxZipBytes),
             MaxZipRatio = (int)GetLong("SDD_MAX_ZIP_RATIO", d.MaxZipRatio),

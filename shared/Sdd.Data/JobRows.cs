@@ -1,3 +1,4 @@
+using Microsoft.EntityFrameworkCore;
 namespace Sdd.Data;
 
 /// <summary>
@@ -28,4 +29,40 @@ public static class JobRows
          WHERE j."Id" = @job
         RETURNING c.done, c.failed, c.pending, j."State"
         """;
+
+    /// <summary>
+    /// Inserts a job's items with one binary COPY on the context's connection, inside its current transaction (the job
+    /// row and its items commit together): 10,000 rows in one round trip instead of thousands of INSERTs.
+    /// </summary>
+    public static async Task CopyItemsAsync(SddDbContext db, IEnumerable<Entities.JobItem> items, CancellationToken ct)
+    {
+        var connection = (Npgsql.NpgsqlConnection)db.Database.GetDbConnection();
+        if (connection.State != System.Data.ConnectionState.Open) await db.Database.OpenConnectionAsync(ct);
+        await using var copy = await connection.BeginBinaryImportAsync("""
+            COPY job_items ("Id", "JobId", "SourceKey", "SourceBucket", "Name", "DispatchedAt", "OutputKey", "State", "Error", "Attempts", "UpdatedAt")
+            FROM STDIN (FORMAT BINARY)
+            """, ct);
+        foreach (var i in items)
+        {
+            await copy.StartRowAsync(ct);
+            await copy.WriteAsync(i.Id, NpgsqlTypes.NpgsqlDbType.Uuid, ct);
+            await copy.WriteAsync(i.JobId, NpgsqlTypes.NpgsqlDbType.Uuid, ct);
+            await copy.WriteAsync(i.SourceKey, NpgsqlTypes.NpgsqlDbType.Varchar, ct);
+            await WriteOrNull(copy, i.SourceBucket, NpgsqlTypes.NpgsqlDbType.Varchar, ct);
+            await WriteOrNull(copy, i.Name, NpgsqlTypes.NpgsqlDbType.Varchar, ct);
+            if (i.DispatchedAt is { } d) await copy.WriteAsync(d, NpgsqlTypes.NpgsqlDbType.TimestampTz, ct); else await copy.WriteNullAsync(ct);
+            await WriteOrNull(copy, i.OutputKey, NpgsqlTypes.NpgsqlDbType.Varchar, ct);
+            await copy.WriteAsync(i.State.ToString(), NpgsqlTypes.NpgsqlDbType.Varchar, ct);
+            await WriteOrNull(copy, i.Error, NpgsqlTypes.NpgsqlDbType.Text, ct);
+            await copy.WriteAsync(i.Attempts, NpgsqlTypes.NpgsqlDbType.Integer, ct);
+            if (i.UpdatedAt is { } u) await copy.WriteAsync(u, NpgsqlTypes.NpgsqlDbType.TimestampTz, ct); else await copy.WriteNullAsync(ct);
+        }
+        await copy.CompleteAsync(ct);
+    }
+
+    private static async Task WriteOrNull(Npgsql.NpgsqlBinaryImporter copy, string? value, NpgsqlTypes.NpgsqlDbType type, CancellationToken ct)
+    {
+        if (value is null) await copy.WriteNullAsync(ct);
+        else await copy.WriteAsync(value, type, ct);
+    }
 }

@@ -109,6 +109,31 @@ public sealed class ObjectStore : IDisposable
         return buffer.ToArray();
     }
 
+    /// <summary>
+    /// The object's bytes in one request (a presigned GET: the SDK's GetObject asks for the object's stat first), refused
+    /// with <see cref="ObjectTooLargeException"/> before its body is read when it declares more than
+    /// <paramref name="maxBytes"/>, and while reading when it sends more.
+    /// </summary>
+    public async Task<byte[]> GetBytesAsync(string bucket, string key, long maxBytes, CancellationToken ct = default)
+    {
+        ObjectKey.Validate(key);
+        var url = await PresignGetAsync(_client, bucket, key, TimeSpan.FromMinutes(15));
+        using var response = await _http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
+        if (response.StatusCode == HttpStatusCode.NotFound) throw new FileNotFoundException($"No object {bucket}/{key}", $"{bucket}/{key}");
+        if (!response.IsSuccessStatusCode) throw new IOException($"GET {bucket}/{key} answered {(int)response.StatusCode} {response.StatusCode}");
+        var declared = response.Content.Headers.ContentLength;
+        if (declared > maxBytes) throw new ObjectTooLargeException(declared.Value, maxBytes);
+        using var buffer = new MemoryStream((int)Math.Clamp(declared ?? 0, 0, maxBytes));
+        await using var body = await response.Content.ReadAsStreamAsync(ct);
+        var chunk = new byte[81920];
+        for (int read; (read = await body.ReadAsync(chunk, ct)) > 0;)
+        {
+            if (buffer.Length + read > maxBytes) throw new ObjectTooLargeException(buffer.Length + read, maxBytes);
+            buffer.Write(chunk, 0, read);
+        }
+        return buffer.ToArray();
+    }
+
     /// <summary>A stream over the object's content, read as it arrives (dispose it).</summary>
     public Task<Stream> OpenReadAsync(string bucket, string key, CancellationToken ct = default) =>
         ReadViaPresignedGetAsync(bucket, key, range: null, ct);
@@ -261,4 +286,11 @@ public sealed class ObjectStore : IDisposable
 
     private static DateTimeOffset ToUtc(DateTime t) =>
         new(t.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(t, DateTimeKind.Utc) : t.ToUniversalTime());
+}
+
+/// <summary>An object larger than the reader accepts: <see cref="Size"/> bytes (at least), <see cref="Limit"/> accepted.</summary>
+public sealed class ObjectTooLargeException(long size, long limit) : IOException($"The object is {size} bytes or more; at most {limit} are accepted.")
+{
+    public long Size { get; } = size;
+    public long Limit { get; } = limit;
 }

@@ -51,6 +51,7 @@ public sealed class IngestHost : IAsyncLifetime
         ["SDD_ADMIN_KEY"] = AdminKey,
         ["SDD_MAX_UPLOAD_BYTES"] = MaxUploadBytes.ToString(),
         ["SDD_DISPATCH_SWEEP_SECONDS"] = "1",
+        ["SDD_EDIT_BATCH_SIZE"] = "32", // the batching tests count batches of 32
         ["SDD_RATE_PER_MINUTE"] = "100000", // the quota tests set their own
         ["SDD_MAX_ACTIVE_JOBS"] = "100000",
         ["SDD_DISPATCH_GRACE_SECONDS"] = "2",

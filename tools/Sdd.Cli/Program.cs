@@ -14,6 +14,7 @@ usage: sdd <command> [options]
   edit              --editor DIR --in DIR|FILES --out DIR [--batch 32 --format jpeg|png|webp (default: each input's)]
   bench quality     [--teacher DIR --judge DIR] --attribute A [--images 200 --steps 300 --dataset DIR --json FILE --grid PNG]
   bench speed       [--teacher DIR --editor DIR --json FILE --repeats 5]
+  bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --json FILE]  (needs ./sdd up)
   judge train       --dataset DIR --out DIR [--steps N --size S]
   judge eval        [--judge DIR] --dataset DIR
 """;
@@ -38,6 +39,7 @@ try
         ("edit", null) => MethodCommands.Edit,
         ("bench", "quality") => BenchCommands.Quality,
         ("bench", "speed") => BenchCommands.Speed,
+        ("bench", "pipeline") => PipelineBench.Run,
         ("judge", "train") => JudgeCommands.Train,
         ("judge", "eval") => JudgeCommands.Eval,
         _ => throw new UsageException($"unknown command '{string.Join(' ', args.Take(sub is null ? 1 : 2))}' (run 'sdd help')"),

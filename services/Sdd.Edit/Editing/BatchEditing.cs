@@ -111,14 +111,17 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, EditMet
         return items.Select(i => outcomes[i.Id]).ToList();
     }
 
+    /// <summary>One GET per input (no stat first), refused beyond SDD_MAX_INPUT_BYTES before or while reading.</summary>
     private async Task<byte[]> DownloadAsync(PendingItem item, CancellationToken ct)
     {
-        var stat = await store.StatAsync(item.SourceBucket, item.SourceKey, ct) ?? throw new FileNotFoundException($"The input s3://{item.SourceBucket}/{item.SourceKey} does not exist.");
-        if (stat.Size > options.MaxInputBytes)
-            throw new InputRefusedException($"The input is {stat.Size} bytes; at most {options.MaxInputBytes} are accepted (SDD_MAX_INPUT_BYTES).");
-        using var buffer = new MemoryStream((int)Math.Clamp(stat.Size, 0, int.MaxValue));
-        await store.GetAsync(item.SourceBucket, item.SourceKey, new BoundedStream(buffer, options.MaxInputBytes), ct);
-        return buffer.ToArray();
+        try
+        {
+            return await store.GetBytesAsync(item.SourceBucket, item.SourceKey, options.MaxInputBytes, ct);
+        }
+        catch (ObjectTooLargeException e)
+        {
+            throw new InputRefusedException($"The input is {e.Size} bytes or more; at most {options.MaxInputBytes} are accepted (SDD_MAX_INPUT_BYTES).");
+        }
     }
 
     private async Task EditPartAsync(List<Input> part, Editor editor, OutputFormat? format, ConcurrentDictionary<Guid, Output> encoded, ConcurrentDictionary<Guid, ItemOutcome> outcomes, CancellationToken ct)
@@ -193,39 +196,3 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, EditMet
 
 /// <summary>An input refused by a limit (its size): its item fails with the reason.</summary>
 public sealed class InputRefusedException(string message) : Exception(message);
-
-/// <summary>Writes through to <paramref name="inner"/> until <paramref name="limit"/> bytes, then refuses (an object that grew after its size was checked).</summary>
-public sealed class BoundedStream(Stream inner, long limit) : Stream
-{
-    private long _written;
-
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => _written;
-    public override long Position { get => _written; set => throw new NotSupportedException(); }
-    public override void Flush() => inner.Flush();
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count)
-    {
-        Count(count);
-        inner.Write(buffer, offset, count);
-    }
-
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
-    {
-        Count(buffer.Length);
-        await inner.WriteAsync(buffer, ct);
-    }
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
-
-    private void Count(int count)
-    {
-        _written += count;
-        if (_written > limit) throw new InputRefusedException($"The input is larger than {limit} bytes (SDD_MAX_INPUT_BYTES).");
-    }
-}

@@ -66,6 +66,7 @@ public static class JobsApi
         if (await OwnerQuota.JobsAsync(http.HttpContext, db, owner, settings, ct) is { } quota) return quota;
         var job = new EditJob { Id = Guid.NewGuid(), Owner = owner, State = JobState.Pending, CreatedAt = DateTimeOffset.UtcNow };
         List<JobItem> items;
+        long? maxPixels = null; // known for uploads: their batches are sized by pixels
         if (http.HasFormContentType)
         {
             var form = await http.ReadFormAsync(ct);
@@ -75,9 +76,10 @@ public static class JobsApi
             if (form.Files.Count == 0) return Problems.BadRequest("Attach one or more image files (form field 'files').");
             if (form.Files.Count > settings.MaxItemsPerJob)
                 return Problems.Unprocessable($"{form.Files.Count} files; a job holds at most {settings.MaxItemsPerJob} (SDD_MAX_ITEMS_PER_JOB).");
-            var (stored, problem) = await StoreUploadsAsync(form.Files, owner, job.Id, store, settings, ct);
+            var (stored, pixels, problem) = await StoreUploadsAsync(form.Files, owner, job.Id, store, settings, ct);
             if (problem is not null) return problem;
             items = stored!;
+            maxPixels = pixels;
         }
         else if (http.HasJsonContentType())
         {
@@ -98,11 +100,17 @@ public static class JobsApi
         }
 
         job.ItemCount = items.Count;
-        job.Items = items;
-        db.EditJobs.Add(job);
-        await db.SaveChangesAsync(ct); // the job and all its items in one transaction
+        foreach (var item in items) item.JobId = job.Id;
+        // The job and all its items in one transaction: the job row by EF, the items by one COPY.
+        await using (var transaction = await db.Database.BeginTransactionAsync(ct))
+        {
+            db.EditJobs.Add(job);
+            await db.SaveChangesAsync(ct);
+            await JobRows.CopyItemsAsync(db, items, ct);
+            await transaction.CommitAsync(ct);
+        }
         // Accepted now: a send that fails here is the sweeper's to retry, so the client's going away must not stop it.
-        await dispatcher.DispatchAsync(job.Id, items.Select(i => i.Id).ToList(), DateTimeOffset.MinValue, CancellationToken.None);
+        await dispatcher.DispatchAsync(job.Id, items.Select(i => i.Id).ToList(), DateTimeOffset.MinValue, CancellationToken.None, settings.BatchSizeFor(maxPixels));
         return TypedResults.Accepted($"/v1/jobs/{job.Id}", new JobAccepted(job.Id, items.Count));
     }
 
@@ -342,41 +350,45 @@ public static class JobsApi
     }
 
     /// <summary>Checks each file's header, then stores it under the owner's job input folder (<see cref="KeyLayout.JobInput"/>); one bad file refuses the request.</summary>
-    private static async Task<(List<JobItem>?, ProblemHttpResult?)> StoreUploadsAsync(IFormFileCollection files, string owner, Guid jobId, ObjectStore store,
+    /// <summary>
+    /// Checks every file (name, header: format and pixels) before anything is stored, so a refused upload leaves nothing
+    /// behind; then stores them in parallel (SDD_UPLOAD_PARALLELISM at once, pooled connections). A failed store deletes
+    /// what was stored.
+    /// </summary>
+    private static async Task<(List<JobItem>?, long MaxPixels, ProblemHttpResult?)> StoreUploadsAsync(IFormFileCollection files, string owner, Guid jobId, ObjectStore store,
         IngestSettings settings, CancellationToken ct)
     {
-        var items = new List<JobItem>(files.Count);
+        long maxPixels = 0;
+        var items = new List<(JobItem Item, IFormFile File, string ContentType)>(files.Count);
+        foreach (var file in files)
+        {
+            var name = Path.GetFileName(file.FileName.Replace('\\', '/'));
+            if (string.IsNullOrWhiteSpace(name)) name = file.Name;
+            if (name.Length > MaxFileNameLength || name.Any(char.IsControl))
+                return (null, 0, Problems.Unprocessable($"A file name is at most {MaxFileNameLength} characters without control characters; '{new string(name.Take(40).Select(c => char.IsControl(c) ? '?' : c).ToArray())}...' is not."));
+            ImageHeader? header;
+            ProblemHttpResult? problem;
+            await using (var content = file.OpenReadStream()) header = ImageCheck.Identify(content, name, settings.MaxImagePixels, out problem);
+            if (header is null) return (null, 0, problem);
+            maxPixels = Math.Max(maxPixels, (long)header.Width * header.Height);
+            var itemId = Guid.NewGuid();
+            var key = KeyLayout.JobInput(owner, jobId, itemId, header.Extension);
+            items.Add((new JobItem { Id = itemId, JobId = jobId, Name = name, SourceKey = key, State = ItemState.Pending }, file, header.ContentType));
+        }
         try
         {
-            foreach (var file in files)
+            await Parallel.ForEachAsync(items, new ParallelOptions { MaxDegreeOfParallelism = settings.UploadParallelism, CancellationToken = ct }, async (x, token) =>
             {
-                var name = Path.GetFileName(file.FileName.Replace('\\', '/'));
-                if (string.IsNullOrWhiteSpace(name)) name = file.Name;
-                if (name.Length > MaxFileNameLength || name.Any(char.IsControl))
-                {
-                    await DeleteQuietly(store, items);
-                    return (null, Problems.Unprocessable($"A file name is at most {MaxFileNameLength} characters without control characters; '{new string(name.Take(40).Select(c => char.IsControl(c) ? '?' : c).ToArray())}...' is not."));
-                }
-                await using var content = file.OpenReadStream(); // buffered by the form reader: seekable
-                var header = ImageCheck.Identify(content, name, settings.MaxImagePixels, out var problem);
-                if (header is null)
-                {
-                    await DeleteQuietly(store, items);
-                    return (null, problem);
-                }
-                content.Position = 0;
-                var itemId = Guid.NewGuid();
-                var key = KeyLayout.JobInput(owner, jobId, itemId, header.Extension);
-                await store.PutAsync(store.JobsBucket, key, content, header.ContentType, ct);
-                items.Add(new JobItem { Id = itemId, JobId = jobId, Name = name, SourceKey = key, State = ItemState.Pending });
-            }
+                await using var content = x.File.OpenReadStream(); // buffered by the form reader
+                await store.PutAsync(store.JobsBucket, x.Item.SourceKey, content, x.ContentType, token);
+            });
         }
         catch
         {
-            await DeleteQuietly(store, items);
+            await DeleteQuietly(store, items.Select(x => x.Item).ToList());
             throw;
         }
-        return (items, null);
+        return (items.Select(x => x.Item).ToList(), maxPixels, null);
     }
 
     /// <summary>

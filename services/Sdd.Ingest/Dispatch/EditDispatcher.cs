@@ -13,38 +13,58 @@ public sealed class EditDispatcher(SddDbContext db, ISendEndpointProvider sender
 {
     private static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(15);
 
-    /// <summary>Sends the items in batches; returns how many were sent (the rest are left to the sweeper).</summary>
-    public async Task<int> DispatchAsync(Guid jobId, IReadOnlyList<Guid> itemIds, DateTimeOffset staleBefore, CancellationToken ct)
+    /// <summary>
+    /// Claims the items still pending and unsent (or sent before <paramref name="staleBefore"/>) in one statement, then
+    /// sends them in batches of <paramref name="batchSize"/> (unknown sizes: <see cref="IngestSettings.BatchSizeFor"/>), a few sends in flight; returns how many were sent. A batch whose send
+    /// fails is unclaimed (DispatchedAt cleared) for the sweeper, and so is every batch after it.
+    /// </summary>
+    public async Task<int> DispatchAsync(Guid jobId, IReadOnlyList<Guid> itemIds, DateTimeOffset staleBefore, CancellationToken ct, int? batchSize = null)
     {
-        int sent = 0;
-        foreach (var chunk in itemIds.Chunk(Math.Max(1, settings.EditBatchSize)))
+        var now = DateTimeOffset.UtcNow;
+        var ids = itemIds.ToArray();
+        var claimed = await db.Database.SqlQuery<Guid>($"""
+            UPDATE job_items SET "DispatchedAt" = {now}, "Attempts" = "Attempts" + CASE WHEN "DispatchedAt" IS NULL THEN 0 ELSE 1 END
+            WHERE "JobId" = {jobId} AND "Id" = ANY({ids}) AND "State" = 'Pending'
+              AND ("DispatchedAt" IS NULL OR "DispatchedAt" < {staleBefore})
+            RETURNING "Id" AS "Value"
+            """).ToListAsync(ct);
+        if (claimed.Count == 0) return 0;
+        // Batches keep the order the items were given in (an upload's order).
+        var order = ids.Select((id, k) => (id, k)).ToDictionary(x => x.id, x => x.k);
+        var batches = claimed.OrderBy(id => order[id]).Chunk(Math.Max(1, batchSize ?? settings.BatchSizeFor(null))).ToList();
+        int sent = 0, failedFrom = int.MaxValue;
+        var endpoint = await sender.GetSendEndpoint(Queues.Address(Queues.Edit));
+        await Parallel.ForEachAsync(Enumerable.Range(0, batches.Count), new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (b, _) =>
         {
-            var now = DateTimeOffset.UtcNow;
-            var ids = chunk.ToArray();
-            var claimed = await db.Database.SqlQuery<Guid>($"""
-                UPDATE job_items SET "DispatchedAt" = {now}, "Attempts" = "Attempts" + CASE WHEN "DispatchedAt" IS NULL THEN 0 ELSE 1 END
-                WHERE "JobId" = {jobId} AND "Id" = ANY({ids}) AND "State" = 'Pending'
-                  AND ("DispatchedAt" IS NULL OR "DispatchedAt" < {staleBefore})
-                RETURNING "Id" AS "Value"
-                """).ToListAsync(ct);
-            if (claimed.Count == 0) continue;
+            if (b > Volatile.Read(ref failedFrom)) return;
             try
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 timeout.CancelAfter(SendTimeout);
-                var endpoint = await sender.GetSendEndpoint(Queues.Address(Queues.Edit));
-                await endpoint.Send(new EditBatch(jobId, claimed), timeout.Token);
-                sent += claimed.Count;
+                await endpoint.Send(new EditBatch(jobId, batches[b]), timeout.Token);
+                Interlocked.Add(ref sent, batches[b].Length);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
-                log.LogWarning(e, "Could not send a batch of {Count} items of job {JobId}; the sweeper will retry", claimed.Count, jobId);
-                await db.JobItems.Where(i => claimed.Contains(i.Id) && i.DispatchedAt == now)
-                    .ExecuteUpdateAsync(s => s.SetProperty(i => i.DispatchedAt, (DateTimeOffset?)null), CancellationToken.None);
-                break;
+                log.LogWarning(e, "Could not send a batch of {Count} items of job {JobId}; the sweeper will retry", batches[b].Length, jobId);
+                InterlockedMin(ref failedFrom, b);
             }
+        });
+        if (failedFrom < batches.Count)
+        {
+            // Unclaim what was not sent (a later batch may have gone out before the failure was seen: a duplicate send is harmless).
+            var unsent = batches.Skip(failedFrom).SelectMany(x => x).ToArray();
+            await db.JobItems.Where(i => unsent.Contains(i.Id) && i.DispatchedAt == now)
+                .ExecuteUpdateAsync(s => s.SetProperty(i => i.DispatchedAt, (DateTimeOffset?)null), CancellationToken.None);
+            sent = batches.Take(failedFrom).Sum(x => x.Length);
         }
         return sent;
+    }
+
+    private static void InterlockedMin(ref int target, int value)
+    {
+        int seen;
+        while (value < (seen = Volatile.Read(ref target)) && Interlocked.CompareExchange(ref target, value, seen) != seen) { }
     }
 }
 
