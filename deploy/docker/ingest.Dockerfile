@@ -27,5 +27,5 @@ ENV DOTNET_gcServer=0 \
     SDD_INGEST_URL=http://0.0.0.0:8080
 EXPOSE 8080
 USER sdd
-HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=6 CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=6 CMD curl -fsS http://127.0.0.1:8080/healthz/ready || exit 1
 ENTRYPOINT ["./Sdd.Ingest"]

@@ -62,11 +62,11 @@ public static class PipelineBench
         var photos = Photos(n, size);
 
         // In-process: what one process does with the same photos, decode → edit → encode, batches as the worker forms them.
-        var inProcess = InProcess(photos, editorDir, size);
+        var inProcess = Environment.GetEnvironmentVariable("SDD_BENCH_POOL") == "1" ? Task.Run(() => InProcess(photos, editorDir, size)).Result : InProcess(photos, editorDir, size);
         Console.Error.WriteLine($"  in-process: {n / inProcess:0.0} images/s ({inProcess:0.00} s)");
 
         var rows = new List<ServiceRow>();
-        foreach (var k in workerCounts)
+        foreach (var k in workerCounts.Where(k => k > 0)) // --workers 0: the in-process figure alone
         {
             int perWorker = Math.Max(1, workerCounts.Length > 1 || k > 1 ? Math.Max(1, threads / k) : threads);
             var row = await ServicesAsync(root, photos, editorDir, n, k, perWorker, inProcess);
@@ -82,7 +82,7 @@ public static class PipelineBench
         var report = new Report(Environment.MachineName + $" ({Environment.ProcessorCount} cores)", n, size, editorConfig.ImageSize, "jpeg (quality 92)", parameters, threads,
             inProcess, n / inProcess, rows,
             "in-process: decode + edit + encode of every photo in memory (no storage); services: submit = the multipart POST of every photo until the job is accepted (stored, rows inserted, batches sent); started→finished = the job's first item started to its last finished (the API's timestamps); submit→done = POST start to the job's finish");
-        var text = JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true });
+        var text = JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         if (json is not null) { Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(json))!); File.WriteAllText(json, text); Console.Error.WriteLine($"  wrote {json}"); }
         else Console.WriteLine(text);
         Directory.Delete(editorDir, true);
@@ -180,6 +180,12 @@ public static class PipelineBench
             var attribute = await RegisterEditorAsync(settings, store, key.Id.ToString(), editorDir);
             using var api = new SddClient(new SddClientOptions { BaseAddress = new Uri(apiUrl), ApiKey = key.Key, Timeout = TimeSpan.FromMinutes(30) });
 
+            // A running service is warm: one small job first (torch initialised, the editor loaded), not timed.
+            var warm = await api.Jobs.SubmitFilesAsync(attribute, photos.Take(Math.Min(8, n)).Select(p => UploadFile.FromBytes("warm-" + p.Name, p.Bytes)).ToList());
+            while ((await api.Jobs.GetAsync(warm.JobId)).State is not (JobState.Completed or JobState.Failed)) await Task.Delay(100);
+            var baseline = new Dictionary<string, double>();
+            foreach (var url in workerUrls) foreach (var (k, v) in await StagesAsync(http, url)) baseline[k] = baseline.GetValueOrDefault(k) + v;
+
             var submitted = DateTimeOffset.UtcNow;
             var sw = Stopwatch.StartNew();
             var accepted = await api.Jobs.SubmitFilesAsync(attribute, photos.Select(p => UploadFile.FromBytes(p.Name, p.Bytes)).ToList());
@@ -194,12 +200,8 @@ public static class PipelineBench
                 await Task.Delay(100);
             }
             var stages = new Dictionary<string, double>();
-            foreach (var url in workerUrls)
-                foreach (var line in (await http.GetStringAsync(url + "/metrics")).Split('\n'))
-                {
-                    var m = System.Text.RegularExpressions.Regex.Match(line, "^sdd_edit_(stage_seconds_sum\\{stage=\"(?<s>\\w+)\"\\}|(?<s>gate_wait_seconds)_sum) (?<v>\\S+)$");
-                    if (m.Success) stages[m.Groups["s"].Value] = stages.GetValueOrDefault(m.Groups["s"].Value) + double.Parse(m.Groups["v"].Value, CultureInfo.InvariantCulture);
-                }
+            foreach (var url in workerUrls) foreach (var (k, v) in await StagesAsync(http, url)) stages[k] = stages.GetValueOrDefault(k) + v;
+            foreach (var k in stages.Keys.ToList()) stages[k] -= baseline.GetValueOrDefault(k); // the timed job's share
             double toDone = (job.FinishedAt!.Value - submitted).TotalSeconds, startedToFinished = (job.FinishedAt!.Value - job.StartedAt!.Value).TotalSeconds;
             return new ServiceRow(workers, threadsPerWorker, submitSeconds, toDone, startedToFinished, n / toDone, n / startedToFinished,
                 inProcess / startedToFinished, inProcess / toDone, job.Counts.Done, job.Counts.Failed, rssTenth,
@@ -221,6 +223,18 @@ public static class PipelineBench
             foreach (var bucket in new[] { settings.S3.DatasetsBucket, settings.S3.ModelsBucket, settings.S3.JobsBucket })
                 try { await store.DeleteBucketAsync(bucket); } catch (Exception) { }
         }
+    }
+
+    /// <summary>The worker's stage seconds so far (and its forward-gate wait), from its /metrics.</summary>
+    private static async Task<Dictionary<string, double>> StagesAsync(HttpClient http, string workerUrl)
+    {
+        var stages = new Dictionary<string, double>();
+        foreach (var line in (await http.GetStringAsync(workerUrl + "/metrics")).Split('\n'))
+        {
+            var m = System.Text.RegularExpressions.Regex.Match(line, "^sdd_edit_(stage_seconds_sum\\{stage=\"(?<s>\\w+)\"\\}|(?<s>gate_wait_seconds)_sum) (?<v>\\S+)$");
+            if (m.Success) stages[m.Groups["s"].Value] = stages.GetValueOrDefault(m.Groups["s"].Value) + double.Parse(m.Groups["v"].Value, CultureInfo.InvariantCulture);
+        }
+        return stages;
     }
 
     /// <summary>The editor as the distill worker leaves it: an attribute of the owner with a ready, active version whose files are in the models bucket.</summary>

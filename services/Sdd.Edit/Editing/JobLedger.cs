@@ -42,8 +42,11 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
     {
         await using var db = await databases.CreateDbContextAsync(ct);
         var job = await db.EditJobs.AsNoTracking().Where(j => j.Id == jobId)
-            .Select(j => new { j.Owner, j.State, j.EditorVersionId, j.AttributeId, j.OutputFormat, j.CreatedAt }).SingleOrDefaultAsync(ct);
+            .Select(j => new { j.Owner, j.State, j.EditorVersionId, j.AttributeId, j.OutputFormat, j.CreatedAt, j.StartedAt }).SingleOrDefaultAsync(ct);
         if (job is null) return null;
+        // The job started when its first batch began (not when it was first recorded): one more statement, first batches only.
+        if (job.StartedAt is null)
+            await db.EditJobs.Where(j => j.Id == jobId && j.StartedAt == null).ExecuteUpdateAsync(s => s.SetProperty(j => j.StartedAt, DateTimeOffset.UtcNow), ct);
         var items = await db.JobItems.AsNoTracking().Where(i => i.JobId == jobId && itemIds.Contains(i.Id))
             .Select(i => new { i.Id, i.State, i.SourceBucket, i.SourceKey, i.Name }).ToListAsync(ct);
         var pending = items.Where(i => i.State == ItemState.Pending)
