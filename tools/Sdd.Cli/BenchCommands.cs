@@ -146,61 +146,113 @@ public static class BenchCommands
     private static int[] ParseInts(string s, string name) =>
         s.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(v => int.TryParse(v, out var i) && i > 0 && i < 1000 ? i : throw new UsageException($"{name} takes timesteps like 200,500,800")).ToArray();
 
-    public sealed record SpeedRow(int Size, int Batch, double SddImagesPerS, double SdeditImagesPerS, double Ratio);
-    public sealed record SpeedReport(string Device, int Threads, long EditorParameters, long TeacherParameters, SdEditSettings Sdedit, List<SpeedRow> Rows);
+    /// <summary>
+    /// One size and batch: images/s of the editor and of SDEdit, model only (tensors in memory, at the model's size with
+    /// residual mode above it) and whole (JPEG decode → tensor → edit → JPEG encode, the work a worker does per image).
+    /// </summary>
+    public sealed record SpeedRow(int Size, int Batch, int ModelRunsAt, double SddModelImagesPerS, double SdeditModelImagesPerS, double ModelRatio,
+        double SddWholeImagesPerS, double SdeditWholeImagesPerS, double WholeRatio);
+    public sealed record SpeedReport(string Device, int Threads, long EditorParameters, long TeacherParameters, SdEditSettings Sdedit, string SdeditChoice,
+        List<SpeedRow> Rows, string Timed);
 
     public static int Speed(Options o)
     {
         var teacherDir = o.String("teacher") ?? ModelHome.Teacher;
         var editorDir = o.String("editor");
-        int repeats = o.Int("repeats", 5, 1, 1000), t0 = o.Int("t0", 600, 1, 999);
+        int repeats = o.Int("repeats", 5, 1, 1000);
+        var quality = o.String("quality") ?? Path.Combine(ModelHome.Root, "docs", "results", "bench-smiling.json");
+        int? t0Option = o.Has("t0") ? o.Int("t0", 200, 1, 999) : null;
         double guidance = o.Double("guidance", 3.0, 0, 1000);
-        int big = o.Int("large", 256, 8, 4096);
+        var sizes = (o.String("sizes") ?? "32,256,1024,2048").Split(',').Select(x => int.Parse(x, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         var json = o.String("json");
         o.EnsureAllUsed();
         using var teacher = Teacher.Load(teacherDir, TorchRuntime.Device);
         using var editor = editorDir is not null ? Editor.Load(editorDir, TorchRuntime.Device)
                                                  : new Editor(new EditorConfig { Attribute = teacher.Attributes[0], ImageSize = teacher.Size }, TorchRuntime.Device);
+        // SDEdit at its quality-matched setting: the row of the quality benchmark with editability >= 90 % and the best
+        // PSNR to the counterfactual (t0 = 200 when the file is absent or --t0 says otherwise).
+        var (t0, choice) = t0Option is { } given ? (given, $"t0 = {given} (--t0)") : QualityMatchedT0(quality);
         var sd = SdEditSettings.At(t0, guidance);
         var rows = new List<SpeedRow>();
-        Console.Error.WriteLine($"bench speed: editor {editor.ParameterCount:N0} params vs SDEdit (t0={sd.T0}, {sd.Steps} DDIM steps, CFG {guidance}: {sd.Nfe} teacher evaluations per image); median of {repeats}");
-        foreach (var size in new[] { teacher.Size, big })
-        foreach (var batch in new[] { 1, 32 })
+        Console.Error.WriteLine($"bench speed: editor {editor.ParameterCount:N0} params vs SDEdit (t0={sd.T0}, {sd.Steps} DDIM steps, CFG {guidance}: {sd.Nfe} teacher evaluations per image; {choice}); median of {repeats}");
+        foreach (var size in sizes)
+        foreach (var batch in size <= 256 ? new[] { 1, 32 } : size <= 1024 ? new[] { 1, 4 } : new[] { 1 })
         {
             using var scope = NewDisposeScope();
-            var images = stack(Enumerable.Range(0, batch).Select(i =>
-                ImageCodec.ToTensor(PortraitRenderer.RenderRgb24(Sdd.Ml.Portraits.PortraitDataset.Portrait(HeldOutPortraits.HeldOutSeed, i), size, size > 64 ? 1 : 4), size, size)).ToArray()).to(teacher.Device);
+            var jpegs = Enumerable.Range(0, batch).Select(i =>
+            {
+                var rgb = PortraitRenderer.RenderRgb24(Sdd.Ml.Portraits.PortraitDataset.Portrait(HeldOutPortraits.HeldOutSeed, i), Math.Min(size, 256), size > 64 ? 1 : 4);
+                using var image = SixLabors.ImageSharp.Image.LoadPixelData<SixLabors.ImageSharp.PixelFormats.Rgb24>(rgb, Math.Min(size, 256), Math.Min(size, 256));
+                if (size > 256) SixLabors.ImageSharp.Processing.ProcessingExtensions.Mutate(image, x => SixLabors.ImageSharp.Processing.ResizeExtensions.Resize(x, size, size));
+                using var ms = new MemoryStream();
+                SixLabors.ImageSharp.ImageExtensions.SaveAsJpeg(image, ms, new SixLabors.ImageSharp.Formats.Jpeg.JpegEncoder { Quality = 92 });
+                return ms.ToArray();
+            }).ToArray();
+            var images = stack(jpegs.Select(b => { using var im = ImageCodec.Decode(b); return ImageCodec.ToTensor(im); }).ToArray()).to(teacher.Device);
             var states = AttributeCondition.Single(batch, teacher.Attributes.Count, 0, true, teacher.Device);
             var gen = new Generator(3, teacher.Device);
+            int reps = size >= 1024 ? Math.Min(repeats, 3) : repeats;
             double Median(Action run)
             {
                 run(); // warm-up
                 var times = new List<double>();
-                for (int r = 0; r < repeats; r++) { var sw = Stopwatch.StartNew(); run(); times.Add(sw.Elapsed.TotalSeconds); }
+                for (int r = 0; r < reps; r++) { var sw = Stopwatch.StartNew(); run(); times.Add(sw.Elapsed.TotalSeconds); }
                 times.Sort();
                 return times[times.Count / 2];
             }
-            double sddS = Median(() => { using var s2 = NewDisposeScope(); editor.Edit(images); });
-            double sdS = Median(() =>
+            Tensor SdEdit(Tensor x)
+            {
+                using var _ = no_grad();
+                return ResidualMode.Apply(x, teacher.Size, y => teacher.SdEdit(y, states, sd.T0, sd.Steps, sd.Guidance, gen));
+            }
+            // Whole: what a worker does per image (decode with EXIF orientation, to tensor, edit, encode as JPEG q92).
+            void Whole(Func<Tensor, Tensor> edit)
             {
                 using var s2 = NewDisposeScope();
-                using var _ = no_grad();
-                ResidualMode.Apply(images, teacher.Size, x => teacher.SdEdit(x, states, sd.T0, sd.Steps, sd.Guidance, gen));
-            });
-            var row = new SpeedRow(size, batch, Math.Round(batch / sddS, 1), Math.Round(batch / sdS, 2), Math.Round(sdS / sddS, 1));
+                var kept = new KeptMetadata[batch];
+                var input = stack(Enumerable.Range(0, batch).Select(k => { using var im = ImageCodec.Decode(jpegs[k], out kept[k]); return ImageCodec.ToTensor(im); }).ToArray());
+                var output = edit(input);
+                for (int k = 0; k < batch; k++) _ = ImageCodec.Encode(output[k], Sdd.Configuration.OutputFormat.Jpeg, kept[k]);
+            }
+            double sddModel = Median(() => { using var s2 = NewDisposeScope(); editor.Edit(images); });
+            double sdModel = Median(() => { using var s2 = NewDisposeScope(); SdEdit(images); });
+            double sddWhole = Median(() => Whole(editor.Edit));
+            double sdWhole = Median(() => Whole(SdEdit));
+            var row = new SpeedRow(size, batch, Math.Min(size, teacher.Size), Math.Round(batch / sddModel, 1), Math.Round(batch / sdModel, 2), Math.Round(sdModel / sddModel, 1),
+                Math.Round(batch / sddWhole, 1), Math.Round(batch / sdWhole, 2), Math.Round(sdWhole / sddWhole, 1));
             rows.Add(row);
-            Console.Error.WriteLine($"  {size}px batch {batch}: SDD {row.SddImagesPerS} img/s, SDEdit {row.SdeditImagesPerS} img/s");
+            Console.Error.WriteLine($"  {size}px batch {batch}: model only SDD {row.SddModelImagesPerS} / SDEdit {row.SdeditModelImagesPerS} img/s ({row.ModelRatio}x); " +
+                $"decode→encode SDD {row.SddWholeImagesPerS} / SDEdit {row.SdeditWholeImagesPerS} img/s ({row.WholeRatio}x)");
         }
+        const string timed = "model only: the forward pass on decoded tensors in memory (the model runs at its own size; larger photos in residual mode: " +
+            "resized to the model's size, edited, the difference upsampled and added, for both methods); decode→encode: JPEG bytes in memory → decode (EXIF orientation) → " +
+            "tensor → edit → JPEG quality 92 bytes, no storage; median of the repeats after one warm-up";
         Console.WriteLine($"speed benchmark on {TorchRuntime.Device} with {get_num_threads()} threads; editor {editor.ParameterCount:N0} params, teacher {teacher.Net.parameters().Sum(p => p.numel()):N0} params;");
-        Console.WriteLine($"SDEdit: t0={sd.T0}, {sd.Steps} DDIM steps, CFG {guidance} = {sd.Nfe} teacher evaluations per image; larger sizes in residual mode for both; median of {repeats} runs, model time only");
-        Console.WriteLine($"{"size",5} {"batch",6} {"SDD img/s",11} {"SDEdit img/s",13} {"ratio",8}");
-        foreach (var r in rows) Console.WriteLine($"{r.Size,5} {r.Batch,6} {r.SddImagesPerS,11:0.0} {r.SdeditImagesPerS,13:0.00} {r.Ratio,7:0.0}x");
+        Console.WriteLine($"SDEdit: t0={sd.T0}, {sd.Steps} DDIM steps, CFG {guidance} = {sd.Nfe} teacher evaluations per image ({choice})");
+        Console.WriteLine(timed);
+        Console.WriteLine($"{"size",5} {"batch",6} {"model@",7} {"SDD model",10} {"SDEdit model",13} {"ratio",7} {"SDD whole",10} {"SDEdit whole",13} {"ratio",7}");
+        foreach (var r in rows)
+            Console.WriteLine($"{r.Size,5} {r.Batch,6} {r.ModelRunsAt,7} {r.SddModelImagesPerS,10:0.0} {r.SdeditModelImagesPerS,13:0.00} {r.ModelRatio,6:0.0}x {r.SddWholeImagesPerS,10:0.0} {r.SdeditWholeImagesPerS,13:0.00} {r.WholeRatio,6:0.0}x");
         if (json is not null)
         {
             File.WriteAllText(json, JsonSerializer.Serialize(new SpeedReport(TorchRuntime.Device.ToString(), get_num_threads(), editor.ParameterCount,
-                teacher.Net.parameters().Sum(p => p.numel()), sd, rows), TeacherConfig.Json));
+                teacher.Net.parameters().Sum(p => p.numel()), sd, choice, rows, timed), TeacherConfig.Json));
             Console.WriteLine($"json -> {json}");
         }
         return 0;
+    }
+
+    /// <summary>The SDEdit t0 of the quality benchmark's row with editability >= 90 % and the best PSNR to the counterfactual.</summary>
+    private static (int T0, string Why) QualityMatchedT0(string qualityJson)
+    {
+        if (!File.Exists(qualityJson)) return (200, $"t0 = 200: {qualityJson} not found");
+        using var doc = JsonDocument.Parse(File.ReadAllText(qualityJson));
+        var best = doc.RootElement.GetProperty("rows").EnumerateArray()
+            .Where(r => r.GetProperty("method").GetString()!.StartsWith("sdedit-", StringComparison.Ordinal) && r.GetProperty("editability").GetDouble() >= 0.9)
+            .OrderByDescending(r => r.GetProperty("psnr_counterfactual").GetDouble()).FirstOrDefault();
+        if (best.ValueKind == JsonValueKind.Undefined) return (200, $"t0 = 200: no SDEdit row of {Path.GetFileName(qualityJson)} edits 90 %");
+        var method = best.GetProperty("method").GetString()!;
+        return (int.Parse(method["sdedit-".Length..], System.Globalization.CultureInfo.InvariantCulture),
+            $"quality-matched: {method} of {Path.GetFileName(qualityJson)} edits {best.GetProperty("editability").GetDouble():P1} at {best.GetProperty("psnr_counterfactual").GetDouble():0.00} dB to the counterfactual, the best SDEdit row editing >= 90 %");
     }
 }
