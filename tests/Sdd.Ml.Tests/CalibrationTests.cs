@@ -18,13 +18,13 @@ public sealed class CalibrationTests
     private static readonly double[] Grid = ScaleCalibration.Grid(GuidanceMode.Delta);
 
     [Theory]
-    [InlineData(0)]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(3)]
-    [InlineData(4)]
-    [InlineData(5)]
-    public void The_search_picks_the_smallest_scale_that_reaches_the_target_in_at_most_three_probes(int passing)
+    [InlineData(0, 3)]
+    [InlineData(1, 3)]
+    [InlineData(2, 2)]
+    [InlineData(3, 2)]
+    [InlineData(4, 3)]
+    [InlineData(5, 4)]
+    public void The_search_picks_the_smallest_scale_that_reaches_the_target_probing_each_scale_at_most_once(int passing, int probes)
     {
         var asked = new List<double>();
         // Editability grows with the scale and crosses the 95 % target at grid[passing].
@@ -32,10 +32,22 @@ public sealed class CalibrationTests
         var found = ScaleCalibration.Search(Grid, 0.95, s => Editability(s), [], stepsPerProbe: 7, validationImages: 9)!;
         Assert.Equal(Grid[passing], found.Scale);
         Assert.True(found.Reached);
-        Assert.InRange(asked.Count, 1, 3);
+        Assert.Equal(probes, asked.Count);
         Assert.Equal(asked.Distinct().Count(), asked.Count);
         Assert.Equal(asked.Order(), found.Probes.Select(p => p.Scale));
         Assert.Equal((0.95, 7, 9, ScaleCalibration.SearchMethod), (found.Target, found.StepsPerProbe, found.ValidationImages, found.Method));
+    }
+
+    [Theory]
+    [InlineData(new[] { 0.0, 0.2, 0.5, 0.78, 0.97, 0.53 }, 40.0)]  // rises, passes at 40, breaks at 80 (as a 32 px run saw)
+    [InlineData(new[] { 0.5, 0.96, 0.9, 0.6, 0.3, 0.1 }, 5.0)]     // the peak is below the reference
+    [InlineData(new[] { 0.0, 0.0, 0.0, 0.0, 0.96, 1.0 }, 40.0)]    // nothing edits until a large scale: flat counts as rising
+    [InlineData(new[] { 0.97, 0.99, 0.99, 0.98, 0.6, 0.2 }, 2.5)]  // everything small passes
+    public void The_search_finds_the_smallest_passing_scale_when_editability_rises_then_falls(double[] editability, double expected)
+    {
+        var found = ScaleCalibration.Search(Grid, 0.95, s => editability[Array.IndexOf(Grid, s)], [])!;
+        Assert.True(found.Reached);
+        Assert.Equal(expected, found.Scale);
     }
 
     [Fact]

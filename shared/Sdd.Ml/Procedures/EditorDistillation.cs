@@ -215,8 +215,9 @@ public sealed class EditorDistillation : IDisposable
     /// <see cref="ScaleCalibration.Grid"/> whose editor, distilled for <see cref="DistillSettings.ProbeSteps"/> steps
     /// at the selected timesteps, the judge sees with the attribute on at least <see cref="DistillSettings.TargetEditability"/>
     /// of <paramref name="validation"/> (images lacking the attribute from the validation split, labels in the teacher's order).
-    /// Bounded: at most 3 probes (the grid of 6) of ProbeSteps steps each (default a third of the run's steps, so the
-    /// search costs at most the run's own steps again, plus 3 passes over the validation images). Resumable between probes: each
+    /// Bounded: at most 6 probes (each grid scale once; 2 to 4 when the answer is near the reference) of ProbeSteps steps
+    /// each (default a third of the run's steps: at most twice the run's steps, typically about its steps, plus one pass
+    /// over the validation images per probe). Resumable between probes: each
     /// finished probe is recorded in calibration-probes.json, <paramref name="allows"/> (given the training step, 0 here)
     /// is asked before each, and a probe cut short is redone from its start, so a host's chunk must fit one probe
     /// (ProbeSteps steps and one pass over the validation images; about 40 s for 100 steps at 32 px on a CPU). A shorter probe
