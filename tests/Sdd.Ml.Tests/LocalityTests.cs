@@ -101,6 +101,27 @@ public sealed class LocalityTests
     }
 
     [Fact]
+    public void A_run_checkpointed_before_masks_existed_resumes_as_a_residual_editor()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        using var teacher = MethodSupport.Teacher(93);
+        using var data = new LabeledTensors(MethodSupport.Images(93, 6, 3, S, S), MethodSupport.LabelsLackingSmiling(6));
+        var settings = new DistillSettings { Steps = 3, BatchSize = 2, Timesteps = "fixed:400", Guidance = new GuidanceSettings { Scale = 10 } };
+        using (var old = EditorDistillation.Open(dir.Path, teacher, PortraitAttributes.Smiling, data, settings with { Editor = EditorArchitecture.Residual }))
+            Assert.Equal(1, old.Advance(step => step < 1));
+        var configPath = Path.Combine(dir.Path, Teacher.ConfigFile);
+        var json = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        json.Remove("architecture");
+        File.WriteAllText(configPath, json.ToJsonString());
+
+        using var resumed = EditorDistillation.Open(dir.Path, teacher, PortraitAttributes.Smiling, data, settings); // today's default: masked
+        Assert.Equal(2, resumed.Advance(_ => true));
+        Assert.False(resumed.Editor.Net.Masked);
+        Assert.Equal(EditorArchitecture.Residual, Editor.ReadConfig(dir.Path).Architecture);
+    }
+
+    [Fact]
     public void The_delta_guidance_of_an_image_that_already_has_the_attribute_is_exactly_zero()
     {
         using var scope = NewDisposeScope();

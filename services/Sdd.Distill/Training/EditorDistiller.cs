@@ -12,8 +12,10 @@ public sealed record ChunkResult(int Step, int TotalSteps, bool Finished, string
 /// <summary>
 /// The worker's side of an editor distillation: the procedure itself is <see cref="EditorDistillation"/> (the CLI's too);
 /// around each chunk this downloads the run folder's checkpoint, loads the teacher and the training images (kept for the
-/// run's next chunk), publishes the HQS curve when the procedure computes it, advances the procedure within the
-/// chunk's budget, finishes it on the last chunk (with the teacher's judge), and uploads the folder.
+/// run's next chunk), publishes the HQS curve when the procedure computes it, calibrates an automatic guidance scale
+/// (with the teacher's judge and the validation split, within the chunk's budget; the probes done travel with the
+/// folder to the next chunk), advances the procedure within the chunk's budget, finishes it on the last chunk (with the
+/// teacher's judge), and uploads the folder.
 /// </summary>
 public sealed class EditorDistiller(
     CheckpointStore checkpoints, ModelCache models, DatasetSource datasets, EditorRegistry registry,

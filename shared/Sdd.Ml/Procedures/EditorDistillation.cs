@@ -206,7 +206,11 @@ public sealed class EditorDistillation : IDisposable
         if (_run is not null) return _run;
         SelectTimesteps();
         if (NeedsCalibration) throw new InvalidOperationException("The guidance scale is automatic: call Calibrate (to its end) before training.");
-        _run = NewTrainer(Dir, Effective, Sampler(), resume: HasCheckpoint(Dir));
+        var settings = Effective;
+        // A checkpoint written before editors had masks (its config names no architecture) resumes as what it is.
+        if (HasCheckpoint(Dir) && File.Exists(Path.Combine(Dir, Teacher.ConfigFile)) && Editor.ReadConfig(Dir).Architecture is null)
+            settings = settings with { Editor = EditorArchitecture.Residual };
+        _run = NewTrainer(Dir, settings, Sampler(), resume: HasCheckpoint(Dir));
         return _run;
     }
 
