@@ -2,7 +2,7 @@ namespace Sdd.Client;
 
 public enum EditorState { Training, Ready, Failed }
 
-/// <summary>How an editor version is distilled; what is null takes the API's default (300 steps, delta, scale 10, λ 1, HQS timesteps).</summary>
+/// <summary>How an editor version is distilled; what is null takes the API's default (300 steps, delta, automatic scale, λ 1, HQS timesteps).</summary>
 public sealed record DistillSettings(int? Steps = null, string? Mode = null, double? Scale = null, double? Lambda = null, string? Timesteps = null);
 
 /// <summary>One point of the indicator curve: the Hybrid Quality Score at timestep <see cref="T"/>, with its two parts.</summary>

@@ -101,11 +101,17 @@ public class RegistryTests(IngestHost host) : IClassFixture<IngestHost>
         Assert.Equal(50, settings.GetProperty("steps").GetInt32());
         Assert.Equal("delta", settings.GetProperty("mode").GetString());
         Assert.Equal("hqs", settings.GetProperty("timesteps").GetString());
+        Assert.Equal(30, settings.GetProperty("scale").GetDouble());
 
         await ProblemAssert.IsProblem(await client.PostAsJsonAsync("/v1/attributes", new { name, teacherId, targetAttribute = "smiling" }), HttpStatusCode.Conflict);
         var second = await client.PostAsJsonAsync($"/v1/attributes/{name}/versions", new { settings = new { mode = "sds" } });
         Assert.Equal(HttpStatusCode.Accepted, second.StatusCode);
         Assert.Equal(2, (await second.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("version").GetInt32());
+        // Without a scale the version stores "auto": the worker calibrates it on the validation split.
+        var versions = (await client.GetFromJsonAsync<JsonElement>($"/v1/attributes/{name}")).GetProperty("versions").EnumerateArray().ToList();
+        var auto = versions.Single(v => v.GetProperty("version").GetInt32() == 2).GetProperty("settings");
+        Assert.Equal("auto", auto.GetProperty("scale").GetString());
+        Assert.Equal(0, auto.GetProperty("positiveShare").GetDouble());
     }
 
     [Fact]

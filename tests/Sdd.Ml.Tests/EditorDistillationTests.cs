@@ -1,6 +1,7 @@
 using Sdd.Cli;
 using Sdd.Ml.Diffusion;
 using Sdd.Ml.Editors;
+using Sdd.Ml.Guidance;
 using Sdd.Ml.Portraits;
 using Sdd.Ml.Procedures;
 using System.Text.Json.Nodes;
@@ -45,6 +46,8 @@ public sealed class EditorDistillationTests
             using (var chunk1 = EditorDistillation.Open(dir["worker-1"], teacher, PortraitAttributes.Smiling, data, settings, sizes, resume: true, teacherName: "builtin"))
             {
                 Assert.True(chunk1.SelectTimesteps());
+                Assert.True(chunk1.NeedsCalibration, "the stored settings say auto");
+                Assert.True(chunk1.Calibrate(judge: null, validation: null, _ => true), "without a judge the reference scale is taken at once");
                 chunk1.Advance(step => step < 3);
                 Assert.Equal(3, chunk1.Step);
                 Assert.False(chunk1.Trained);
@@ -52,6 +55,7 @@ public sealed class EditorDistillationTests
             CopyFolder(dir["worker-1"], dir["worker-2"]);
             using var chunk2 = EditorDistillation.Open(dir["worker-2"], teacher, PortraitAttributes.Smiling, data, settings, sizes, resume: true, teacherName: "builtin");
             Assert.False(chunk2.SelectTimesteps(), "the curve is read back from the folder, not computed again");
+            Assert.False(chunk2.NeedsCalibration, "the calibration is read back from the folder");
             Assert.Equal(3, chunk2.Step);
             chunk2.Advance(_ => true);
             Assert.True(chunk2.Trained);
@@ -64,6 +68,10 @@ public sealed class EditorDistillationTests
         var cli = Editor.ReadConfig(dir["cli"]);
         var worker = Editor.ReadConfig(dir["worker-2"]);
         Assert.Equal(cli.Settings, worker.Settings);
+        Assert.Equal(10, worker.Settings.Guidance.Scale);
+        Assert.Equal(ScaleCalibration.NoJudgeMethod, worker.Calibration?.Method);
+        Assert.Equal(10, worker.Metrics["guidanceScale"]);
+        Assert.Equal(EditorArchitecture.Masked, worker.Architecture);
         Assert.Equal(cli.SelectedTimesteps, worker.SelectedTimesteps);
         Assert.Equal(6, cli.Step);
         Assert.Equal(6, worker.Step);
@@ -83,7 +91,7 @@ public sealed class EditorDistillationTests
         using var dir = new TempDir();
         using var teacher = MethodSupport.Teacher(45);
         using var data = new LabeledTensors(MethodSupport.Images(15, 6, 3, S, S), MethodSupport.LabelsLackingSmiling(6));
-        var settings = new DistillSettings { Steps = 4, BatchSize = 2, Timesteps = "list:300,500", Seed = 2 };
+        var settings = new DistillSettings { Steps = 4, BatchSize = 2, Timesteps = "list:300,500", Seed = 2, Guidance = new GuidanceSettings { Scale = 10 } };
         using (var run = EditorDistillation.Open(dir.Path, teacher, PortraitAttributes.Smiling, data, settings))
         {
             Assert.Equal(2, run.Advance(step => step < 2));

@@ -77,12 +77,40 @@ public sealed class FormatsTests
 
         var given = DistillSettings.FromApi(new JsonObject { ["Steps"] = 50, ["mode"] = "SDS", ["batch_size"] = 8, ["lr"] = "0.002", ["timesteps"] = "fixed:400", ["seed"] = null });
         Assert.Equal(GuidanceMode.Sds, given.Guidance.Mode);
-        Assert.Equal(GuidanceSettings.DefaultScale(GuidanceMode.Sds), given.Guidance.Scale);
+        Assert.Null(given.Guidance.Scale);
+        Assert.Equal(0, given.PositiveShare);
         Assert.Equal((50, 8, 0.002, "fixed:400", 1L), (given.Steps, given.BatchSize, given.LearningRate, given.Timesteps, given.Seed));
         Assert.Equal(given, DistillSettings.FromApiJson(given.ToApiJson()));
     }
 
+    [Fact]
+    public void The_scale_is_automatic_unless_given_and_the_stored_settings_say_auto()
+    {
+        var defaults = new DistillSettings();
+        Assert.True(defaults.Guidance.AutoScale);
+        Assert.Equal("auto", defaults.ToApi()["scale"]!.GetValue<string>());
+        Assert.Equal(defaults, DistillSettings.FromApi(new JsonObject { ["scale"] = "auto" }));
+        Assert.Equal(defaults, DistillSettings.FromApi(new JsonObject { ["scale"] = null }));
+        var given = DistillSettings.FromApi(new JsonObject { ["scale"] = 5, ["targetEditability"] = 0.9, ["editor"] = "residual", ["mask_sparsity"] = 0 });
+        Assert.Equal(5, given.Guidance.Scale);
+        Assert.Equal(5, given.ToApi()["scale"]!.GetValue<double>());
+        Assert.Equal((0.9, EditorArchitecture.Residual, 0.0), (given.TargetEditability, given.Editor, given.MaskSparsity));
+        Assert.Equal(given, DistillSettings.FromApiJson(given.ToApiJson()));
+        Assert.Equal(EditorArchitecture.Masked, defaults.Editor);
+        Assert.Equal(0.25, defaults.PositiveShare);
+        Assert.Equal(10, defaults.Guidance.WithReferenceScale().Scale);
+        Assert.Null(defaults.CalibrationSteps);
+        Assert.Equal(100, defaults.ProbeSteps);
+        Assert.Equal(3, (defaults with { Steps = 10 }).ProbeSteps);
+        Assert.Equal(7, DistillSettings.FromApi(new JsonObject { ["calibrationSteps"] = 7 }).ProbeSteps);
+    }
+
     [Theory]
+    [InlineData("{\"scale\":\"automatic\"}", "settings.scale")]
+    [InlineData("{\"targetEditability\":1.5}", "settings.targetEditability")]
+    [InlineData("{\"mode\":\"sds\",\"positiveShare\":0.2}", "settings.positiveShare")]
+    [InlineData("{\"editor\":\"unet\"}", "settings.editor")]
+    [InlineData("{\"maskSmoothness\":-1}", "settings.maskSmoothness")]
     [InlineData("{\"steps\":0}", "settings.steps")]
     [InlineData("{\"steps\":1.5}", "settings.steps")]
     [InlineData("{\"mode\":\"magic\"}", "settings.mode")]

@@ -47,14 +47,14 @@ public static class BenchCommands
         if (datasetDir is not null)
         {
             var set = LabeledImageSet.OpenFolder(datasetDir);
-            var rows = set.Split().Train.Take(trainCount).ToArray();
+            var rows = set.Splits().Train.Take(trainCount).ToArray();
             (trainX, var y) = set.Load(teacher.Size, rows);
             using var colIdx = tensor(teacher.Attributes.Select(x => (long)set.AttributeIndex(x)).ToArray());
             trainY = y.index_select(1, colIdx);
         }
         else
         {
-            using var tb = HeldOutPortraits.Render(attribute, present: false, trainCount, teacher.Size, seed: 1);
+            using var tb = RunImages.TrainingPortraits(attribute, trainCount, s.PositiveShare > 0 ? trainCount / 4 : 0, teacher.Size, seed: 1, PortraitAttributes.All);
             trainX = tb.Images.clone(); trainY = tb.Labels.clone();
         }
         // Held-out evaluation images lacking the attribute, with ground-truth counterfactuals.
@@ -69,16 +69,28 @@ public static class BenchCommands
             Console.Error.WriteLine($"  {r.Method}: editability {r.Editability:P0}, PSNR cf {r.PsnrCounterfactual:0.00} dB");
         }
 
-        Console.Error.WriteLine($"bench quality: {attribute}, {n} held-out images, editors trained {s.Steps} steps each ({s.Guidance.Mode}, s={s.Guidance.Scale}, lambda={s.Lambda})");
+        Console.Error.WriteLine($"bench quality: {attribute}, {n} held-out images, editors trained {s.Steps} steps each ({s.Guidance.Mode}, s={s.Guidance.Scale?.ToString() ?? "auto"}, lambda={s.Lambda})");
         Add(scorer.Score("identity", held.Images, 0, 0), held.Images);
 
         IndicatorCurve? curve = null;
+        LabeledTensors? validation = null;
+        var scales = new Dictionary<string, double>();
         void Edit(string name, DistillSettings settings)
         {
             var bar = new ProgressBar(name);
             var sw = Stopwatch.StartNew();
             using var train = new LabeledTensors(trainX.alias(), trainY.alias());
             using var run = EditorDistillation.Open(Path.Combine(work, name), teacher, attribute, train, settings, sizes, resume: false);
+            if (run.NeedsCalibration)
+            {
+                // Each policy calibrated to the same target editability on the validation split, so rows compare at matched editability.
+                validation ??= RunImages.Validation(datasetDir is null ? null : LoadedDataset.OpenFolder(datasetDir), attribute, sizes.ValidationImages, teacher.Size, teacher.Attributes);
+                run.Calibrate(judge, validation, _ => true, (phase, p) => bar.Report(p.Step, p.TotalSteps, phase, p.StepsPerSecond));
+                var c = run.Calibration!;
+                Console.Error.WriteLine($"  {name}: scale {c.Scale} ({(c.Reached ? "reached" : "NOT reached")} {c.Target:P0} on validation; probes " +
+                                        string.Join(", ", c.Probes.Select(p => FormattableString.Invariant($"{p.Scale}:{p.Editability:0.##}"))) + ")");
+            }
+            scales[name] = run.Effective.Guidance.RequireScale();
             run.AdvanceToEnd((phase, p) => bar.Report(p.Step, p.TotalSteps, phase, p.StepsPerSecond > 0 ? p.StepsPerSecond : p.Step / sw.Elapsed.TotalSeconds));
             trainSeconds[name] = Math.Round(sw.Elapsed.TotalSeconds, 1);
             curve ??= run.Curve;
@@ -115,7 +127,7 @@ public static class BenchCommands
             .ToDictionary(r => r.Method, r => Math.Round(r.MsPerImage / Math.Max(1e-9, sdd.MsPerImage), 1));
 
         Console.WriteLine($"quality benchmark: attribute {attribute}, {n} held-out portraits lacking it; teacher step {teacher.Config.Step}; " +
-                          $"editors: {s.Steps} steps, batch {s.BatchSize}, {s.Guidance.Mode} s={s.Guidance.Scale}, lambda={s.Lambda}; SDEdit CFG {sdGuidance}, DDIM 50*t0/1000 steps");
+                          $"editors: {s.Steps} steps, batch {s.BatchSize}, {s.Guidance.Mode} s={(s.Guidance.Scale is { } given ? given.ToString() : "auto: " + string.Join(", ", scales.Select(kv => $"{kv.Key} {kv.Value}")))}, lambda={s.Lambda}; SDEdit CFG {sdGuidance}, DDIM 50*t0/1000 steps");
         if (curve is not null) Console.WriteLine($"HQS-selected timesteps: {string.Join(", ", curve.Selected)} ({curve.Rule} of {string.Join(",", curve.Points.Select(p => p.T))})");
         Console.WriteLine($"{"method",-16} {"edit%",6} {"PSNR src",9} {"SSIM src",9} {"PSNR cf",8} {"FD",8} {"others",7} {"ms/img",9} {"NFE",5}");
         foreach (var r in rowsOut)
@@ -140,6 +152,7 @@ public static class BenchCommands
             File.WriteAllText(json, JsonSerializer.Serialize(report, TeacherConfig.Json));
             Console.WriteLine($"json -> {json}");
         }
+        validation?.Dispose();
         return 0;
     }
 

@@ -13,7 +13,11 @@ namespace Sdd.Cli;
 /// <summary>indicator, distill and edit: the method's commands.</summary>
 public static class MethodCommands
 {
-    /// <summary>The distillation settings from --steps, --mode, ...; every default is <see cref="DistillSettings"/>'s own.</summary>
+    /// <summary>
+    /// The distillation settings from --steps, --mode, --scale auto|N (absent = auto), --target, --calibration-steps,
+    /// --positive-share, --editor masked|residual, --mask-sparsity, --mask-smoothness, ...; every default is
+    /// <see cref="DistillSettings"/>'s own.
+    /// </summary>
     public static DistillSettings ReadDistillSettings(Options o)
     {
         var d = new DistillSettings();
@@ -23,6 +27,16 @@ public static class MethodCommands
             "sds" => GuidanceMode.Sds,
             var m => throw new UsageException($"--mode must be delta or sds, got '{m}'"),
         };
+        var scaleArg = o.String("scale");
+        double? scale = scaleArg is null || scaleArg.Equals("auto", StringComparison.OrdinalIgnoreCase) ? null
+            : double.TryParse(scaleArg, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) && v is > 0 and <= 1e6 ? v
+            : throw new UsageException($"--scale must be auto or a number in (0, 1e6], got '{scaleArg}'");
+        var editor = (o.String("editor") ?? d.Editor.ToString()).ToLowerInvariant() switch
+        {
+            "masked" => EditorArchitecture.Masked,
+            "residual" => EditorArchitecture.Residual,
+            var e => throw new UsageException($"--editor must be masked or residual, got '{e}'"),
+        };
         var s = new DistillSettings
         {
             Steps = o.Int("steps", d.Steps, 1, DistillSettings.MaxSteps),
@@ -30,9 +44,15 @@ public static class MethodCommands
             LearningRate = o.Double("lr", d.LearningRate, 1e-7, 1),
             WeightDecay = o.Double("weight-decay", d.WeightDecay, 0, 1),
             Lambda = o.Double("lambda", d.Lambda, 0, 1e6),
-            Guidance = new GuidanceSettings { Mode = mode, Scale = o.Double("scale", GuidanceSettings.DefaultScale(mode), 1e-9, 1e6), TopK = o.Int("topk", d.Guidance.TopK, 0) },
+            Guidance = new GuidanceSettings { Mode = mode, Scale = scale, TopK = o.Int("topk", d.Guidance.TopK, 0) },
             Timesteps = o.String("timesteps") ?? d.Timesteps,
             Seed = o.Int("seed", (int)d.Seed),
+            TargetEditability = o.Double("target", d.TargetEditability, 1e-6, 1),
+            CalibrationSteps = o.Has("calibration-steps") ? o.Int("calibration-steps", 1, 1, DistillSettings.MaxSteps) : d.CalibrationSteps,
+            PositiveShare = o.Double("positive-share", DistillSettings.DefaultPositiveShare(mode), 0, 0.99),
+            Editor = editor,
+            MaskSparsity = o.Double("mask-sparsity", d.MaskSparsity, 0, 1e6),
+            MaskSmoothness = o.Double("mask-smoothness", d.MaskSmoothness, 0, 1e6),
         };
         try { return s.Validated(); }
         catch (FormatException e) { throw new UsageException(e.Message); }
@@ -81,7 +101,7 @@ public static class MethodCommands
 
     public static void PrintCurve(IndicatorCurve c)
     {
-        Console.WriteLine($"HQS curve for {c.Attribute} over {c.Samples} images ({c.Guidance.Mode}, s={c.Guidance.Scale}); selected ({c.Rule}): {string.Join(", ", c.Selected)}");
+        Console.WriteLine($"HQS curve for {c.Attribute} over {c.Samples} images ({c.Guidance.Mode}, s={c.Guidance.Scale?.ToString() ?? "auto"}); selected ({c.Rule}): {string.Join(", ", c.Selected)}");
         Console.WriteLine($"{"t",5} {"entropy",10} {"±",8} {"norm",12} {"±",10} {"HQS",7} {"±",6}");
         foreach (var p in c.Points)
             Console.WriteLine($"{p.T,5} {p.Entropy,10:0.0000} {p.EntropyStd,8:0.0000} {p.Norm,12:0.0} {p.NormStd,10:0.0} {p.Hqs,7:0.000} {p.HqsStd,6:0.000}{(c.Selected.Contains(p.T) ? "  *" : "")}");
@@ -107,19 +127,28 @@ public static class MethodCommands
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
         using var data = RunImages.Training(dataset, teacher.Size, teacher.Attributes, limit);
         using var run = EditorDistillation.Open(outDir, teacher, attribute, data, s, sizes, resume, teacherName: Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(teacherDir))));
+        using var judge = File.Exists(Path.Combine(judgeDir, ModelFolder.WeightsFile)) ? Judge.Load(judgeDir, TorchRuntime.Device) : null;
         var bars = new Dictionary<string, ProgressBar>();
-        run.AdvanceToEnd((phase, p) =>
+        void Progress(string phase, TrainingProgress p)
         {
             if (!bars.TryGetValue(phase, out var bar)) bars[phase] = bar = new ProgressBar(phase);
-            bar.Report(p.Step, p.TotalSteps, phase == "distill" ? $"edit {p.Loss:0.0000}" : "", p.StepsPerSecond > 0 ? p.StepsPerSecond : p.Step / sw.Elapsed.TotalSeconds);
-        }, cts.Token);
+            bar.Report(p.Step, p.TotalSteps, phase == "indicator" ? "" : $"edit {p.Loss:0.0000}", p.StepsPerSecond > 0 ? p.StepsPerSecond : p.Step / sw.Elapsed.TotalSeconds);
+        }
+        if (run.NeedsCalibration)
+        {
+            using var validation = judge is null ? null : RunImages.Validation(dataset, attribute, sizes.ValidationImages, teacher.Size, teacher.Attributes);
+            if (!run.Calibrate(judge, validation, _ => !cts.IsCancellationRequested, Progress)) return 130;
+        }
+        if (run.Calibration is { } c)
+            Console.WriteLine($"guidance scale {c.Scale} ({c.Method}; target editability {c.Target}{(c.Reached ? "" : ", NOT reached")}): " +
+                              string.Join(", ", c.Probes.Select(p => FormattableString.Invariant($"s={p.Scale} -> {p.Editability:0.###}"))));
+        run.AdvanceToEnd(Progress, cts.Token);
         if (run.Curve is not null) PrintCurve(run.Curve);
         var editor = run.Editor;
         Console.WriteLine($"editor for {attribute} ({editor.ParameterCount:N0} parameters, t from {s.Timesteps}: {string.Join(",", editor.Config.SelectedTimesteps)}) " +
                           $"trained {run.Step} of {s.Steps} steps in {sw.Elapsed.TotalSeconds:0} s -> {outDir}");
         if (cts.IsCancellationRequested) return 130;
 
-        using var judge = File.Exists(Path.Combine(judgeDir, ModelFolder.WeightsFile)) ? Judge.Load(judgeDir, TorchRuntime.Device) : null;
         IReadOnlyList<string> columns = judge is not null && judge.Config.AttributeNames.Contains(attribute) ? judge.Config.AttributeNames : teacher.Attributes;
         using var held = RunImages.Evaluation(dataset, attribute, sizes.EvalImages, teacher.Size, columns);
         var result = run.Finish(held, judge);

@@ -8,9 +8,10 @@ usage: sdd <command> [options]
   teacher train     --dataset DIR --out DIR [--steps N --batch B --size S --channels 32,64,96 --lr X --resume]
   teacher sample    [--teacher DIR] --set smiling=1,hat=-1 [--count 16 --guidance G --steps N --seed K] --out grid.png
   teacher eval      [--teacher DIR --judge DIR --samples 64 --guidance G --steps N --json FILE]
-  indicator         [--teacher DIR] --attribute A --dataset DIR --out DIR [--samples 32 --k 5 | --xi X --mode delta|sds --scale S]
+  indicator         [--teacher DIR] --attribute A --dataset DIR --out DIR [--samples 32 --k 5 | --xi X --mode delta|sds --scale auto|S]
   distill           [--teacher DIR] --attribute A --dataset DIR --out DIR [--steps N --timesteps hqs|random|fixed:T|list:T1,T2
-                    --mode delta|sds --scale S --lambda L --batch B --lr X --resume]
+                    --mode delta|sds --scale auto|S --target 0.95 --calibration-steps N --lambda L --batch B --lr X
+                    --editor masked|residual --mask-sparsity W --mask-smoothness W --positive-share F --resume]
   edit              --editor DIR --in DIR|FILES --out DIR [--batch 32 --format jpeg|png|webp (default: each input's)]
   bench quality     [--teacher DIR --judge DIR] --attribute A [--images 200 --steps 300 --dataset DIR --json FILE --grid PNG]
   bench speed       [--teacher DIR --editor DIR --sizes 32,256,1024,2048 --quality FILE | --t0 N --json FILE --repeats 5]

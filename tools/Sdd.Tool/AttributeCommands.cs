@@ -15,7 +15,7 @@ internal static class AttributeCommands
         var dataset = new Option<string>("--dataset") { Description = "Your dataset to distil on (default: the teacher's own domain, rendered)", HelpName = "NAME|ID" };
         var steps = new Option<int?>("--steps") { Description = "Distillation steps (default 300)", HelpName = "N" };
         var timesteps = new Option<string>("--timesteps") { Description = "hqs (default), random, fixed:T or list:T1,T2", HelpName = "RULE" };
-        var scale = new Option<double?>("--scale") { Description = "Guidance scale (default 10)", HelpName = "S" };
+        var scale = new Option<double?>("--scale") { Description = "Guidance scale (default: automatic, calibrated to 95 % editability on the validation split)", HelpName = "S" };
         var wait = new Option<bool>("--wait") { Description = "Follow the distillation run to its end" };
         var create = new Command("create", "Create an attribute and distil its first editor version") { name, teacher, target, dataset, steps, timesteps, scale, wait };
         examples[create] =

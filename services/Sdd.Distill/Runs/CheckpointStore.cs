@@ -42,7 +42,8 @@ public sealed class CheckpointStore(ObjectStore store, ILogger<CheckpointStore> 
             if (o.Key != marker && (progress.Folder is not null || !KeyLayout.IsCheckpointGeneration(prefix, o.Key))) keys.Add(o.Key);
         // A generation that vanished (a late switch of a worker that had lost its lease deleting it) is an IOException,
         // retried, not a FileNotFoundException, which would fail the run for good.
-        if (!keys.Contains(from + StateFile))
+        // A distillation whose automatic scale search spans chunks has probes but no training state yet.
+        if (!keys.Contains(from + StateFile) && !keys.Contains(from + EditorDistillation.ProbesFile))
             throw new IOException($"The checkpoint s3://{store.ModelsBucket}/{from} that {marker} names has no {StateFile}");
         await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = ct }, async (key, token) =>
         {

@@ -12,8 +12,10 @@ public sealed record ChunkResult(int Step, int TotalSteps, bool Finished, string
 /// <summary>
 /// The worker's side of an editor distillation: the procedure itself is <see cref="EditorDistillation"/> (the CLI's too);
 /// around each chunk this downloads the run folder's checkpoint, loads the teacher and the training images (kept for the
-/// run's next chunk), publishes the HQS curve when the procedure computes it, advances the procedure within the
-/// chunk's budget, finishes it on the last chunk (with the teacher's judge), and uploads the folder.
+/// run's next chunk), publishes the HQS curve when the procedure computes it, calibrates an automatic guidance scale
+/// (with the teacher's judge and the validation split, within the chunk's budget; the probes done travel with the
+/// folder to the next chunk), advances the procedure within the chunk's budget, finishes it on the last chunk (with the
+/// teacher's judge), and uploads the folder.
 /// </summary>
 public sealed class EditorDistiller(
     CheckpointStore checkpoints, ModelCache models, DatasetSource datasets, EditorRegistry registry,
@@ -57,11 +59,26 @@ public sealed class EditorDistiller(
         }
         else if (run.Curve is null) await registry.MarkDistillingAsync(r.EditorVersionId, stopping);
 
+        var budget = new ChunkBudget(options, run.Step, stopping, lease);
+        if (run.NeedsCalibration)
+        {
+            var dataset = _data is { } d0 && d0.RunId == runId ? d0.Dataset : null;
+            var calibrated = await OnWorkerThread(() =>
+            {
+                using var judge = judgeDir is null ? null : Judge.Load(judgeDir, TorchRuntime.Device);
+                using var validation = judge is null ? null : RunImages.Validation(dataset, r.Attribute, options.Sizes.ValidationImages, teacher.Size, teacher.Attributes);
+                return run.Calibrate(judge, validation, budget.Allows);
+            }, stopping);
+            var c = run.Calibration;
+            log.LogInformation("Run {RunId}: guidance scale {State} for {Attribute}: {Scale} ({Method}, target {Target}, reached {Reached}); probes {Probes}",
+                runId, calibrated ? "calibrated" : "search continues next chunk", r.Attribute, c?.Scale, c?.Method, r.Settings.TargetEditability, c?.Reached,
+                c is null ? "-" : string.Join(", ", c.Probes.Select(p => $"{p.Scale}:{p.Editability}")));
+        }
+
         int start = run.Step;
         if (start > 0) log.LogInformation("Run {RunId}: chunk {Chunk} resumes from checkpoint step {Step}", runId, chunk, start);
         else log.LogInformation("Run {RunId}: chunk {Chunk} starts at step 0 of {Total}", runId, chunk, r.Settings.Steps);
-        var budget = new ChunkBudget(options, start, stopping, lease);
-        await OnWorkerThread(() => run.Advance(budget.Allows), stopping);
+        if (!run.NeedsCalibration) await OnWorkerThread(() => run.Advance(budget.Allows), stopping);
         log.LogInformation("Run {RunId}: chunk {Chunk} trained steps {From}..{To} of {Total} in {Seconds:0.0} s",
             runId, chunk, start, run.Step, r.Settings.Steps, budget.Elapsed.TotalSeconds);
 
@@ -110,7 +127,9 @@ public sealed class EditorDistiller(
             dataset.Set.AttributeIndex(r.Attribute);
             data = RunImages.Training(dataset, teacher.Size, teacher.Attributes);
         }
-        else data = RunImages.Portraits(r.Attribute, options.RenderImages, teacher.Size, seed: 1, teacher.Attributes);
+        // With positives in the batches, a quarter as many portraits that already have the attribute.
+        else data = RunImages.TrainingPortraits(r.Attribute, options.RenderImages, r.Settings.PositiveShare > 0 ? options.RenderImages / 4 : 0,
+            teacher.Size, seed: 1, teacher.Attributes);
         log.LogInformation("Run {RunId}: {Count} training images for {Attribute} from {Source} in {Seconds:0.0} s",
             runId, data.Images.shape[0], r.Attribute, dataset?.Name ?? "rendered portraits", sw.Elapsed.TotalSeconds);
         _data = (runId, data, dataset);

@@ -14,17 +14,38 @@ public enum GuidanceMode
     Delta,
 }
 
+/// <summary>Which network an editor is (its config says; weights differ).</summary>
+public enum EditorArchitecture
+{
+    /// <summary>y = x + g(x): the first editors; an editor config without an architecture is this one.</summary>
+    Residual,
+    /// <summary>y = x + m(x) * g(x), m in [0, 1] a soft mask (sigmoid) predicted beside the change: the default for new editors.</summary>
+    Masked,
+}
+
 /// <summary>Settings of the guidance gradient; part of an editor's JSON.</summary>
 public sealed record GuidanceSettings
 {
     public GuidanceMode Mode { get; init; } = GuidanceMode.Delta;
-    /// <summary>Guidance scale s (official code: 100 for SDS).</summary>
-    public double Scale { get; init; } = DefaultScale(GuidanceMode.Delta);
+    /// <summary>Guidance scale s (official code: 100 for SDS); null = automatic, calibrated on the validation split to the target editability.</summary>
+    public double? Scale { get; init; }
     /// <summary>Keep only the k largest |gradient| values of the batch (0 = off).</summary>
     public int TopK { get; init; }
 
-    /// <summary>The scale when none is given: 10 for the delta score, 30 for SDS (whose gradient is weaker per unit).</summary>
+    public bool AutoScale => Scale is null;
+
+    /// <summary>
+    /// The reference scale of a mode: 10 for the delta score, 30 for SDS (whose gradient is weaker per unit). The middle
+    /// of the automatic search's grid, the scale the indicator is computed at when the scale is automatic, and the scale
+    /// used when automatic calibration has no judge to read.
+    /// </summary>
     public static double DefaultScale(GuidanceMode mode) => mode == GuidanceMode.Delta ? 10 : 30;
+
+    /// <summary>These settings with the scale filled in: the given one, else the mode's reference scale.</summary>
+    public GuidanceSettings WithReferenceScale() => Scale is null ? this with { Scale = DefaultScale(Mode) } : this;
+
+    /// <summary>The scale, which must have been given or calibrated.</summary>
+    public double RequireScale() => Scale ?? throw new InvalidOperationException("The guidance scale is automatic and not yet calibrated.");
 }
 
 /// <summary>
@@ -43,6 +64,27 @@ public sealed partial record DistillSettings
     /// <summary>hqs, random, fixed:T or list:T1,T2.</summary>
     public string Timesteps { get; init; } = "hqs";
     public long Seed { get; init; } = 1;
+    /// <summary>Automatic scale: the smallest scale whose editor the judge sees with the attribute on this share of the validation images.</summary>
+    public double TargetEditability { get; init; } = 0.95;
+    /// <summary>Automatic scale: steps of each short probe distillation of the search; null = <see cref="ProbeSteps"/>'s default, a third of <see cref="Steps"/>.</summary>
+    public int? CalibrationSteps { get; init; }
+
+    /// <summary>The steps of one probe of the automatic scale search (at least 1).</summary>
+    public int ProbeSteps => CalibrationSteps ?? Math.Max(1, Steps / 3);
+    /// <summary>
+    /// Share of each batch drawn from training images that already have the attribute (delta mode only: their guidance
+    /// is zero, so fidelity and the mask penalties teach the editor to leave them alone). 0 = images lacking it only.
+    /// </summary>
+    public double PositiveShare { get; init; } = DefaultPositiveShare(GuidanceMode.Delta);
+    /// <summary>The network of new editors.</summary>
+    public EditorArchitecture Editor { get; init; } = EditorArchitecture.Masked;
+    /// <summary>Masked editors: weight of the sparsity penalty sum m (per batch, summed over pixels like the other terms).</summary>
+    public double MaskSparsity { get; init; } = 0.02;
+    /// <summary>Masked editors: weight of the smoothness penalty, the total variation sum |m(i+1, j) - m(i, j)| + |m(i, j+1) - m(i, j)|.</summary>
+    public double MaskSmoothness { get; init; } = 0.05;
+
+    /// <summary>0.25 in delta mode; 0 for SDS, whose guidance on an image with the attribute is not zero (it would be pushed further).</summary>
+    public static double DefaultPositiveShare(GuidanceMode mode) => mode == GuidanceMode.Delta ? 0.25 : 0;
 
     public const int MaxSteps = 1_000_000;
 
@@ -54,7 +96,14 @@ public sealed partial record DistillSettings
         if (!(LearningRate > 0 && LearningRate <= 1)) throw new FormatException("settings.learningRate must be in (0, 1].");
         if (!(WeightDecay >= 0 && WeightDecay <= 1)) throw new FormatException("settings.weightDecay must be in [0, 1].");
         if (!(Lambda >= 0) || double.IsInfinity(Lambda)) throw new FormatException("settings.lambda must be a number >= 0.");
-        if (!(Guidance.Scale > 0) || double.IsInfinity(Guidance.Scale)) throw new FormatException("settings.scale must be a positive number.");
+        if (Guidance.Scale is { } scale && (!(scale > 0) || double.IsInfinity(scale))) throw new FormatException("settings.scale must be a positive number or \"auto\".");
+        if (!(TargetEditability > 0 && TargetEditability <= 1)) throw new FormatException("settings.targetEditability must be in (0, 1].");
+        if (CalibrationSteps is < 1 or > MaxSteps) throw new FormatException($"settings.calibrationSteps must be between 1 and {MaxSteps}.");
+        if (!(PositiveShare >= 0 && PositiveShare < 1)) throw new FormatException("settings.positiveShare must be in [0, 1).");
+        if (PositiveShare > 0 && Guidance.Mode != GuidanceMode.Delta)
+            throw new FormatException("settings.positiveShare must be 0 with mode sds (its guidance on an image that has the attribute is not zero).");
+        if (!(MaskSparsity >= 0) || double.IsInfinity(MaskSparsity)) throw new FormatException("settings.maskSparsity must be a number >= 0.");
+        if (!(MaskSmoothness >= 0) || double.IsInfinity(MaskSmoothness)) throw new FormatException("settings.maskSmoothness must be a number >= 0.");
         if (Guidance.TopK < 0) throw new FormatException("settings.topK must be >= 0.");
         if (!TimestepsPattern().IsMatch(Timesteps ?? ""))
             throw new FormatException("settings.timesteps must be 'hqs', 'random', 'fixed:T' or 'list:T1,T2,...' with 0 <= T < 1000.");
@@ -62,8 +111,9 @@ public sealed partial record DistillSettings
     }
 
     /// <summary>
-    /// The API's settings object ({ steps, mode, scale, lambda, timesteps, batchSize, learningRate, weightDecay, topK, seed },
-    /// any casing, '_' ignored; batch and lr as short names; null or absent = the default) as validated settings.
+    /// The API's settings object ({ steps, mode, scale, lambda, timesteps, batchSize, learningRate, weightDecay, topK, seed,
+    /// targetEditability, calibrationSteps, positiveShare, editor, maskSparsity, maskSmoothness }, any casing, '_' ignored;
+    /// batch and lr as short names; null or absent = the default; scale absent, null or "auto" = automatic) as validated settings.
     /// Unknown keys are refused, so nothing a caller sends is silently ignored.
     /// </summary>
     public static DistillSettings FromApi(JsonObject? given)
@@ -105,6 +155,14 @@ public sealed partial record DistillSettings
             "sds" => GuidanceMode.Sds,
             var m => throw new FormatException($"settings.mode must be 'delta' or 'sds', got '{m}'."),
         };
+        var scaleGiven = o.TryGetValue("scale", out var sv) && !(sv!.GetValueKind() == JsonValueKind.String && sv.GetValue<string>().Trim().Equals("auto", StringComparison.OrdinalIgnoreCase));
+        var editor = Str("editor")?.ToLowerInvariant() switch
+        {
+            null => d.Editor,
+            "masked" => EditorArchitecture.Masked,
+            "residual" => EditorArchitecture.Residual,
+            var e => throw new FormatException($"settings.editor must be 'masked' or 'residual', got '{e}'."),
+        };
         return new DistillSettings
         {
             Steps = Int("steps") ?? d.Steps,
@@ -112,9 +170,15 @@ public sealed partial record DistillSettings
             LearningRate = Num("learningRate") ?? d.LearningRate,
             WeightDecay = Num("weightDecay") ?? d.WeightDecay,
             Lambda = Num("lambda") ?? d.Lambda,
-            Guidance = new GuidanceSettings { Mode = mode, Scale = Num("scale") ?? GuidanceSettings.DefaultScale(mode), TopK = Int("topK") ?? d.Guidance.TopK },
+            Guidance = new GuidanceSettings { Mode = mode, Scale = scaleGiven ? Num("scale") : null, TopK = Int("topK") ?? d.Guidance.TopK },
             Timesteps = Str("timesteps") ?? d.Timesteps,
             Seed = (long)(Num("seed") ?? d.Seed),
+            TargetEditability = Num("targetEditability") ?? d.TargetEditability,
+            CalibrationSteps = Int("calibrationSteps"),
+            PositiveShare = Num("positiveShare") ?? DefaultPositiveShare(mode),
+            Editor = editor,
+            MaskSparsity = Num("maskSparsity") ?? d.MaskSparsity,
+            MaskSmoothness = Num("maskSmoothness") ?? d.MaskSmoothness,
         }.Validated();
     }
 
@@ -128,12 +192,12 @@ public sealed partial record DistillSettings
         return FromApi(node as JsonObject ?? throw new FormatException("settings must be a JSON object."));
     }
 
-    /// <summary>The API's form: every setting, camelCase (mode in lower case).</summary>
+    /// <summary>The API's form: every setting, camelCase (mode and editor in lower case, an automatic scale as "auto").</summary>
     public JsonObject ToApi() => new()
     {
         ["steps"] = Steps,
         ["mode"] = Guidance.Mode.ToString().ToLowerInvariant(),
-        ["scale"] = Guidance.Scale,
+        ["scale"] = Guidance.Scale is { } scale ? JsonValue.Create(scale) : JsonValue.Create("auto"),
         ["lambda"] = Lambda,
         ["timesteps"] = Timesteps,
         ["batchSize"] = BatchSize,
@@ -141,11 +205,18 @@ public sealed partial record DistillSettings
         ["weightDecay"] = WeightDecay,
         ["topK"] = Guidance.TopK,
         ["seed"] = Seed,
+        ["targetEditability"] = TargetEditability,
+        ["calibrationSteps"] = CalibrationSteps, // null: a third of steps
+        ["positiveShare"] = PositiveShare,
+        ["editor"] = Editor.ToString().ToLowerInvariant(),
+        ["maskSparsity"] = MaskSparsity,
+        ["maskSmoothness"] = MaskSmoothness,
     };
 
     public string ToApiJson() => ToApi().ToJsonString();
 
-    private static readonly string[] ApiKeys = ["steps", "mode", "scale", "lambda", "timesteps", "batchSize", "learningRate", "weightDecay", "topK", "seed"];
+    private static readonly string[] ApiKeys = ["steps", "mode", "scale", "lambda", "timesteps", "batchSize", "learningRate", "weightDecay", "topK", "seed",
+        "targetEditability", "calibrationSteps", "positiveShare", "editor", "maskSparsity", "maskSmoothness"];
 
     [GeneratedRegex(@"^(hqs|random|fixed:\d{1,3}|list:\d{1,3}(,\d{1,3})*)$")]
     private static partial Regex TimestepsPattern();

@@ -109,6 +109,17 @@ public sealed class LabeledImageSet
         return (images.MoveToOuterDisposeScope(), lab.MoveToOuterDisposeScope());
     }
 
+    /// <summary>
+    /// The method's three disjoint splits: of every ten rows the tenth is test (the rows <see cref="Split"/> holds out),
+    /// the ninth validation (every choice, e.g. the automatic guidance scale), the rest train.
+    /// </summary>
+    public (int[] Train, int[] Validation, int[] Test) Splits()
+    {
+        var train = new List<int>(); var validation = new List<int>(); var test = new List<int>();
+        for (int i = 0; i < Rows.Count; i++) (i % 10 == 9 ? test : i % 10 == 8 ? validation : train).Add(i);
+        return (train.ToArray(), validation.ToArray(), test.ToArray());
+    }
+
     /// <summary>A deterministic split: every <paramref name="every"/>-th row is held out.</summary>
     public (int[] Train, int[] Held) Split(int every = 10)
     {

@@ -9,7 +9,9 @@ namespace Sdd.Ml.Editors;
 /// <summary>
 /// Selective diffusion distillation (paper Sec. 4.1, eq. 4): trains an editor f on images lacking an attribute.
 /// Each step edits a batch, draws t from the selected set, takes the teacher's guidance gradient on the
-/// edited images (no gradient through the teacher) and adds the fidelity term lambda * sum (f(x) - x)^2.
+/// edited images (no gradient through the teacher) and adds the fidelity term lambda * sum (f(x) - x)^2; a masked
+/// editor adds the sparsity and smoothness penalties on its mask. With <see cref="DistillSettings.PositiveShare"/>
+/// part of each batch is images that already have the attribute (delta guidance: zero on them).
 /// Checkpoints (editor, optimiser, step, RNG) under <c>train/</c> make a run resumable.
 /// </summary>
 public sealed class Distillation : IDisposable
@@ -17,6 +19,7 @@ public sealed class Distillation : IDisposable
     private readonly string _dir;
     private readonly Teacher _teacher;
     private readonly Tensor _images, _sourceStates;
+    private readonly Tensor? _positives, _positiveStates;
     private readonly int _attribute;
     private readonly TimestepSampler _timesteps;
     private readonly DistillSettings _s;
@@ -30,7 +33,13 @@ public sealed class Distillation : IDisposable
     /// <summary>Teacher network evaluations spent on training so far (per image).</summary>
     public long TeacherEvaluations => _teacher.Evaluations;
 
-    public Distillation(string dir, Teacher teacher, EditorConfig config, TimestepSampler timesteps, Tensor images, Tensor labels, bool resume)
+    /// <summary>
+    /// <paramref name="images"/>/<paramref name="labels"/>: training images lacking the attribute; <paramref name="positives"/>:
+    /// images that have it (with their labels), drawn for <see cref="DistillSettings.PositiveShare"/> of each batch.
+    /// The tensors are the run's own (disposed with it).
+    /// </summary>
+    public Distillation(string dir, Teacher teacher, EditorConfig config, TimestepSampler timesteps, Tensor images, Tensor labels, bool resume,
+        (Tensor Images, Tensor Labels)? positives = null)
     {
         _dir = dir;
         _teacher = teacher;
@@ -40,6 +49,11 @@ public sealed class Distillation : IDisposable
         _timesteps = timesteps;
         _images = images.to(teacher.Device).DetachFromDisposeScope();
         _sourceStates = AttributeCondition.FromLabels(labels).to(teacher.Device).DetachFromDisposeScope();
+        if (positives is { } pos && pos.Images.shape[0] > 0 && _s.PositiveShare > 0)
+        {
+            _positives = pos.Images.to(teacher.Device).DetachFromDisposeScope();
+            _positiveStates = AttributeCondition.FromLabels(pos.Labels).to(teacher.Device).DetachFromDisposeScope();
+        }
         random.manual_seed(_s.Seed);
         Editor = new Editor(config, teacher.Device);
         _gen = new Generator((ulong)_s.Seed, teacher.Device);
@@ -62,26 +76,49 @@ public sealed class Distillation : IDisposable
         using var scope = NewDisposeScope();
         Editor.Net.train();
         int b = _s.BatchSize;
-        var idx = randint(0, _images.shape[0], [b], generator: _gen, dtype: ScalarType.Int64, device: _images.device);
+        int nPos = PositivesPerBatch;
+        var idx = randint(0, _images.shape[0], [b - nPos], generator: _gen, dtype: ScalarType.Int64, device: _images.device);
         var x = _images.index_select(0, idx);
         var source = _sourceStates.index_select(0, idx);
+        if (nPos > 0)
+        {
+            var pidx = randint(0, _positives!.shape[0], [nPos], generator: _gen, dtype: ScalarType.Int64, device: _images.device);
+            x = cat([x, _positives.index_select(0, pidx)]);
+            source = cat([source, _positiveStates!.index_select(0, pidx)]);
+        }
         var target = _s.Guidance.Mode == GuidanceMode.Delta ? source.clone() : AttributeCondition.Null(b, _teacher.Attributes.Count, x.device);
         target[.., _attribute] = AttributeCondition.Present;
         var t = _timesteps.Sample(b, _gen, x.device);
         var eps = randn(x.shape, generator: _gen, device: x.device);
 
         _opt.zero_grad();
-        var y = Editor.Net.forward(x);
+        var (change, mask) = Editor.Net.Parts(x);
+        var y = mask is null ? x + change : x + mask * change;
         var grad = ScoreDistillation.Gradient(_teacher, y, t, eps, target, source, _s.Guidance);
         // d/dy of this surrogate is grad + 2 lambda (y - x): guidance plus fidelity, summed over the batch.
         var edit = (y - x).pow(2);
         var surrogate = (grad * y).sum() + _s.Lambda * edit.sum();
+        if (mask is not null) surrogate = surrogate + MaskPenalty(mask, _s);
         surrogate.backward();
         _opt.step();
         Step++;
         var e = edit.mean().item<float>();
         _smoothedEdit = double.IsNaN(_smoothedEdit) ? e : 0.95 * _smoothedEdit + 0.05 * e;
         return e;
+    }
+
+    /// <summary>How many images of each batch already have the attribute.</summary>
+    public int PositivesPerBatch => _positives is null ? 0 : Math.Min(_s.BatchSize - 1, (int)Math.Round(_s.BatchSize * _s.PositiveShare));
+
+    /// <summary>
+    /// The mask's penalties, summed over the batch like the other terms: sparsity weight * sum m (edit as little area as
+    /// the guidance allows) plus smoothness weight * total variation of m (one region, not speckle).
+    /// </summary>
+    public static Tensor MaskPenalty(Tensor mask, DistillSettings s)
+    {
+        long h = mask.shape[2], w = mask.shape[3];
+        var tv = (mask.narrow(2, 1, h - 1) - mask.narrow(2, 0, h - 1)).abs().sum() + (mask.narrow(3, 1, w - 1) - mask.narrow(3, 0, w - 1)).abs().sum();
+        return s.MaskSparsity * mask.sum() + s.MaskSmoothness * tv;
     }
 
     /// <summary>
@@ -124,5 +161,7 @@ public sealed class Distillation : IDisposable
         Editor.Dispose();
         _images.Dispose();
         _sourceStates.Dispose();
+        _positives?.Dispose();
+        _positiveStates?.Dispose();
     }
 }

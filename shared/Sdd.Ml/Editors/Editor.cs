@@ -18,6 +18,12 @@ public sealed record EditorConfig
     public DistillSettings Settings { get; init; } = new();
     public int Step { get; init; }
     public Dictionary<string, double> Metrics { get; init; } = [];
+    /// <summary>The network; absent in the first editors' configs, which are <see cref="EditorArchitecture.Residual"/>.</summary>
+    public EditorArchitecture? Architecture { get; init; }
+    /// <summary>How the guidance scale was chosen when it was automatic (null: it was given).</summary>
+    public CalibratedScale? Calibration { get; init; }
+
+    public EditorArchitecture Network => Architecture ?? EditorArchitecture.Residual;
 }
 
 /// <summary>A plain residual block (no conditioning) for the editor's bottleneck.</summary>
@@ -37,16 +43,22 @@ public sealed class PlainResBlock : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// The manipulator f(x) = x + g(x): a small fully convolutional encoder-decoder whose last layer starts at zero,
-/// so an untrained editor is exactly the identity.
+/// The manipulator: a small fully convolutional encoder-decoder predicting a change g(x) whose last layer starts at
+/// zero, so an untrained editor is exactly the identity. Residual: f(x) = x + g(x). Masked: it also predicts a soft
+/// mask m(x) = sigmoid(.) in [0, 1] from the same features and f(x) = x + m(x) * g(x), so an edit can be confined to
+/// where the attribute lives; the mask head starts at zero weights (m = 0.5), the identity still holds because g = 0.
 /// </summary>
 public sealed class EditorNet : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d inConv, down1, down2, up1, merge1, up2, merge2, outConv;
+    // Only in masked editors; a residual editor's state dict has no maskConv keys, so the first editors' files load strictly.
+    private readonly Conv2d? maskConv;
     private readonly ModuleList<PlainResBlock> body;
     private readonly GroupNorm outNorm;
 
-    public EditorNet(int ch, int resBlocks) : base(nameof(EditorNet))
+    public bool Masked => maskConv is not null;
+
+    public EditorNet(int ch, int resBlocks, bool masked = false) : base(nameof(EditorNet))
     {
         inConv = Layers.Conv3x3(3, ch);
         down1 = Layers.Conv3x3(ch, 2 * ch, stride: 2);
@@ -59,11 +71,12 @@ public sealed class EditorNet : nn.Module<Tensor, Tensor>
         merge2 = Layers.Conv3x3(2 * ch, ch);
         outNorm = Layers.GroupNorm(8, ch);
         outConv = Layers.ZeroConv(ch, 3);
+        if (masked) maskConv = Layers.ZeroConv(ch, 1);
         RegisterComponents();
     }
 
-    /// <summary>g(x), the edit (B, 3, H, W); H and W must be multiples of 4.</summary>
-    public Tensor Delta(Tensor x)
+    /// <summary>g(x), the change (B, 3, H, W), and m(x), the mask (B, 1, H, W) in [0, 1] or null for a residual editor; H and W multiples of 4.</summary>
+    public (Tensor Change, Tensor? Mask) Parts(Tensor x)
     {
         var h0 = F.silu(inConv.forward(x));
         var h1 = F.silu(down1.forward(h0));
@@ -73,7 +86,15 @@ public sealed class EditorNet : nn.Module<Tensor, Tensor>
         h = F.silu(merge1.forward(cat([h, h1], 1)));
         h = F.silu(up2.forward(F.interpolate(h, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest)));
         h = F.silu(merge2.forward(cat([h, h0], 1)));
-        return outConv.forward(F.silu(outNorm.forward(h)));
+        var features = F.silu(outNorm.forward(h));
+        return (outConv.forward(features), maskConv is null ? null : sigmoid(maskConv.forward(features)));
+    }
+
+    /// <summary>The applied edit f(x) - x: m * g, or g for a residual editor.</summary>
+    public Tensor Delta(Tensor x)
+    {
+        var (g, m) = Parts(x);
+        return m is null ? g : m * g;
     }
 
     public override Tensor forward(Tensor x) => x + Delta(x);
@@ -118,7 +139,7 @@ public sealed class Editor : IDisposable
     {
         Config = config;
         Device = device ?? CPU;
-        Net = new EditorNet(config.Channels, config.ResBlocks);
+        Net = new EditorNet(config.Channels, config.ResBlocks, config.Network == EditorArchitecture.Masked);
         Net.to(Device);
         Net.eval();
     }

@@ -13,6 +13,8 @@ public static class HeldOutPortraits
 {
     /// <summary>Seeds at or above this are never used for training data by the project's commands.</summary>
     public const int HeldOutSeed = 1_000_003;
+    /// <summary>The validation portraits (every choice is made on them, never on <see cref="HeldOutSeed"/>'s).</summary>
+    public const int ValidationSeed = 2_000_003;
 
     /// <summary>
     /// The first <paramref name="count"/> portraits of <paramref name="seed"/> whose attribute equals

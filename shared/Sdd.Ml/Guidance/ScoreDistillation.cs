@@ -23,13 +23,16 @@ public static class ScoreDistillation
         Tensor g;
         if (s.Mode == GuidanceMode.Sds)
         {
-            g = teacher.GuidedNoise(xt, t, target, s.Scale) - eps;
+            g = teacher.GuidedNoise(xt, t, target, s.RequireScale()) - eps;
         }
         else
         {
             if (source is null) throw new ArgumentException("The delta gradient needs the source images' attribute states.");
             var both = teacher.PredictNoise(cat([xt, xt]), cat([t, t]), cat([target, source])).chunk(2);
-            g = s.Scale * (both[0] - both[1]);
+            // An image that already has the attribute has c_target = c_source: its guidance is exactly zero (not merely
+            // the round-off of two batched passes), so in training only fidelity and the mask penalties act on it.
+            var differs = target.ne(source).any(1).to_type(y.dtype).view(-1, 1, 1, 1);
+            g = s.RequireScale() * (both[0] - both[1]) * differs;
         }
         g = Weight(teacher.Schedule, t) * g;
         if (s.TopK > 0) g = TopK(g, s.TopK);

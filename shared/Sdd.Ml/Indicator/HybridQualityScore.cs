@@ -11,22 +11,30 @@ public sealed record IndicatorCurve(string Attribute, int Samples, IReadOnlyList
 
 /// <summary>
 /// The Hybrid Quality Score (paper Sec. 4.2, Alg. 1). For each timestep and image: the guidance gradient map,
-/// its entropy H = -sum p log p with p = softmax over pixels of |grad| (channels averaged), and its L1 norm N;
+/// its entropy H = -sum p log p with p = |grad| / sum |grad| over pixels (channels averaged), and its L1 norm N;
 /// H and N are min-max normalised across timesteps per image, and HQS_t = mean over images (N_norm - H_norm).
-/// Higher is better: the gradient is strong and concentrated on a region.
+/// Higher is better: the gradient is strong and concentrated on a region. Unlike the paper's softmax (which is near
+/// uniform for small gradients and so depends on the guidance scale), the normalised map makes H scale-invariant: H
+/// says only where the gradient is, N how strong it is; with the delta gradient (linear in s) the whole curve and its
+/// choice do not depend on s. The curve keeps raw H and N beside HQS.
 /// </summary>
 public static class HybridQualityScore
 {
     public static readonly int[] DefaultGrid = Enumerable.Range(0, 17).Select(i => 100 + 50 * i).ToArray();
 
-    /// <summary>Entropy and L1 norm of each gradient map in a batch (B, C, H, W).</summary>
+    /// <summary>
+    /// Entropy of p = |g| / sum |g| (channels averaged; in nats, at most ln(pixels)) and L1 norm of each gradient map in a
+    /// batch (B, C, H, W). A zero map counts as uniform (the largest entropy): it is concentrated nowhere.
+    /// </summary>
     public static (Tensor Entropy, Tensor Norm) Measure(Tensor grad)
     {
         using var scope = NewDisposeScope();
         var a = grad.abs();
         var norm = a.flatten(1).sum(1);
-        var logp = F.log_softmax(a.mean([1]).flatten(1), 1);
-        var entropy = -(logp.exp() * logp).sum(1);
+        var m = a.mean([1]).flatten(1).to_type(ScalarType.Float64);
+        var total = m.sum(1, keepdim: true);
+        var p = where(total.gt(0), m / total.clamp_min(1e-300), full_like(m, 1.0 / m.shape[1]));
+        var entropy = -(p * p.clamp_min(1e-300).log()).sum(1).to_type(grad.dtype);
         return (entropy.MoveToOuterDisposeScope(), norm.MoveToOuterDisposeScope());
     }
 
@@ -58,6 +66,7 @@ public static class HybridQualityScore
         int[]? grid = null, double? xi = null, int k = 5, long seed = 1, int batch = 32, Action<int, int>? progress = null)
     {
         grid ??= DefaultGrid;
+        guidance = guidance.WithReferenceScale(); // an automatic scale: the curve is computed at the mode's reference scale
         int a = teacher.AttributeIndex(attribute);
         long n = images.shape[0];
         var gen = new Generator((ulong)seed, teacher.Device);

@@ -4,6 +4,7 @@ using Sdd.Ml.Data;
 using Sdd.Ml.Diffusion;
 using Sdd.Ml.Editors;
 using Sdd.Ml.Evaluation;
+using Sdd.Ml.Guidance;
 using Sdd.Ml.Indicator;
 using Sdd.Ml.Judging;
 using Sdd.Ml.Torch;
@@ -22,6 +23,8 @@ public sealed record DistillationSizes
     /// <summary>When given, every timestep with HQS above it is selected (xi).</summary>
     public double? IndicatorThreshold { get; init; }
     public int EvalImages { get; init; } = 200;
+    /// <summary>Validation images the automatic guidance scale is judged on.</summary>
+    public int ValidationImages { get; init; } = 100;
     /// <summary>Checkpoint every this many steps within an advance (0: only at its end).</summary>
     public int CheckpointEvery { get; init; }
 }
@@ -32,20 +35,25 @@ public sealed record DistilledEditor(int[] SelectedTimesteps, Dictionary<string,
 /// <summary>
 /// The distillation of one editor (paper Sec. 4) as a resumable procedure over a run folder, the one home of it for
 /// the CLI, the quality benchmark and the distill worker. <see cref="Open"/> a folder (a fresh one, or one holding a
-/// checkpoint), <see cref="SelectTimesteps"/> (the HQS indicator, once, for the "hqs" rule), <see cref="Advance"/>
-/// within a step or time budget (checkpointing), and <see cref="Finish"/> (evaluation on held-out images, metrics
-/// in the editor's config, grid.png). Files: the editor (config.json, model.safetensors), train/ (checkpoint),
-/// curve.json and curve.png, grid.png.
+/// checkpoint), <see cref="SelectTimesteps"/> (the HQS indicator, once, for the "hqs" rule), <see cref="Calibrate"/>
+/// (an automatic guidance scale, once), <see cref="Advance"/> within a step or time budget (checkpointing), and
+/// <see cref="Finish"/> (evaluation on held-out images, metrics in the editor's config, grid.png). Files: the editor
+/// (config.json, model.safetensors), train/ (checkpoint), curve.json and curve.png, calibration.json (and
+/// calibration-probes.json while the search runs), grid.png.
 /// </summary>
 public sealed class EditorDistillation : IDisposable
 {
     public const string CurveFile = "curve.json";
     public const string CurvePlotFile = "curve.png";
     public const string GridFile = "grid.png";
+    public const string CalibrationFile = "calibration.json";
+    public const string ProbesFile = "calibration-probes.json";
+    private const string ProbeDir = "calibrate";
 
     private readonly Teacher _teacher;
     private readonly string? _teacherName;
     private readonly Tensor _images, _labels;
+    private readonly (Tensor Images, Tensor Labels)? _positives;
     private Distillation? _run;
 
     public string Dir { get; }
@@ -53,16 +61,25 @@ public sealed class EditorDistillation : IDisposable
     public DistillSettings Settings { get; }
     public DistillationSizes Sizes { get; }
     public IndicatorCurve? Curve { get; private set; }
+    /// <summary>How the automatic scale was chosen, once it was (null for a given scale).</summary>
+    public CalibratedScale? Calibration { get; private set; }
+    /// <summary>The scale is automatic and not yet chosen: <see cref="Calibrate"/> before <see cref="Advance"/>.</summary>
+    public bool NeedsCalibration => Settings.Guidance.AutoScale && Calibration is null;
+    /// <summary>The settings the editor is trained with: <see cref="Settings"/> with the calibrated scale filled in.</summary>
+    public DistillSettings Effective => Calibration is { } c ? Settings with { Guidance = Settings.Guidance with { Scale = c.Scale } } : Settings;
     /// <summary>Training images lacking the attribute.</summary>
     public long Images => _images.shape[0];
+    /// <summary>Training images that have the attribute (drawn for <see cref="DistillSettings.PositiveShare"/> of a batch).</summary>
+    public long Positives => _positives?.Images.shape[0] ?? 0;
     public int Step => _run?.Step ?? (File.Exists(StateFile(Dir)) ? TrainingState.Load(StateFile(Dir)).Step : 0);
     public bool Trained => Step >= Settings.Steps;
     /// <summary>The editor being trained (after the timesteps are selected).</summary>
     public Editor Editor => Trainer().Editor;
 
     private EditorDistillation(string dir, Teacher teacher, string? teacherName, string attribute, Tensor images, Tensor labels,
-        DistillSettings settings, DistillationSizes sizes)
+        (Tensor, Tensor)? positives, DistillSettings settings, DistillationSizes sizes)
     {
+        _positives = positives;
         Dir = dir;
         _teacher = teacher;
         _teacherName = teacherName;
@@ -73,6 +90,8 @@ public sealed class EditorDistillation : IDisposable
         Sizes = sizes;
         var curvePath = Path.Combine(dir, CurveFile);
         if (File.Exists(curvePath)) Curve = ReadCurve(curvePath);
+        var calibrationPath = Path.Combine(dir, CalibrationFile);
+        if (File.Exists(calibrationPath)) Calibration = ReadJson<CalibratedScale>(calibrationPath);
     }
 
     /// <summary>Whether a run folder holds a checkpoint to resume from.</summary>
@@ -93,14 +112,23 @@ public sealed class EditorDistillation : IDisposable
         int a = teacher.AttributeIndex(attribute);
         if (settings.Timesteps != "hqs") TimestepSampler.Parse(settings.Timesteps, teacher.Config.TimeSteps); // a bad rule fails now
         if (!resume)
-            foreach (var stale in new[] { Path.Combine(dir, "train"), Path.Combine(dir, CurveFile) })
+            foreach (var stale in new[] { Path.Combine(dir, "train"), Path.Combine(dir, CurveFile), Path.Combine(dir, CalibrationFile), Path.Combine(dir, ProbesFile), Path.Combine(dir, ProbeDir) })
             {
                 if (Directory.Exists(stale)) Directory.Delete(stale, recursive: true);
                 else if (File.Exists(stale)) File.Delete(stale);
             }
         Directory.CreateDirectory(dir);
         var (x, y) = Lacking(data.Images, data.Labels, a);
-        return new EditorDistillation(dir, teacher, teacherName, attribute, x, y, settings, sizes ?? new DistillationSizes());
+        var positives = settings.PositiveShare > 0 ? Having(data.Images, data.Labels, a) : ((Tensor, Tensor)?)null;
+        return new EditorDistillation(dir, teacher, teacherName, attribute, x, y, positives, settings, sizes ?? new DistillationSizes());
+    }
+
+    /// <summary>Rows of (images, labels) that have the attribute (label +1), as copies (possibly none).</summary>
+    public static (Tensor Images, Tensor Labels) Having(Tensor images, Tensor labels, int attribute)
+    {
+        using var scope = NewDisposeScope();
+        var idx = labels[.., attribute].gt(0).nonzero().flatten();
+        return (images.index_select(0, idx).DetachFromDisposeScope(), labels.index_select(0, idx).DetachFromDisposeScope());
     }
 
     /// <summary>Rows of (images, labels) that lack the attribute (label -1), as copies.</summary>
@@ -142,22 +170,122 @@ public sealed class EditorDistillation : IDisposable
             ? TimestepSampler.FromSet(Curve?.Selected ?? throw new InvalidOperationException("The hqs rule needs the indicator curve: call SelectTimesteps first."), "hqs")
             : TimestepSampler.Parse(Settings.Timesteps, _teacher.Config.TimeSteps);
 
+    private EditorConfig NewConfig(DistillSettings settings, TimestepSampler sampler) => new()
+    {
+        Attribute = Attribute,
+        ImageSize = _teacher.Size,
+        Teacher = _teacherName is null ? null : $"{_teacherName}@{_teacher.Config.Step}",
+        SelectedTimesteps = sampler.Set ?? [sampler.Lo, sampler.Hi],
+        Settings = settings,
+        Architecture = settings.Editor,
+        Calibration = Calibration,
+        Metrics = CalibrationMetrics(settings),
+    };
+
+    /// <summary>The scale and, when it was automatic, how it was found: metrics the registry shows beside the evaluation's.</summary>
+    private Dictionary<string, double> CalibrationMetrics(DistillSettings settings)
+    {
+        var m = new Dictionary<string, double> { ["guidanceScale"] = settings.Guidance.RequireScale() };
+        if (Calibration is { } c)
+        {
+            m["targetEditability"] = c.Target;
+            m["calibrationReached"] = c.Reached ? 1 : 0;
+            m["calibrationProbes"] = c.Probes.Count;
+            if (c.Probes.FirstOrDefault(p => p.Scale == c.Scale) is { } chosen) m["validationEditability"] = chosen.Editability;
+        }
+        return m;
+    }
+
+    // Distillation disposes what it is given: hand it copies, this run keeps its own.
+    private Distillation NewTrainer(string dir, DistillSettings settings, TimestepSampler sampler, bool resume) =>
+        new(dir, _teacher, NewConfig(settings, sampler), sampler, _images.clone(), _labels.clone(), resume,
+            _positives is { } p ? (p.Images.clone(), p.Labels.clone()) : null);
+
     private Distillation Trainer()
     {
         if (_run is not null) return _run;
         SelectTimesteps();
-        var sampler = Sampler();
-        var config = new EditorConfig
-        {
-            Attribute = Attribute,
-            ImageSize = _teacher.Size,
-            Teacher = _teacherName is null ? null : $"{_teacherName}@{_teacher.Config.Step}",
-            SelectedTimesteps = sampler.Set ?? [sampler.Lo, sampler.Hi],
-            Settings = Settings,
-        };
-        // Distillation disposes what it is given: hand it copies, this run keeps its own.
-        _run = new Distillation(Dir, _teacher, config, sampler, _images.clone(), _labels.clone(), resume: HasCheckpoint(Dir));
+        if (NeedsCalibration) throw new InvalidOperationException("The guidance scale is automatic: call Calibrate (to its end) before training.");
+        var settings = Effective;
+        // A checkpoint written before editors had masks (its config names no architecture) resumes as what it is.
+        if (HasCheckpoint(Dir) && File.Exists(Path.Combine(Dir, Teacher.ConfigFile)) && Editor.ReadConfig(Dir).Architecture is null)
+            settings = settings with { Editor = EditorArchitecture.Residual };
+        _run = NewTrainer(Dir, settings, Sampler(), resume: HasCheckpoint(Dir));
         return _run;
+    }
+
+    /// <summary>
+    /// Chooses an automatic guidance scale (once; nothing to do for a given scale): the smallest scale of
+    /// <see cref="ScaleCalibration.Grid"/> whose editor, distilled for <see cref="DistillSettings.ProbeSteps"/> steps
+    /// at the selected timesteps, the judge sees with the attribute on at least <see cref="DistillSettings.TargetEditability"/>
+    /// of <paramref name="validation"/> (images lacking the attribute from the validation split, labels in the teacher's order).
+    /// Bounded: at most 6 probes (each grid scale once; 2 to 4 when the answer is near the reference) of ProbeSteps steps
+    /// each (default a third of the run's steps: at most twice the run's steps, typically about its steps, plus one pass
+    /// over the validation images per probe). Resumable between probes: each
+    /// finished probe is recorded in calibration-probes.json, <paramref name="allows"/> (given the training step, 0 here)
+    /// is asked before each, and a probe cut short is redone from its start, so a host's chunk must fit one probe
+    /// (ProbeSteps steps and one pass over the validation images; about 40 s for 100 steps at 32 px on a CPU). A shorter probe
+    /// than the full run errs toward a larger scale when editability grows with steps. Without a judge the mode's
+    /// reference scale is used and recorded as such (likewise without validation images). Returns true when the scale is chosen.
+    /// </summary>
+    public bool Calibrate(Judge? judge, LabeledTensors? validation, Func<int, bool> allows, Action<string, TrainingProgress>? progress = null)
+    {
+        if (!NeedsCalibration) return true;
+        var grid = ScaleCalibration.Grid(Settings.Guidance.Mode);
+        CalibratedScale? found;
+        var reference = GuidanceSettings.DefaultScale(Settings.Guidance.Mode);
+        if (judge is null || !judge.Config.AttributeNames.Contains(Attribute))
+            found = new CalibratedScale(reference, false, Settings.TargetEditability, grid, [], 0, 0, ScaleCalibration.NoJudgeMethod);
+        else if (validation is null || validation.Images.shape[0] == 0)
+            found = new CalibratedScale(reference, false, Settings.TargetEditability, grid, [], 0, 0, ScaleCalibration.NoValidationMethod);
+        else
+        {
+            SelectTimesteps(progress);
+            var sampler = Sampler();
+            var probesPath = Path.Combine(Dir, ProbesFile);
+            var known = File.Exists(probesPath) ? ReadJson<List<ScaleProbe>>(probesPath) : [];
+            found = ScaleCalibration.Search(grid, Settings.TargetEditability, scale =>
+            {
+                if (!allows(Step)) return null;
+                var e = Probe(scale, sampler, judge, validation.Images, progress);
+                AtomicFile.Write(probesPath, p => File.WriteAllText(p, JsonSerializer.Serialize(known.Append(new ScaleProbe(scale, e)), ModelFolder.Json)));
+                return e;
+            }, known, Settings.ProbeSteps, (int)validation.Images.shape[0]);
+            if (found is null) return false;
+        }
+        AtomicFile.Write(Path.Combine(Dir, CalibrationFile), p => File.WriteAllText(p, JsonSerializer.Serialize(found, ModelFolder.Json)));
+        if (File.Exists(Path.Combine(Dir, ProbesFile))) File.Delete(Path.Combine(Dir, ProbesFile));
+        Calibration = found;
+        return true;
+    }
+
+    /// <summary>One probe: a short distillation at <paramref name="scale"/> (a diverged one counts as editing nothing), then its editability.</summary>
+    private double Probe(double scale, TimestepSampler sampler, Judge judge, Tensor validation, Action<string, TrainingProgress>? progress)
+    {
+        var dir = Path.Combine(Dir, ProbeDir);
+        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        var settings = Settings with { Steps = Settings.ProbeSteps, Guidance = Settings.Guidance with { Scale = scale } };
+        using var trainer = NewTrainer(dir, settings, sampler, resume: false);
+        var sw = Stopwatch.StartNew();
+        bool diverged = false;
+        for (int i = 0; i < settings.Steps && !diverged; i++)
+        {
+            var e = trainer.TrainStep();
+            diverged = !double.IsFinite(e);
+            progress?.Invoke($"calibrate s={scale:0.###}", new TrainingProgress(trainer.Step, settings.Steps, e, trainer.Step / Math.Max(1e-9, sw.Elapsed.TotalSeconds)));
+        }
+        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        return diverged ? 0 : Editability(trainer.Editor, judge, Attribute, validation);
+    }
+
+    /// <summary>The share of edited images the judge sees with the attribute.</summary>
+    public static double Editability(Editor editor, Judge judge, string attribute, Tensor images)
+    {
+        int a = judge.AttributeIndex(attribute);
+        var (edited, _) = Timed.Map(images, 64, editor.Edit);
+        using var _ = edited;
+        using var scope = NewDisposeScope();
+        return Math.Round(judge.Probabilities(edited)[.., a].gt(0.5).to_type(ScalarType.Float32).mean().item<float>(), 4);
     }
 
     /// <summary>
@@ -168,6 +296,7 @@ public sealed class EditorDistillation : IDisposable
     public int Advance(Func<int, bool> allows, Action<string, TrainingProgress>? progress = null)
     {
         SelectTimesteps(progress);
+        if (NeedsCalibration) throw new InvalidOperationException("The guidance scale is automatic: call Calibrate (to its end) before training.");
         var run = Trainer();
         return run.Advance(allows, Settings.Steps, p => progress?.Invoke("distill", p), Sizes.CheckpointEvery);
     }
@@ -220,7 +349,8 @@ public sealed class EditorDistillation : IDisposable
         }
         WriteGrid(held, edited, Path.Combine(Dir, GridFile));
         run.Checkpoint(m);
-        return new DistilledEditor(editor.Config.SelectedTimesteps, m, Curve);
+        // The config's metrics: the evaluation's and the guidance scale's (how it was calibrated), as the registry shows them.
+        return new DistilledEditor(editor.Config.SelectedTimesteps, new Dictionary<string, double>(editor.Config.Metrics), Curve);
     }
 
     /// <summary>Before/after grid: sources on top, the edits below, the true counterfactuals last when known; 8 columns, 3x.</summary>
@@ -236,13 +366,16 @@ public sealed class EditorDistillation : IDisposable
 
     public static void WriteCurve(IndicatorCurve curve, string path) => File.WriteAllText(path, JsonSerializer.Serialize(curve, ModelFolder.Json));
 
-    public static IndicatorCurve ReadCurve(string path) =>
-        JsonSerializer.Deserialize<IndicatorCurve>(File.ReadAllText(path), ModelFolder.Json) ?? throw new InvalidDataException($"'{path}' is empty.");
+    public static IndicatorCurve ReadCurve(string path) => ReadJson<IndicatorCurve>(path);
+
+    private static T ReadJson<T>(string path) =>
+        JsonSerializer.Deserialize<T>(File.ReadAllText(path), ModelFolder.Json) ?? throw new InvalidDataException($"'{path}' is empty.");
 
     public void Dispose()
     {
         _run?.Dispose();
         _images.Dispose();
         _labels.Dispose();
+        if (_positives is { } p) { p.Images.Dispose(); p.Labels.Dispose(); }
     }
 }

@@ -61,7 +61,7 @@ public static class RunImages
     /// </summary>
     public static LabeledTensors Training(LoadedDataset data, int size, IReadOnlyList<string> attributes, int limit = int.MaxValue)
     {
-        var (train, _) = data.Set.Split();
+        var (train, _, _) = data.Set.Splits();
         var (x, y) = data.Set.Load(size, train.Take(limit).ToArray());
         using (y) return new LabeledTensors(x, Reorder(y, data.Set.Attributes, attributes));
     }
@@ -75,6 +75,20 @@ public static class RunImages
         using (batch.Labels) return new LabeledTensors(batch.Images, Reorder(batch.Labels, PortraitAttributes.All, attributes), batch.Counterfactuals);
     }
 
+    /// <summary>
+    /// Training portraits rendered in memory: <paramref name="lacking"/> lacking the attribute and <paramref name="having"/>
+    /// that have it (for <see cref="DistillSettings.PositiveShare"/>), labels in <paramref name="attributes"/> order, no counterfactuals.
+    /// </summary>
+    public static LabeledTensors TrainingPortraits(string attribute, int lacking, int having, int size, int seed, IReadOnlyList<string> attributes)
+    {
+        var without = Portraits(attribute, lacking, size, seed, attributes);
+        if (having <= 0) { without.Counterfactuals?.Dispose(); return without with { Counterfactuals = null }; }
+        using (without)
+        using (var with = HeldOutPortraits.Render(attribute, present: true, having, size, seed))
+        using (var labels = Reorder(with.Labels, PortraitAttributes.All, attributes))
+            return new LabeledTensors(cat([without.Images, with.Images]), cat([without.Labels, labels]));
+    }
+
     /// <summary>Held-out rows of a data set lacking the attribute (at most <paramref name="count"/>), labels in <paramref name="attributes"/> order.</summary>
     public static LabeledTensors HeldOutLacking(LoadedDataset data, string attribute, int count, int size, IReadOnlyList<string> attributes)
     {
@@ -82,6 +96,21 @@ public static class RunImages
         var (_, held) = data.Set.Split();
         var rows = held.Where(r => data.Set.Rows[r].Labels[a] < 0).Take(count).ToArray();
         if (rows.Length == 0) throw new DatasetException($"Data set '{data.Name}' has no held-out image lacking '{attribute}' to evaluate the editor on.");
+        var (x, y) = data.Set.Load(size, rows);
+        using (y) return new LabeledTensors(x, Reorder(y, data.Set.Attributes, attributes));
+    }
+
+    /// <summary>
+    /// The images choices are made on (the automatic guidance scale): validation portraits when the data set is the
+    /// portrait domain or there is none, else the data set's validation rows lacking the attribute (null when it has none:
+    /// a small data set; the automatic scale then falls back to the reference scale and says so).
+    /// </summary>
+    public static LabeledTensors? Validation(LoadedDataset? data, string attribute, int count, int size, IReadOnlyList<string> attributes)
+    {
+        if (data is null || data.Synthetic) return Portraits(attribute, count, size, HeldOutPortraits.ValidationSeed, attributes);
+        int a = data.Set.AttributeIndex(attribute);
+        var rows = data.Set.Splits().Validation.Where(r => data.Set.Rows[r].Labels[a] < 0).Take(count).ToArray();
+        if (rows.Length == 0) return null;
         var (x, y) = data.Set.Load(size, rows);
         using (y) return new LabeledTensors(x, Reorder(y, data.Set.Attributes, attributes));
     }
