@@ -32,7 +32,8 @@ public static class PipelineBench
 {
     public sealed record ServiceRow(int Workers, int ThreadsPerWorker, double SubmitSeconds, double SubmitToDoneSeconds, double StartedToFinishedSeconds,
         double SubmitToDoneImagesPerSecond, double StartedToFinishedImagesPerSecond, double RatioStartedToFinished, double RatioSubmitToDone,
-        int Done, int Failed, long[] WorkerRssAtTenthBytes, long[] WorkerRssAtEndBytes, long[] WorkerPeakRssBytes, Dictionary<string, double> StageSeconds);
+        int Done, int Failed, long[] WorkerRssAtTenthBytes, long[] WorkerRssAtEndBytes, long[] WorkerPeakRssBytes, Dictionary<string, double> StageSeconds,
+        Dictionary<string, double> CpuSeconds);
 
     public sealed record Report(string Machine, int Images, int Size, int ModelSize, string Format, int EditorParameters, int TorchThreads,
         double InProcessSeconds, double InProcessImagesPerSecond, List<ServiceRow> Services, string Timed);
@@ -43,12 +44,13 @@ public static class PipelineBench
         int size = o.Int("size", 32, 16, 4096);
         var workerCounts = (o.String("workers") ?? "1").Split(',').Select(w => int.Parse(w, CultureInfo.InvariantCulture)).ToArray();
         int threads = o.Int("threads", Environment.ProcessorCount, 1, 64);
+        int? workerThreads = o.Has("worker-threads") ? o.Int("worker-threads", 1, 1, 64) : null;
         var json = o.String("json");
         o.EnsureAllUsed();
-        return RunAsync(n, size, workerCounts, threads, json).GetAwaiter().GetResult();
+        return RunAsync(n, size, workerCounts, threads, workerThreads, json).GetAwaiter().GetResult();
     }
 
-    private static async Task<int> RunAsync(int n, int size, int[] workerCounts, int threads, string? json)
+    private static async Task<int> RunAsync(int n, int size, int[] workerCounts, int threads, int? workerThreads, string? json)
     {
         TorchRuntime.ConfigureThreads(threads);
         var root = FindRoot();
@@ -68,13 +70,14 @@ public static class PipelineBench
         var rows = new List<ServiceRow>();
         foreach (var k in workerCounts.Where(k => k > 0)) // --workers 0: the in-process figure alone
         {
-            int perWorker = Math.Max(1, workerCounts.Length > 1 || k > 1 ? Math.Max(1, threads / k) : threads);
+            int perWorker = workerThreads ?? Math.Max(1, threads / k); // by default the cores are shared out
             var row = await ServicesAsync(root, photos, editorDir, n, k, perWorker, inProcess);
             rows.Add(row);
             Console.Error.WriteLine($"  services, {k} worker(s) x {perWorker} threads: job created in {row.SubmitSeconds:0.00} s; started→finished {row.StartedToFinishedImagesPerSecond:0.0} images/s " +
                 $"({row.RatioStartedToFinished:P0} of in-process), submit→done {row.SubmitToDoneImagesPerSecond:0.0} images/s ({row.RatioSubmitToDone:P0}); " +
                 $"worker RSS {string.Join("/", row.WorkerRssAtTenthBytes.Select(Mb))} MB at 10 % → {string.Join("/", row.WorkerRssAtEndBytes.Select(Mb))} MB at the end, peak {string.Join("/", row.WorkerPeakRssBytes.Select(Mb))} MB");
             Console.Error.WriteLine("    stage seconds: " + string.Join(", ", row.StageSeconds.Select(s => $"{s.Key} {s.Value:0.00}")));
+            Console.Error.WriteLine("    CPU seconds during the job: " + string.Join(", ", row.CpuSeconds.Select(s => $"{s.Key} {s.Value:0.0}")));
         }
         if (rows.Count > 1)
             Console.Error.WriteLine($"  scale-out: {rows[^1].Workers} workers / {rows[0].Workers}: {rows[^1].StartedToFinishedImagesPerSecond / rows[0].StartedToFinishedImagesPerSecond:0.00}x (started→finished)");
@@ -157,6 +160,7 @@ public static class PipelineBench
             ["SDD_MAX_UPLOAD_BYTES"] = (4L << 30).ToString(CultureInfo.InvariantCulture), ["SDD_RATE_PER_MINUTE"] = "100000",
             ["SDD_TORCH_THREADS"] = threadsPerWorker.ToString(CultureInfo.InvariantCulture),
             ["Logging__LogLevel__Default"] = "Warning", ["DOTNET_gcServer"] = "0",
+            ["MALLOC_ARENA_MAX"] = Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") ?? "2", // as deployed (Dockerfiles, services.sh)
         };
         var processes = new List<Process>();
         var workerUrls = new List<string>();
@@ -186,6 +190,7 @@ public static class PipelineBench
             var baseline = new Dictionary<string, double>();
             foreach (var url in workerUrls) foreach (var (k, v) in await StagesAsync(http, url)) baseline[k] = baseline.GetValueOrDefault(k) + v;
 
+            var cpuBefore = CpuSeconds(processes);
             var submitted = DateTimeOffset.UtcNow;
             var sw = Stopwatch.StartNew();
             var accepted = await api.Jobs.SubmitFilesAsync(attribute, photos.Select(p => UploadFile.FromBytes(p.Name, p.Bytes)).ToList());
@@ -199,13 +204,15 @@ public static class PipelineBench
                 if (job.State is JobState.Completed or JobState.Failed or JobState.Cancelled) break;
                 await Task.Delay(100);
             }
+            var cpuAfter = CpuSeconds(processes);
+            var cpu = cpuAfter.ToDictionary(kv => kv.Key, kv => Math.Round(kv.Value - cpuBefore.GetValueOrDefault(kv.Key), 2));
             var stages = new Dictionary<string, double>();
             foreach (var url in workerUrls) foreach (var (k, v) in await StagesAsync(http, url)) stages[k] = stages.GetValueOrDefault(k) + v;
             foreach (var k in stages.Keys.ToList()) stages[k] -= baseline.GetValueOrDefault(k); // the timed job's share
             double toDone = (job.FinishedAt!.Value - submitted).TotalSeconds, startedToFinished = (job.FinishedAt!.Value - job.StartedAt!.Value).TotalSeconds;
             return new ServiceRow(workers, threadsPerWorker, submitSeconds, toDone, startedToFinished, n / toDone, n / startedToFinished,
                 inProcess / startedToFinished, inProcess / toDone, job.Counts.Done, job.Counts.Failed, rssTenth,
-                processes.Skip(1).Select(p => Rss(p.Id, "VmRSS")).ToArray(), processes.Skip(1).Select(p => Rss(p.Id, "VmHWM")).ToArray(), stages);
+                processes.Skip(1).Select(p => Rss(p.Id, "VmRSS")).ToArray(), processes.Skip(1).Select(p => Rss(p.Id, "VmHWM")).ToArray(), stages, cpu);
         }
         finally
         {
@@ -273,6 +280,37 @@ public static class PipelineBench
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         return p;
+    }
+
+    /// <summary>
+    /// CPU seconds (user + system) so far of the services this bench started and of the stack's servers on this machine
+    /// (the S3 server, PostgreSQL, RabbitMQ), read from /proc: where the cores went during the job.
+    /// </summary>
+    private static Dictionary<string, double> CpuSeconds(List<Process> services)
+    {
+        var totals = new Dictionary<string, double>();
+        var ticks = 100.0; // USER_HZ
+        var ours = services.Select((p, k) => (p.Id, Name: k == 0 ? "ingest" : "edit workers")).ToDictionary(x => x.Id, x => x.Name);
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var comm = stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')];
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                double seconds = (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / ticks;
+                var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
+                string? group = ours.TryGetValue(pid, out var name) ? name
+                    : comm.StartsWith("postgres", StringComparison.Ordinal) ? "postgresql"
+                    : comm is "beam.smp" or "erl_child_setup" or "epmd" ? "rabbitmq"
+                    : comm is "node" or "minio" && (cmdline.Contains("s3rver") || cmdline.Contains("minio") || cmdline.Contains("s3")) ? "s3 server"
+                    : null;
+                if (group is not null) totals[group] = totals.GetValueOrDefault(group) + seconds;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { }
+        }
+        return totals;
     }
 
     private static long Rss(int pid, string field)

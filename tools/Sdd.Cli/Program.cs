@@ -15,7 +15,7 @@ usage: sdd <command> [options]
   edit              --editor DIR --in DIR|FILES --out DIR [--batch 32 --format jpeg|png|webp (default: each input's)]
   bench quality     [--teacher DIR --judge DIR] --attribute A [--images 200 --steps 300 --dataset DIR --json FILE --grid PNG]
   bench speed       [--teacher DIR --editor DIR --sizes 32,256,1024,2048 --quality FILE | --t0 N --json FILE --repeats 5]
-  bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --json FILE]  (needs ./sdd up)
+  bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --worker-threads T --json FILE]  (needs ./sdd up)
   judge train       --dataset DIR --out DIR [--steps N --size S]
   judge eval        [--judge DIR] --dataset DIR
 """;
