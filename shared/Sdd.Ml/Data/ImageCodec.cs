@@ -188,11 +188,20 @@ public static class ImageCodec
     }
 
     /// <summary>(H, W, 3) bytes to a float tensor (3, H, W) in [-1, 1].</summary>
+    /// <remarks>
+    /// Scalars are made explicitly and held to the end: an implicit conversion's Scalar can be finalized while the native
+    /// call still reads it when several threads decode at once (seen at 256 px: "Expected false to be true" from
+    /// c10::Scalar::toDouble in sub).
+    /// </remarks>
     public static Tensor ToTensor(byte[] rgb24, int width, int height)
     {
         using var scope = NewDisposeScope();
-        var t = tensor(rgb24, [height, width, 3], ScalarType.Byte).permute(2, 0, 1).to_type(ScalarType.Float32).div(127.5).sub(1.0);
-        return t.MoveToOuterDisposeScope();
+        using var half = 127.5.ToScalar();
+        using var one = 1.0.ToScalar();
+        var t = tensor(rgb24, [height, width, 3], ScalarType.Byte).permute(2, 0, 1).to_type(ScalarType.Float32).div(half).sub(one);
+        var result = t.MoveToOuterDisposeScope();
+        GC.KeepAlive(half); GC.KeepAlive(one);
+        return result;
     }
 
     public static Tensor ToTensor(Image<Rgb24> img) => ToTensor(ToRgb24(img), img.Width, img.Height);
@@ -201,8 +210,13 @@ public static class ImageCodec
     public static byte[] ToRgb24(Tensor chw)
     {
         using var scope = NewDisposeScope();
-        var b = chw.detach().cpu().clamp(-1, 1).add(1).mul(127.5).round().to_type(ScalarType.Byte).permute(1, 2, 0).contiguous();
-        return b.data<byte>().ToArray();
+        using var low = (-1.0).ToScalar();
+        using var one = 1.0.ToScalar();
+        using var half = 127.5.ToScalar();
+        var b = chw.detach().cpu().clamp(low, one).add(one).mul(half).round().to_type(ScalarType.Byte).permute(1, 2, 0).contiguous();
+        var bytes = b.data<byte>().ToArray();
+        GC.KeepAlive(low); GC.KeepAlive(one); GC.KeepAlive(half);
+        return bytes;
     }
 
     public static Image<Rgb24> ToImage(Tensor chw)
