@@ -7,7 +7,7 @@ namespace Sdd.EndToEnd.Tests;
 
 /// <summary>A span as a service exported it: ids in hex, the service (resource service.name), the instrumentation scope.</summary>
 public sealed record ExportedSpan(string Service, string Scope, string TraceId, string SpanId, string ParentSpanId, string Name, int Kind,
-    IReadOnlyDictionary<string, object> Attributes)
+    IReadOnlyDictionary<string, object> Attributes, DateTimeOffset Start)
 {
     public const int Server = 2, Client = 3, Producer = 4, Consumer = 5;
     public string? Text(string key) => Attributes.TryGetValue(key, out var v) ? v as string : null;
@@ -106,6 +106,7 @@ public sealed class OtlpCollector : IDisposable
     {
         string trace = "", id = "", parent = "", name = "";
         int kind = 0;
+        long start = 0;
         var attributes = new Dictionary<string, object>();
         foreach (var (f, v, n) in FieldsWithNumbers(span))
         {
@@ -116,10 +117,11 @@ public sealed class OtlpCollector : IDisposable
                 case 4: parent = Convert.ToHexStringLower(v!); break;
                 case 5: name = Encoding.UTF8.GetString(v!); break;
                 case 6: kind = (int)n; break;
+                case 7: start = n; break; // start_time_unix_nano (fixed64)
                 case 9: if (KeyValue(v!) is ({ } key, { } value)) attributes[key] = value; break;
             }
         }
-        return new ExportedSpan(service, scope, trace, id, parent, name, kind, attributes);
+        return new ExportedSpan(service, scope, trace, id, parent, name, kind, attributes, DateTimeOffset.FromUnixTimeMilliseconds(start / 1_000_000));
     }
 
     /// <summary>KeyValue { key = 1; AnyValue value = 2 { string = 1; bool = 2; int = 3; double = 4 } }.</summary>

@@ -18,6 +18,13 @@ public sealed class DistillMetrics
         _chunks = factory.CreateHistogram("sdd_distill_chunk_seconds", "Duration of one chunk of a run, from resume to checkpoint switched.",
             new HistogramConfiguration { LabelNames = ["kind"], Buckets = Histogram.ExponentialBuckets(1, 2, 12) });
         _runs = factory.CreateCounter("sdd_distill_runs_finished_total", "Runs this worker finished, by kind and outcome.", "kind", "outcome");
+        // Every series exported from the start, at zero until it counts.
+        foreach (var kind in new[] { "teacher", "distill" })
+        {
+            _steps.WithLabels(kind);
+            _chunks.WithLabels(kind);
+            foreach (var outcome in new[] { "completed", "failed" }) _runs.WithLabels(kind, outcome);
+        }
     }
 
     public void Chunk(string kind, int steps, TimeSpan duration)
