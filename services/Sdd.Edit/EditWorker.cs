@@ -12,16 +12,14 @@ namespace Sdd.Edit;
 /// <summary>
 /// The edit worker's host: applies attribute editors to batches of a job's images from the "edit" queue. Serves only
 /// /metrics and /healthz/{live,ready}, on loopback, at a free port unless SDD_WORKER_URL names one (logged at start).
-/// Built here so the program and in-process tests (the trace test) run the same wiring.
 /// </summary>
 public static class EditWorker
 {
-    public static WebApplication Build(string[] args, Action<IConfigurationBuilder>? configure = null)
+    public static WebApplication Build(string[] args)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
-        configure?.Invoke(builder.Configuration);
         builder.WebHost.UseUrls(builder.Configuration["SDD_WORKER_URL"] is { Length: > 0 } url ? url : "http://127.0.0.1:0");
-        var settings = builder.AddSddDefaults("sdd-edit", x => x.AddConsumersFromNamespaceContaining<EditBatchConsumer>());
+        builder.AddSddDefaults("sdd-edit", x => x.AddConsumersFromNamespaceContaining<EditBatchConsumer>());
         builder.Services.AddSingleton(EditOptions.From(builder.Configuration));
         builder.Services.AddSingleton(new EditMetrics());
         builder.Services.AddSingleton<JobLedger>();

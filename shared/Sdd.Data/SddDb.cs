@@ -14,10 +14,6 @@ public static class SddDb
     public static DbContextOptions<SddDbContext> Options(string connectionString) =>
         new DbContextOptionsBuilder<SddDbContext>().UseNpgsql(connectionString).Options;
 
-    /// <summary>Registers <see cref="SddDbContext"/> for the configured database.</summary>
-    public static IServiceCollection AddSddData(this IServiceCollection services, SddSettings settings) =>
-        services.AddDbContext<SddDbContext>(o => o.UseNpgsql(settings.Postgres.ConnectionString()));
-
     /// <summary>
     /// Creates the database if it is missing and applies pending migrations. Safe to call from every
     /// service at start, also from several processes at once: they queue on a PostgreSQL advisory lock

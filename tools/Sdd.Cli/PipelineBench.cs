@@ -53,7 +53,7 @@ public static class PipelineBench
     private static async Task<int> RunAsync(int n, int size, int[] workerCounts, int threads, int? workerThreads, string? json)
     {
         TorchRuntime.ConfigureThreads(threads);
-        var root = FindRoot();
+        var root = Environment.GetEnvironmentVariable("SDD_ROOT") is { Length: > 0 } r ? r : ModelHome.Root; // the checkout (./sdd exports SDD_ROOT)
         var editorConfig = new EditorConfig { Attribute = "smiling", ImageSize = 32 };
         var editorDir = Path.Combine(Path.GetTempPath(), $"sdd-bench-editor-{Environment.ProcessId}");
         using (var e = new Editor(editorConfig)) e.Save(editorDir);
@@ -64,7 +64,7 @@ public static class PipelineBench
         var photos = Photos(n, size);
 
         // In-process: what one process does with the same photos, decode → edit → encode, batches as the worker forms them.
-        var inProcess = Environment.GetEnvironmentVariable("SDD_BENCH_POOL") == "1" ? Task.Run(() => InProcess(photos, editorDir, size)).Result : InProcess(photos, editorDir, size);
+        var inProcess = InProcess(photos, editorDir, size);
         Console.Error.WriteLine($"  in-process: {n / inProcess:0.0} images/s ({inProcess:0.00} s)");
 
         var rows = new List<ServiceRow>();
@@ -156,7 +156,7 @@ public static class PipelineBench
         {
             ["SDD_RABBITMQ_VHOST"] = name, ["SDD_POSTGRES_DB"] = settings.Postgres.Database,
             ["SDD_S3_BUCKET_DATASETS"] = settings.S3.DatasetsBucket, ["SDD_S3_BUCKET_MODELS"] = settings.S3.ModelsBucket, ["SDD_S3_BUCKET_JOBS"] = settings.S3.JobsBucket,
-            ["SDD_INGEST_URL"] = apiUrl, ["SDD_ADMIN_KEY"] = adminKey, ["SDD_HOME"] = root,
+            ["SDD_INGEST_URL"] = apiUrl, ["SDD_ADMIN_KEY"] = adminKey, ["SDD_HOME"] = ModelHome.Root,
             ["SDD_MAX_UPLOAD_BYTES"] = (4L << 30).ToString(CultureInfo.InvariantCulture), ["SDD_RATE_PER_MINUTE"] = "100000",
             ["SDD_TORCH_THREADS"] = threadsPerWorker.ToString(CultureInfo.InvariantCulture),
             ["Logging__LogLevel__Default"] = "Warning", ["DOTNET_gcServer"] = "0",
@@ -339,12 +339,5 @@ public static class PipelineBench
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();
         return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "SDD.sln"))) return dir.FullName;
-        return Directory.GetCurrentDirectory();
     }
 }

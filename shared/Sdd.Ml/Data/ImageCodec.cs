@@ -199,9 +199,7 @@ public static class ImageCodec
         using var half = 127.5.ToScalar();
         using var one = 1.0.ToScalar();
         var t = tensor(rgb24, [height, width, 3], ScalarType.Byte).permute(2, 0, 1).to_type(ScalarType.Float32).div(half).sub(one);
-        var result = t.MoveToOuterDisposeScope();
-        GC.KeepAlive(half); GC.KeepAlive(one);
-        return result;
+        return t.MoveToOuterDisposeScope();
     }
 
     public static Tensor ToTensor(Image<Rgb24> img) => ToTensor(ToRgb24(img), img.Width, img.Height);
@@ -214,9 +212,7 @@ public static class ImageCodec
         using var one = 1.0.ToScalar();
         using var half = 127.5.ToScalar();
         var b = chw.detach().cpu().clamp(low, one).add(one).mul(half).round().to_type(ScalarType.Byte).permute(1, 2, 0).contiguous();
-        var bytes = b.data<byte>().ToArray();
-        GC.KeepAlive(low); GC.KeepAlive(one); GC.KeepAlive(half);
-        return bytes;
+        return b.data<byte>().ToArray();
     }
 
     public static Image<Rgb24> ToImage(Tensor chw)
