@@ -14,146 +14,51 @@ namespace Sdd.Cli;
 
 public static class BenchCommands
 {
-    public sealed record QualityReport(string Attribute, int Images, int StepsPerEditor, DistillSettings Settings, double SdeditGuidance,
-        List<QualityRow> Rows, int[] SelectedTimesteps, IndicatorCurve? Curve, Dictionary<string, double> TrainSeconds, Dictionary<string, double> SpeedRatio);
-
+    /// <summary>
+    /// <c>bench quality</c>: the evaluation that cannot flatter (<see cref="QualityEvaluation"/>), resumable: cells already in
+    /// --json are skipped, editors resume from their checkpoints under --work.
+    /// </summary>
     public static int Quality(Options o)
     {
         var teacherDir = o.String("teacher") ?? ModelHome.Teacher;
         var judgeDir = o.String("judge") ?? ModelHome.Judge;
-        var attribute = o.Required("attribute");
-        int n = o.Int("images", 200, 2, 100_000);
-        int trainCount = o.Int("train-images", 2000, 16, 1_000_000);
-        var datasetDir = o.String("dataset");
-        var json = o.String("json");
-        var work = o.String("work") ?? Path.Combine(Path.GetTempPath(), $"sdd-bench-{attribute}");
-        var gridPath = o.String("grid") ?? Path.Combine(work, "grid.png");
-        int[] fixedTs = ParseInts(o.String("fixed") ?? "200,500,800", "--fixed");
-        int[] sdeditTs = ParseInts(o.String("sdedit") ?? "200,400,600,800", "--sdedit");
-        double sdGuidance = o.Double("sdedit-guidance", 3.0, 0, 1000);
-        bool compareSds = o.Has("compare-sds");
-        var sizes = MethodCommands.ReadSizes(o);
-        var s = MethodCommands.ReadDistillSettings(o);
+        var attributeList = o.String("attributes") ?? o.String("attribute");
+        var d = new QualityBenchSettings { Attributes = [] };
+        var seeds = (o.String("seeds") ?? string.Join(",", d.Seeds)).Split(',').Select(x => int.TryParse(x, out var v) && v > 0 ? v : throw new UsageException($"--seeds takes positive integers like 1,2,3, got '{x}'")).Distinct().ToArray();
+        var json = o.String("json") ?? Path.Combine(ModelHome.Root, "docs", "results", "bench-quality.json");
+        var markdown = o.String("markdown") ?? Path.ChangeExtension(json, ".md");
+        var work = o.String("work") ?? Path.Combine(Path.GetTempPath(), "sdd-bench-quality");
+        var settings = d with
+        {
+            Seeds = seeds,
+            TestImages = o.Int("images", d.TestImages, 2, 100_000),
+            DoubleEditImages = o.Int("double-images", d.DoubleEditImages, 2, 100_000),
+            ReferenceImages = o.Int("reference-images", d.ReferenceImages, 2, 100_000),
+            TrainImages = o.Int("train-images", d.TrainImages, 16, 1_000_000),
+            Policies = (o.String("policies") ?? string.Join(",", d.Policies)).Split(',', StringSplitOptions.RemoveEmptyEntries),
+            SdeditT0 = o.Has("sdedit") ? ParseInts(o.String("sdedit")!, "--sdedit") : d.SdeditT0,
+            InversionT0 = o.Has("inversion") ? ParseInts(o.String("inversion")!, "--inversion") : d.InversionT0,
+            BaselineGuidance = o.Double("baseline-guidance", d.BaselineGuidance, 0, 1000),
+            Distill = MethodCommands.ReadDistillSettings(o),
+            Sizes = MethodCommands.ReadSizes(o),
+        };
         o.EnsureAllUsed();
 
         using var teacher = Teacher.Load(teacherDir, TorchRuntime.Device);
         using var judge = Judge.Load(judgeDir, TorchRuntime.Device);
-        int a = teacher.AttributeIndex(attribute);
-        Directory.CreateDirectory(work);
-        var total = Stopwatch.StartNew();
-
-        // Training images for the editors: the given data set, else portraits from the teacher's training distribution.
-        Tensor trainX, trainY;
-        if (datasetDir is not null)
-        {
-            var set = LabeledImageSet.OpenFolder(datasetDir);
-            var rows = set.Splits().Train.Take(trainCount).ToArray();
-            (trainX, var y) = set.Load(teacher.Size, rows);
-            using var colIdx = tensor(teacher.Attributes.Select(x => (long)set.AttributeIndex(x)).ToArray());
-            trainY = y.index_select(1, colIdx);
-        }
-        else
-        {
-            using var tb = RunImages.TrainingPortraits(attribute, trainCount, s.PositiveShare > 0 ? trainCount / 4 : 0, teacher.Size, seed: 1, PortraitAttributes.All);
-            trainX = tb.Images.clone(); trainY = tb.Labels.clone();
-        }
-        // Held-out evaluation images lacking the attribute, with ground-truth counterfactuals.
-        using var held = HeldOutPortraits.Render(attribute, present: false, n, teacher.Size);
-        var scorer = new QualityScorer(judge, attribute, held.Images, held.Labels, held.Counterfactuals);
-        var rowsOut = new List<QualityRow>();
-        var outputs = new Dictionary<string, Tensor>();
-        var trainSeconds = new Dictionary<string, double>();
-        void Add(QualityRow r, Tensor edited)
-        {
-            rowsOut.Add(r); outputs[r.Method] = edited;
-            Console.Error.WriteLine($"  {r.Method}: editability {r.Editability:P0}, PSNR cf {r.PsnrCounterfactual:0.00} dB");
-        }
-
-        Console.Error.WriteLine($"bench quality: {attribute}, {n} held-out images, editors trained {s.Steps} steps each ({s.Guidance.Mode}, s={s.Guidance.Scale?.ToString() ?? "auto"}, lambda={s.Lambda})");
-        Add(scorer.Score("identity", held.Images, 0, 0), held.Images);
-
-        IndicatorCurve? curve = null;
-        LabeledTensors? validation = null;
-        var scales = new Dictionary<string, double>();
-        void Edit(string name, DistillSettings settings)
-        {
-            var bar = new ProgressBar(name);
-            var sw = Stopwatch.StartNew();
-            using var train = new LabeledTensors(trainX.alias(), trainY.alias());
-            using var run = EditorDistillation.Open(Path.Combine(work, name), teacher, attribute, train, settings, sizes, resume: false);
-            if (run.NeedsCalibration)
-            {
-                // Each policy calibrated to the same target editability on the validation split, so rows compare at matched editability.
-                validation ??= RunImages.Validation(datasetDir is null ? null : LoadedDataset.OpenFolder(datasetDir), attribute, sizes.ValidationImages, teacher.Size, teacher.Attributes);
-                run.Calibrate(judge, validation, _ => true, (phase, p) => bar.Report(p.Step, p.TotalSteps, phase, p.StepsPerSecond));
-                var c = run.Calibration!;
-                Console.Error.WriteLine($"  {name}: scale {c.Scale} ({(c.Reached ? "reached" : "NOT reached")} {c.Target:P0} on validation; probes " +
-                                        string.Join(", ", c.Probes.Select(p => FormattableString.Invariant($"{p.Scale}:{p.Editability:0.##}"))) + ")");
-            }
-            scales[name] = run.Effective.Guidance.RequireScale();
-            run.AdvanceToEnd((phase, p) => bar.Report(p.Step, p.TotalSteps, phase, p.StepsPerSecond > 0 ? p.StepsPerSecond : p.Step / sw.Elapsed.TotalSeconds));
-            trainSeconds[name] = Math.Round(sw.Elapsed.TotalSeconds, 1);
-            curve ??= run.Curve;
-            var editor = run.Editor;
-            editor.Edit(held.Images[TensorIndex.Slice(0, 2)]).Dispose(); // warm-up
-            var (edited, ms) = Timed.Map(held.Images, 32, editor.Edit);
-            Add(scorer.Score(name, edited, ms, 0), edited);
-        }
-
-        Edit("sdd-hqs", s with { Timesteps = "hqs" });
-        Edit("sdd-random", s with { Timesteps = "random" });
-        foreach (var t in fixedTs) Edit($"sdd-fixed-{t}", s with { Timesteps = $"fixed:{t}" });
-        if (compareSds) Edit("sdd-hqs-sds", s with { Timesteps = "hqs", Guidance = new GuidanceSettings { Mode = GuidanceMode.Sds, Scale = 30 } });
-
-        // SDEdit with the same teacher, conditioned on the source's attributes with the target set (as SDD's delta gradient).
-        var sourceStates = AttributeCondition.FromLabels(held.Labels);
-        sourceStates[.., a] = AttributeCondition.Present;
-        foreach (var t0 in sdeditTs)
-        {
-            var sd = SdEditSettings.At(t0, sdGuidance);
-            var gen = new Generator(7, teacher.Device);
-            long offset = 0;
-            var (edited, ms) = Timed.Map(held.Images, 32, x =>
-            {
-                var st = sourceStates[TensorIndex.Slice(offset, offset + x.shape[0])].to(teacher.Device);
-                offset += x.shape[0];
-                return teacher.SdEdit(x.to(teacher.Device), st, sd.T0, sd.Steps, sd.Guidance, gen);
-            });
-            Add(scorer.Score($"sdedit-{t0}", edited, ms, sd.Nfe), edited);
-        }
-
-        var sdd = rowsOut.First(r => r.Method == "sdd-hqs");
-        var ratios = rowsOut.Where(r => r.Method.StartsWith("sdedit-", StringComparison.Ordinal))
-            .ToDictionary(r => r.Method, r => Math.Round(r.MsPerImage / Math.Max(1e-9, sdd.MsPerImage), 1));
-
-        Console.WriteLine($"quality benchmark: attribute {attribute}, {n} held-out portraits lacking it; teacher step {teacher.Config.Step}; " +
-                          $"editors: {s.Steps} steps, batch {s.BatchSize}, {s.Guidance.Mode} s={(s.Guidance.Scale is { } given ? given.ToString() : "auto: " + string.Join(", ", scales.Select(kv => $"{kv.Key} {kv.Value}")))}, lambda={s.Lambda}; SDEdit CFG {sdGuidance}, DDIM 50*t0/1000 steps");
-        if (curve is not null) Console.WriteLine($"HQS-selected timesteps: {string.Join(", ", curve.Selected)} ({curve.Rule} of {string.Join(",", curve.Points.Select(p => p.T))})");
-        Console.WriteLine($"{"method",-16} {"edit%",6} {"PSNR src",9} {"SSIM src",9} {"PSNR cf",8} {"FD",8} {"others",7} {"ms/img",9} {"NFE",5}");
-        foreach (var r in rowsOut)
-            Console.WriteLine($"{r.Method,-16} {r.Editability * 100,6:0.0} {r.PsnrSource,9:0.00} {r.SsimSource,9:0.000} {r.PsnrCounterfactual,8:0.00} {r.Fd,8:0.00} {r.OthersKept * 100,6:0.0}% {r.MsPerImage,9:0.000} {r.Nfe,5:0}");
-        foreach (var (m, ratio) in ratios) Console.WriteLine($"speed: sdd-hqs is {ratio:0}x faster than {m}");
-        Console.WriteLine($"editor training time (s): {string.Join(", ", trainSeconds.Select(kv => $"{kv.Key} {kv.Value}"))}; total {total.Elapsed.TotalMinutes:0.0} min");
-
-        // Before/after grid: columns are images; rows: source, counterfactual, then methods.
-        var show = new[] { "identity" }.Concat(["counterfactual"]).Concat(rowsOut.Select(r => r.Method).Where(m => m != "identity")).ToList();
-        outputs["counterfactual"] = held.Counterfactuals;
-        int cols = Math.Min(8, n);
-        using (var scope = NewDisposeScope())
-        {
-            var tiles = cat(show.Select(m => outputs[m][TensorIndex.Slice(0, cols)]).ToArray());
-            tiles = nn.functional.interpolate(tiles, scale_factor: [3.0, 3.0], mode: InterpolationMode.Nearest);
-            ImageCodec.SavePng(ImageCodec.Grid(tiles, cols, 2), gridPath);
-        }
-        Console.WriteLine($"grid ({string.Join(", ", show)} from top) -> {gridPath}");
-        if (json is not null)
-        {
-            var report = new QualityReport(attribute, n, s.Steps, s, sdGuidance, rowsOut, curve?.Selected ?? [], curve, trainSeconds, ratios);
-            File.WriteAllText(json, JsonSerializer.Serialize(report, TeacherConfig.Json));
-            Console.WriteLine($"json -> {json}");
-        }
-        validation?.Dispose();
-        return 0;
+        settings = settings with { Attributes = attributeList is null ? teacher.Attributes.ToArray() : attributeList.Split(',', StringSplitOptions.RemoveEmptyEntries) };
+        foreach (var a in settings.Attributes) { teacher.AttributeIndex(a); judge.AttributeIndex(a); }
+        foreach (var p in settings.Policies)
+            if (p != "hqs") TimestepSampler.Parse(p, teacher.Config.TimeSteps);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(json))!);
+        Console.Error.WriteLine($"bench quality: {string.Join(", ", settings.Attributes)}; seeds {string.Join(",", seeds)}; policies {string.Join(", ", settings.Policies)}; " +
+                                $"SDEdit t0 {string.Join(",", settings.SdeditT0)}; DDIM inversion t0 {string.Join(",", settings.InversionT0)}; results -> {json}, {markdown}; work {work}");
+        using var cts = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+        var report = new QualityEvaluation(teacher, judge, settings, work, json, markdown, m => Console.Error.WriteLine(m)).Run(cts.Token);
+        Console.WriteLine(QualityTables.Markdown(report));
+        Console.WriteLine($"json -> {json}; markdown -> {markdown}; grids under {work}/<attribute>/grid.png");
+        return cts.IsCancellationRequested ? 130 : 0;
     }
 
     private static int[] ParseInts(string s, string name) =>
@@ -173,7 +78,7 @@ public static class BenchCommands
         var teacherDir = o.String("teacher") ?? ModelHome.Teacher;
         var editorDir = o.String("editor");
         int repeats = o.Int("repeats", 5, 1, 1000);
-        var quality = o.String("quality") ?? Path.Combine(ModelHome.Root, "docs", "results", "bench-smiling.json");
+        var quality = o.String("quality") ?? Path.Combine(ModelHome.Root, "docs", "results", "bench-quality.json");
         int? t0Option = o.Has("t0") ? o.Int("t0", 200, 1, 999) : null;
         double guidance = o.Double("guidance", 3.0, 0, 1000);
         var sizes = (o.String("sizes") ?? "32,256,1024,2048").Split(',').Select(x => int.Parse(x, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
@@ -255,17 +160,19 @@ public static class BenchCommands
         return 0;
     }
 
-    /// <summary>The SDEdit t0 of the quality benchmark's row with editability >= 90 % and the best PSNR to the counterfactual.</summary>
+    /// <summary>
+    /// SDEdit's quality-matched t0 from the quality benchmark: per attribute, the SDEdit row with mean editability >= 90 %
+    /// and the best in-region PSNR; of those, the smallest t0 (the cheapest SDEdit, so the least flattering ratio for SDD).
+    /// </summary>
     private static (int T0, string Why) QualityMatchedT0(string qualityJson)
     {
         if (!File.Exists(qualityJson)) return (200, $"t0 = 200: {qualityJson} not found");
-        using var doc = JsonDocument.Parse(File.ReadAllText(qualityJson));
-        var best = doc.RootElement.GetProperty("rows").EnumerateArray()
-            .Where(r => r.GetProperty("method").GetString()!.StartsWith("sdedit-", StringComparison.Ordinal) && r.GetProperty("editability").GetDouble() >= 0.9)
-            .OrderByDescending(r => r.GetProperty("psnr_counterfactual").GetDouble()).FirstOrDefault();
-        if (best.ValueKind == JsonValueKind.Undefined) return (200, $"t0 = 200: no SDEdit row of {Path.GetFileName(qualityJson)} edits 90 %");
-        var method = best.GetProperty("method").GetString()!;
-        return (int.Parse(method["sdedit-".Length..], System.Globalization.CultureInfo.InvariantCulture),
-            $"quality-matched: {method} of {Path.GetFileName(qualityJson)} edits {best.GetProperty("editability").GetDouble():P1} at {best.GetProperty("psnr_counterfactual").GetDouble():0.00} dB to the counterfactual, the best SDEdit row editing >= 90 %");
+        var report = JsonSerializer.Deserialize<QualityBenchReport>(File.ReadAllText(qualityJson), ModelFolder.Json);
+        var matched = report?.Findings.Where(f => f.QualityMatchedSdedit is not null)
+            .Select(f => (f.Attribute, T0: int.Parse(f.QualityMatchedSdedit!["sdedit-".Length..], System.Globalization.CultureInfo.InvariantCulture))).ToList() ?? [];
+        if (matched.Count == 0) return (200, $"t0 = 200: no SDEdit row of {Path.GetFileName(qualityJson)} edits 90 %");
+        var best = matched.MinBy(m => m.T0);
+        return (best.T0, $"quality-matched: the smallest of the per-attribute quality-matched SDEdit rows of {Path.GetFileName(qualityJson)} " +
+                         $"({string.Join(", ", matched.Select(m => $"{m.Attribute} t0={m.T0}"))}: editability >= 90 % and the best in-region PSNR)");
     }
 }

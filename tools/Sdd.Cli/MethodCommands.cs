@@ -68,6 +68,7 @@ public static class MethodCommands
             IndicatorBest = o.Int("k", d.IndicatorBest, 1, 100),
             IndicatorThreshold = o.Has("xi") ? o.Double("xi", 0, -2, 2) : d.IndicatorThreshold,
             EvalImages = o.Int("eval-images", d.EvalImages, 1, 100_000),
+            ValidationImages = o.Int("validation-images", d.ValidationImages, 1, 100_000),
             CheckpointEvery = o.Int("checkpoint-every", 100, 1),
         };
     }

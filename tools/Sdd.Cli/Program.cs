@@ -13,7 +13,8 @@ usage: sdd <command> [options]
                     --mode delta|sds --scale auto|S --target 0.95 --calibration-steps N --lambda L --batch B --lr X
                     --editor masked|residual --mask-sparsity W --mask-smoothness W --positive-share F --resume]
   edit              --editor DIR --in DIR|FILES --out DIR [--batch 32 --format jpeg|png|webp (default: each input's)]
-  bench quality     [--teacher DIR --judge DIR] --attribute A [--images 200 --steps 300 --dataset DIR --json FILE --grid PNG]
+  bench quality     [--teacher DIR --judge DIR --attributes A,B (all) --seeds 1,2,3 --images 100 --double-images 50 --policies hqs,random,fixed:500
+                     --sdedit 100,150,200,300,400,600 --inversion 300,600 --json docs/results/bench-quality.json --work DIR]  (resumable)
   bench speed       [--teacher DIR --editor DIR --sizes 32,256,1024,2048 --quality FILE | --t0 N --json FILE --repeats 5]
   bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --worker-threads T --json FILE]  (needs ./sdd up)
   judge train       --dataset DIR --out DIR [--steps N --size S]

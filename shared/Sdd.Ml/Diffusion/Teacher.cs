@@ -106,6 +106,45 @@ public sealed class Teacher : IDisposable
         using (xt) return Ddim(xt, states, t0, steps, guidance);
     }
 
+    /// <summary>
+    /// DDIM inversion (Song et al. 2021, Sec. 4.3; as in Mokady et al. 2023): the deterministic DDIM update run
+    /// backwards from the clean image to timestep <paramref name="toT"/> under <paramref name="states"/> (the image's own
+    /// condition) and <paramref name="guidance"/>, on the grid <see cref="Ddim"/> walks down (so that regenerating under the
+    /// same condition returns close to the source). The noise at each step is predicted at the next, higher timestep.
+    /// </summary>
+    public Tensor DdimInvert(Tensor x, Tensor states, int toT, int steps, double guidance = 1.0)
+    {
+        steps = Math.Max(1, steps);
+        var down = Enumerable.Range(0, steps).Select(i => (int)Math.Round((double)toT * (steps - i) / steps)).Distinct().ToArray();
+        var up = down.Reverse().ToArray();
+        using (no_grad())
+        {
+            x = x.alias();
+            for (int i = 0; i < up.Length; i++)
+            {
+                using var scope = NewDisposeScope();
+                double abCur = i == 0 ? 1.0 : Schedule.AlphaBars[up[i - 1]], abNext = Schedule.AlphaBars[up[i]];
+                var tt = full([x.shape[0]], up[i], ScalarType.Int64, x.device);
+                var eps = GuidedNoise(x, tt, states, guidance);
+                var x0 = (x - Math.Sqrt(1 - abCur) * eps) / Math.Sqrt(abCur);
+                var next = Math.Sqrt(abNext) * x0 + Math.Sqrt(1 - abNext) * eps;
+                x.Dispose();
+                x = next.MoveToOuterDisposeScope();
+            }
+        }
+        return x;
+    }
+
+    /// <summary>
+    /// DDIM inversion under the source's condition (no guidance) to <paramref name="t0"/>, then DDIM regeneration under
+    /// the target condition with classifier-free guidance: an edit that keeps what the inversion recovers of the source.
+    /// </summary>
+    public Tensor InvertAndRegenerate(Tensor source, Tensor sourceStates, Tensor targetStates, int t0, int steps, double guidance)
+    {
+        using var xt = DdimInvert(source, sourceStates, t0, steps);
+        return Ddim(xt, targetStates, t0, steps, guidance);
+    }
+
     public void Save(string dir, TeacherConfig? config = null)
     {
         Directory.CreateDirectory(dir);

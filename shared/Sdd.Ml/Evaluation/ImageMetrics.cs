@@ -3,12 +3,50 @@ namespace Sdd.Ml.Evaluation;
 /// <summary>Per-image fidelity metrics on batches in [-1, 1].</summary>
 public static class ImageMetrics
 {
+    /// <summary>A pixel differs between source and counterfactual when a channel moves by more than this (1 % of the range).</summary>
+    public const double RegionThreshold = 0.02;
+
     /// <summary>PSNR in dB per image, for images scaled to [0, 1] (peak 1); capped at 100 dB for identical images.</summary>
     public static Tensor Psnr(Tensor a, Tensor b)
     {
         using var scope = NewDisposeScope();
         var mse = ((a - b) / 2).pow(2).flatten(1).mean([1]).clamp_min(1e-10);
         return (-10 * mse.log10()).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Where an attribute lives in each image: the pixels where the counterfactual differs from the source by more than
+    /// <see cref="RegionThreshold"/> in some channel, grown by <paramref name="grow"/> pixels (the renderer's anti-aliased
+    /// edges). [N, 1, H, W], 1 inside.
+    /// </summary>
+    public static Tensor Region(Tensor source, Tensor counterfactual, int grow = 1)
+    {
+        using var scope = NewDisposeScope();
+        var m = (source - counterfactual).abs().amax([1], keepdim: true).gt(RegionThreshold).to_type(ScalarType.Float32);
+        if (grow > 0) m = F.max_pool2d(m, 2 * grow + 1, 1, grow);
+        return m.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// PSNR in dB per image over the pixels where <paramref name="mask"/> ([N, 1, H, W], 0/1) is 1 (NaN for an image whose
+    /// mask is empty); capped at 100 dB.
+    /// </summary>
+    public static Tensor MaskedPsnr(Tensor a, Tensor b, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        var pixels = mask.flatten(1).sum([1]) * a.shape[1];
+        var se = (((a - b) / 2).pow(2) * mask).flatten(1).sum([1]);
+        var mse = (se / pixels.clamp_min(1)).clamp_min(1e-10);
+        var psnr = -10 * mse.log10();
+        return where(pixels.gt(0), psnr, full_like(psnr, double.NaN)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The mean of the finite entries (NaN when there are none).</summary>
+    public static double FiniteMean(Tensor v)
+    {
+        using var scope = NewDisposeScope();
+        var ok = v.isfinite();
+        return ok.any().item<bool>() ? v.masked_select(ok).mean().item<float>() : double.NaN;
     }
 
     /// <summary>SSIM per image (Wang et al. 2004) with a 7x7 Gaussian window (sigma 1.5), channels averaged.</summary>

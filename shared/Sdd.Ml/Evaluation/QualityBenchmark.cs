@@ -6,20 +6,30 @@ using Sdd.Ml.Judging;
 
 namespace Sdd.Ml.Evaluation;
 
-/// <summary>One row of the quality table.</summary>
+/// <summary>
+/// One row of the quality table. Where the images have counterfactuals: PSNR to the counterfactual over the whole image,
+/// inside the attribute's region (where the counterfactual differs from the source) and PSNR to the source outside it.
+/// <paramref name="Kid"/> and <paramref name="Fd"/>: distances of the edited images' judge features to the reference
+/// images that have the attribute.
+/// </summary>
 public sealed record QualityRow(string Method, double Editability, double PsnrSource, double SsimSource, double? PsnrCounterfactual,
-    double? Fd, double MsPerImage, double Nfe, double OthersKept);
+    double? PsnrInRegion, double? PsnrOutsideRegion, double? Kid, double? Fd, double MsPerImage, double Nfe, double OthersKept);
 
 /// <summary>
-/// Scores edited images against their sources, counterfactuals and real images with the attribute, all on the
-/// same held-out images, so that every method (including doing nothing) is read on one scale. Without ground-truth
-/// counterfactuals (real photos) the counterfactual PSNR is absent and the Fréchet distance is taken to
-/// <paramref name="realWithAttribute"/>.
+/// Scores edited images against their sources, counterfactuals and reference images with the attribute, all on the
+/// same held-out images, so that every method (including doing nothing) is read on one scale. The reference for KID and
+/// FD is <paramref name="reference"/> (other images that have the attribute: the benchmark's choice) or else the
+/// counterfactuals. Without counterfactuals (real photos) the counterfactual and region figures are absent.
 /// </summary>
-public sealed class QualityScorer(Judge judge, string attribute, Tensor sources, Tensor labels, Tensor? counterfactuals, Tensor? realWithAttribute = null)
+public sealed class QualityScorer(Judge judge, string attribute, Tensor sources, Tensor labels, Tensor? counterfactuals, Tensor? reference = null)
+    : IDisposable
 {
     private readonly int _a = judge.AttributeIndex(attribute);
-    private Tensor? _realFeatures;
+    private Tensor? _referenceFeatures;
+    private readonly Tensor? _region = counterfactuals is null ? null : ImageMetrics.Region(sources, counterfactuals);
+
+    /// <summary>The attribute's region per image ([N, 1, H, W]; null without counterfactuals).</summary>
+    public Tensor? Region => _region;
 
     public QualityRow Score(string method, Tensor edited, double msPerImage, double nfe)
     {
@@ -34,16 +44,29 @@ public sealed class QualityScorer(Judge judge, string attribute, Tensor sources,
             var idx = tensor(others.Select(i => (long)i).ToArray());
             kept = p.index_select(1, idx).gt(0.5).eq(labels.index_select(1, idx).gt(0)).to_type(ScalarType.Float32).mean().item<float>();
         }
-        var reference = realWithAttribute ?? counterfactuals;
-        if (_realFeatures is null && reference is not null && reference.shape[0] >= 2) _realFeatures = judge.Features(reference).DetachFromDisposeScope();
+        var refImages = reference ?? counterfactuals;
+        if (_referenceFeatures is null && refImages is not null && refImages.shape[0] >= 2) _referenceFeatures = judge.Features(refImages).DetachFromDisposeScope();
+        Tensor? features = _referenceFeatures is not null && edited.shape[0] >= 2 ? judge.Features(edited) : null;
+        double? inside = null, outside = null;
+        if (counterfactuals is not null && _region is not null)
+        {
+            inside = Round(ImageMetrics.FiniteMean(ImageMetrics.MaskedPsnr(edited, counterfactuals, _region)));
+            outside = Round(ImageMetrics.FiniteMean(ImageMetrics.MaskedPsnr(edited, sources, 1 - _region)));
+        }
         return new QualityRow(method,
             Math.Round(editability, 4),
             Math.Round(ImageMetrics.Psnr(edited, sources).mean().item<float>(), 2),
             Math.Round(ImageMetrics.Ssim(edited, sources).mean().item<float>(), 4),
             counterfactuals is null ? null : Math.Round(ImageMetrics.Psnr(edited, counterfactuals).mean().item<float>(), 2),
-            _realFeatures is null || edited.shape[0] < 2 ? null : Math.Round(FrechetDistance.Compute(judge.Features(edited), _realFeatures), 3),
+            inside, outside,
+            features is null ? null : Math.Round(KernelDistance.Compute(features, _referenceFeatures!), 5),
+            features is null ? null : Math.Round(FrechetDistance.Compute(features, _referenceFeatures!), 3),
             Math.Round(msPerImage, 3), nfe, Math.Round(kept, 4));
     }
+
+    private static double? Round(double v) => double.IsFinite(v) ? Math.Round(v, 2) : null;
+
+    public void Dispose() { _referenceFeatures?.Dispose(); _region?.Dispose(); }
 }
 
 /// <summary>Runs a method over a batch in chunks and reports milliseconds per image.</summary>

@@ -327,7 +327,7 @@ public sealed class EditorDistillation : IDisposable
         };
         if (judge is not null && judge.Config.AttributeNames.Contains(Attribute))
         {
-            var scorer = new QualityScorer(judge, Attribute, held.Images, held.Labels, held.Counterfactuals);
+            using var scorer = new QualityScorer(judge, Attribute, held.Images, held.Labels, held.Counterfactuals);
             var row = scorer.Score("sdd", edited, ms, 0);
             var none = scorer.Score("identity", held.Images, 0, 0);
             m["editability"] = row.Editability;
@@ -336,6 +336,9 @@ public sealed class EditorDistillation : IDisposable
             m["ssimSource"] = row.SsimSource;
             if (row.PsnrCounterfactual is { } cf) m["psnrCounterfactual"] = cf;
             if (none.PsnrCounterfactual is { } cf0) m["identityPsnrCounterfactual"] = cf0;
+            if (row.PsnrInRegion is { } inside) m["psnrInRegion"] = inside;
+            if (none.PsnrInRegion is { } inside0) m["identityPsnrInRegion"] = inside0;
+            if (row.PsnrOutsideRegion is { } outside) m["psnrOutsideRegion"] = outside;
             if (row.Fd is { } fd) m["fd"] = fd;
             m["identityEditability"] = none.Editability;
             if (judge.Config.Accuracy.TryGetValue(Attribute, out var acc)) m["judgeAccuracy"] = acc;
