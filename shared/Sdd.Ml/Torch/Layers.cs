@@ -7,9 +7,9 @@ public static class Layers
     /// TorchSharp 0.107's GroupNorm allocates weight and bias with torch.empty and never resets them
     /// (values up to 1e37, NaN from step 1). Every GroupNorm in the project comes from here.
     /// </summary>
-    public static GroupNorm GroupNorm(int groups, int channels)
+    public static GroupNorm GroupNorm(int groups, int channels, double eps = 1e-5)
     {
-        var gn = nn.GroupNorm(Math.Min(groups, channels), channels);
+        var gn = nn.GroupNorm(Math.Min(groups, channels), channels, eps);
         using (no_grad())
         {
             gn.weight!.fill_(1.0f);
