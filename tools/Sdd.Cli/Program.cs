@@ -17,6 +17,8 @@ usage: sdd <command> [options]
                      --sdedit 100,150,200,300,400,600 --inversion 300,600 --json docs/results/bench-quality.json --work DIR]  (resumable)
   bench speed       [--teacher DIR --editor DIR --sizes 32,256,1024,2048 --quality FILE | --t0 N --json FILE --repeats 5]
   bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --worker-threads T --json FILE]  (needs ./sdd up)
+  vae train         --dataset DIR --out DIR [--size 128 --channels 32,64,64 --steps 3000 --batch 16 --crop 0 (whole) --kl 1e-6 --resume]
+  vae eval          --vae DIR --dataset DIR [--images 200 --json FILE]
   judge train       --dataset DIR --out DIR [--steps N --size S]
   judge eval        [--judge DIR] --dataset DIR
 """;
@@ -26,7 +28,7 @@ try
 {
     if (args.Length == 0 || args[0] is "-h" or "--help" or "help") { Console.WriteLine(Usage); return 0; }
     var verb = args[0];
-    string[] grouped = ["dataset", "teacher", "judge", "bench"];
+    string[] grouped = ["dataset", "teacher", "judge", "bench", "vae"];
     var sub = grouped.Contains(verb) && args.Length > 1 && !args[1].StartsWith("--", StringComparison.Ordinal) ? args[1] : null;
     var opts = new Options(args.Skip(sub is null ? 1 : 2), flags);
     Func<Options, int> command = (verb, sub) switch
@@ -42,6 +44,8 @@ try
         ("bench", "quality") => BenchCommands.Quality,
         ("bench", "speed") => BenchCommands.Speed,
         ("bench", "pipeline") => PipelineBench.Run,
+        ("vae", "train") => AutoencoderCommands.Train,
+        ("vae", "eval") => AutoencoderCommands.Eval,
         ("judge", "train") => JudgeCommands.Train,
         ("judge", "eval") => JudgeCommands.Eval,
         _ => throw new UsageException($"unknown command '{string.Join(' ', args.Take(sub is null ? 1 : 2))}' (run 'sdd help')"),

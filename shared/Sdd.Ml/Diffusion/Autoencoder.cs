@@ -214,13 +214,14 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
 /// </summary>
 public sealed class Autoencoder : IDisposable
 {
-    public AutoencoderConfig Config { get; private set; }
+    private AutoencoderConfig _config;
+    public AutoencoderConfig Config { get => _config; internal set => _config = value.Validated(); }
     public AutoencoderKL Net { get; }
     public Device Device { get; }
 
     public Autoencoder(AutoencoderConfig config, Device? device = null)
     {
-        Config = config.Validated();
+        _config = config.Validated();
         Device = device ?? CPU;
         Net = new AutoencoderKL(config);
         Net.to(Device);
