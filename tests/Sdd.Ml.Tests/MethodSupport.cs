@@ -56,3 +56,26 @@ public static class MethodSupport
     public static List<string> Changed(nn.Module module, Dictionary<string, Tensor> before) =>
         module.named_parameters().Where(p => !Tiny.BitEqual(p.parameter.detach(), before[p.name])).Select(p => p.name).ToList();
 }
+
+/// <summary>A tiny latent teacher: a 16 px autoencoder to 4x4x4 latents and a UNet on them, every weight moved off its initial value.</summary>
+public static class LatentSupport
+{
+    public static AutoencoderConfig AutoencoderConfig() => new() { BlockOutChannels = [8, 16, 16], LayersPerBlock = 1, NormNumGroups = 4, SampleSize = MethodSupport.Size, ScalingFactor = 0.5 };
+
+    public static TeacherConfig TeacherConfig() => new()
+    {
+        Kind = Sdd.Ml.Diffusion.Teacher.KindLatentDdpm,
+        AttributeNames = [.. PortraitAttributes.All],
+        Unet = new UNetConfig { ImageSize = MethodSupport.Size / 4, InChannels = 4, Channels = [16, 32], AttentionBelow = 2, Heads = 2, Attributes = PortraitAttributes.All.Count },
+    };
+
+    public static Teacher Teacher(long seed)
+    {
+        random.manual_seed(seed);
+        var ae = new Autoencoder(AutoencoderConfig());
+        Tiny.Perturb(ae.Net, seed + 1);
+        var teacher = new Teacher(TeacherConfig(), autoencoder: ae);
+        Tiny.Perturb(teacher.Net, seed);
+        return teacher;
+    }
+}

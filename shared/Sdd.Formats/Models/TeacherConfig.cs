@@ -7,7 +7,10 @@ public enum ScheduleKind { Linear, Cosine }
 /// <summary>The teacher's noise predictor: a UNet with attention at the low resolutions.</summary>
 public sealed record UNetConfig
 {
+    /// <summary>The side of what the UNet sees: the image for a pixel teacher, the latent for a latent one.</summary>
     public int ImageSize { get; init; } = 32;
+    /// <summary>Channels of what the UNet sees (and predicts): 3 for pixels, the autoencoder's latent channels for latents.</summary>
+    public int InChannels { get; init; } = 3;
     public int[] Channels { get; init; } = [32, 64, 96];
     public int AttentionBelow { get; init; } = 8;
     public int Heads { get; init; } = 4;
@@ -35,8 +38,13 @@ public sealed record TeacherTrainingSettings
 public sealed record TeacherConfig
 {
     public const string KindAttributeDdpm = "attribute-ddpm";
+    /// <summary>The UNet works on the latents of an autoencoder (the Stable Diffusion shape): <see cref="Autoencoder"/> names its folder.</summary>
+    public const string KindLatentDdpm = "latent-ddpm";
+    public const string DefaultAutoencoderFolder = "vae";
 
     public string Kind { get; init; } = KindAttributeDdpm;
+    /// <summary>For <see cref="KindLatentDdpm"/>: the autoencoder's folder, relative to the teacher's (a diffusers AutoencoderKL folder).</summary>
+    public string? Autoencoder { get; init; }
     public required string[] AttributeNames { get; init; }
     public required UNetConfig Unet { get; init; }
     public ScheduleKind Schedule { get; init; } = ScheduleKind.Linear;

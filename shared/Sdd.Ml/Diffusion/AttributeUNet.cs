@@ -99,7 +99,7 @@ public sealed class AttributeUNet : nn.Module<Tensor, Tensor, Tensor, Tensor>
         var ch = config.Channels;
         baseCh = ch[0];
         int embDim = 4 * baseCh;
-        inConv = Layers.Conv3x3(3, ch[0]);
+        inConv = Layers.Conv3x3(config.InChannels, ch[0]);
         timeIn = nn.Linear(baseCh, embDim);
         timeOut = nn.Linear(embDim, embDim);
         attrEmbedding = nn.Embedding(config.Attributes * 3, embDim);
@@ -126,7 +126,7 @@ public sealed class AttributeUNet : nn.Module<Tensor, Tensor, Tensor, Tensor>
             if (i > 0) { upsample.Add(Layers.Conv3x3(prev, prev)); res *= 2; }
         }
         outNorm = Layers.GroupNorm(8, prev);
-        outConv = Layers.ZeroConv(prev, 3);
+        outConv = Layers.ZeroConv(prev, config.InChannels);
         RegisterComponents();
     }
 
@@ -139,7 +139,7 @@ public sealed class AttributeUNet : nn.Module<Tensor, Tensor, Tensor, Tensor>
         return cat([sin(args), cos(args)], 1);
     }
 
-    /// <param name="x">noised images (B, 3, S, S)</param>
+    /// <param name="x">noised images or latents (B, InChannels, S, S)</param>
     /// <param name="t">integer timesteps (B)</param>
     /// <param name="states">attribute states (B, A): 0 absent, 1 present, 2 unknown</param>
     public override Tensor forward(Tensor x, Tensor t, Tensor states)

@@ -6,7 +6,12 @@ namespace Sdd.Ml.Diffusion;
 
 /// <summary>
 /// A conditional diffusion model used as the teacher: noise prediction, classifier-free guidance and DDIM
-/// sampling. Files: <c>config.json</c> and <c>model.safetensors</c> (the EMA weights).
+/// sampling. Two kinds: <c>attribute-ddpm</c> works on pixels; <c>latent-ddpm</c> works on the scaled latents of a frozen
+/// <see cref="Diffusion.Autoencoder"/> (the Stable Diffusion shape), so the images it takes and gives are
+/// <see cref="Size"/> pixels while the UNet sees <see cref="ModelSize"/>. The noise, DDIM and guidance methods work in
+/// model space (<see cref="ToModelSpace"/>, <see cref="FromModelSpace"/>); <see cref="Sample"/>, <see cref="SdEdit"/> and
+/// <see cref="InvertAndRegenerate"/> take and give images. Files: <c>config.json</c> and <c>model.safetensors</c> (the EMA
+/// weights), and for a latent teacher the autoencoder's folder (<c>vae/</c>).
 /// </summary>
 public sealed class Teacher : IDisposable
 {
@@ -14,22 +19,41 @@ public sealed class Teacher : IDisposable
     public const string ConfigFile = ModelFolder.ConfigFile;
     public const string WeightsFile = ModelFolder.WeightsFile;
 
+    public const string KindLatentDdpm = TeacherConfig.KindLatentDdpm;
+
     public TeacherConfig Config { get; private set; }
     public AttributeUNet Net { get; }
     public NoiseSchedule Schedule { get; }
     public Device Device { get; }
-    public int Size => Config.Unet.ImageSize;
+    /// <summary>The frozen autoencoder of a latent teacher (null for a pixel teacher).</summary>
+    public Autoencoder? Autoencoder { get; }
+    public bool Latent => Autoencoder is not null;
+    /// <summary>The side of the images the teacher takes and gives (and its editors and judge work at).</summary>
+    public int Size => Config.Unet.ImageSize * (Autoencoder?.Config.Downsampling ?? 1);
+    /// <summary>The side of what the UNet sees: <see cref="Size"/> for pixels, the latent's side for latents.</summary>
+    public int ModelSize => Config.Unet.ImageSize;
     public IReadOnlyList<string> Attributes => Config.AttributeNames;
 
     /// <summary>Network evaluations per image since the counter was last reset (one per image per UNet pass).</summary>
     public long Evaluations { get; set; }
 
-    public Teacher(TeacherConfig config, Device? device = null)
+    /// <param name="autoencoder">The autoencoder of a latent teacher (the teacher owns it from here); none for a pixel teacher.</param>
+    public Teacher(TeacherConfig config, Device? device = null, Autoencoder? autoencoder = null)
     {
-        if (config.Kind != KindAttributeDdpm)
-            throw new NotSupportedException($"Teacher kind '{config.Kind}' is not supported by this build (supported: {KindAttributeDdpm}).");
+        if (config.Kind is not (KindAttributeDdpm or KindLatentDdpm))
+            throw new NotSupportedException($"Teacher kind '{config.Kind}' is not supported by this build (supported: {KindAttributeDdpm}, {KindLatentDdpm}).");
         if (config.Unet.Attributes != config.AttributeNames.Length)
             throw new ArgumentException("The UNet's attribute count does not match the attribute names.");
+        if (config.Kind == KindLatentDdpm)
+        {
+            if (autoencoder is null) throw new ArgumentException($"A {KindLatentDdpm} teacher needs its autoencoder.");
+            if (autoencoder.Config.LatentChannels != config.Unet.InChannels)
+                throw new ArgumentException($"The autoencoder's latent_channels ({autoencoder.Config.LatentChannels}) differ from the UNet's in_channels ({config.Unet.InChannels}).");
+            foreach (var p in autoencoder.Net.parameters()) p.requires_grad = false; // frozen: gradients flow through it, not into it
+            Autoencoder = autoencoder;
+        }
+        else if (autoencoder is not null) throw new ArgumentException($"A {KindAttributeDdpm} teacher works on pixels: it takes no autoencoder.");
+        else if (config.Unet.InChannels != 3) throw new ArgumentException($"A {KindAttributeDdpm} teacher sees RGB pixels: in_channels must be 3, got {config.Unet.InChannels}.");
         Config = config;
         Device = device ?? CPU;
         Schedule = new NoiseSchedule(config.Schedule, config.TimeSteps, config.BetaStart, config.BetaEnd);
@@ -44,6 +68,19 @@ public sealed class Teacher : IDisposable
         if (i < 0) throw new ArgumentException($"The teacher has no attribute '{attribute}' (it has: {string.Join(", ", Config.AttributeNames)}).");
         return i;
     }
+
+    /// <summary>
+    /// Images in [-1, 1] to what the UNet sees: themselves for a pixel teacher, the autoencoder's scaled posterior mean for
+    /// a latent one (differentiable: the gradient flows back through the frozen encoder into the images).
+    /// </summary>
+    public Tensor ToModelSpace(Tensor images) => Autoencoder is { } ae ? ae.Encode(images) : images.alias();
+
+    /// <summary>What the UNet sees back to images in [-1, 1] (the decoder for a latent teacher).</summary>
+    public Tensor FromModelSpace(Tensor x) => Autoencoder is { } ae ? ae.Decode(x) : x.alias();
+
+    /// <summary>The model-space shape of a batch of images shaped <paramref name="imageShape"/>.</summary>
+    public long[] ModelShape(long[] imageShape) =>
+        Autoencoder is { } ae ? [imageShape[0], Config.Unet.InChannels, imageShape[2] / ae.Config.Downsampling, imageShape[3] / ae.Config.Downsampling] : imageShape;
 
     public Tensor PredictNoise(Tensor xt, Tensor t, Tensor states)
     {
@@ -89,26 +126,27 @@ public sealed class Teacher : IDisposable
     /// <summary>Samples images for the given states from pure noise.</summary>
     public Tensor Sample(Tensor states, int steps, double guidance, Generator? generator = null)
     {
-        var x = randn([states.shape[0], 3, Size, Size], generator: generator, device: Device);
-        return Ddim(x, states, Config.TimeSteps - 1, steps, guidance);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var x = randn([states.shape[0], Config.Unet.InChannels, ModelSize, ModelSize], generator: generator, device: Device);
+        return FromModelSpace(Ddim(x, states, Config.TimeSteps - 1, steps, guidance)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>SDEdit (Meng et al. 2022): noise the source to t0, then denoise under the target condition.</summary>
+    /// <summary>SDEdit (Meng et al. 2022): noise the source to t0, then denoise under the target condition (in model space).</summary>
     public Tensor SdEdit(Tensor source, Tensor states, int t0, int steps, double guidance, Generator? generator = null)
     {
-        Tensor xt;
-        using (var scope = NewDisposeScope())
-        {
-            var eps = randn(source.shape, generator: generator, device: source.device);
-            var t = full([source.shape[0]], t0, ScalarType.Int64, source.device);
-            xt = Schedule.AddNoise(source, t, eps).MoveToOuterDisposeScope();
-        }
-        using (xt) return Ddim(xt, states, t0, steps, guidance);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var x0 = ToModelSpace(source);
+        var eps = randn(x0.shape, generator: generator, device: x0.device);
+        var t = full([x0.shape[0]], t0, ScalarType.Int64, x0.device);
+        var xt = Schedule.AddNoise(x0, t, eps);
+        return FromModelSpace(Ddim(xt, states, t0, steps, guidance)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// DDIM inversion (Song et al. 2021, Sec. 4.3; as in Mokady et al. 2023): the deterministic DDIM update run
-    /// backwards from the clean image to timestep <paramref name="toT"/> under <paramref name="states"/> (the image's own
+    /// DDIM inversion (Song et al. 2021, Sec. 4.3; as in Mokady et al. 2023), in model space: the deterministic DDIM update run
+    /// backwards from the clean image (or latent) to timestep <paramref name="toT"/> under <paramref name="states"/> (the image's own
     /// condition) and <paramref name="guidance"/>, on the grid <see cref="Ddim"/> walks down (so that regenerating under the
     /// same condition returns close to the source). The noise at each step is predicted at the next, higher timestep.
     /// </summary>
@@ -141,8 +179,10 @@ public sealed class Teacher : IDisposable
     /// </summary>
     public Tensor InvertAndRegenerate(Tensor source, Tensor sourceStates, Tensor targetStates, int t0, int steps, double guidance)
     {
-        using var xt = DdimInvert(source, sourceStates, t0, steps);
-        return Ddim(xt, targetStates, t0, steps, guidance);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var xt = DdimInvert(ToModelSpace(source), sourceStates, t0, steps);
+        return FromModelSpace(Ddim(xt, targetStates, t0, steps, guidance)).MoveToOuterDisposeScope();
     }
 
     public void Save(string dir, TeacherConfig? config = null)
@@ -151,13 +191,26 @@ public sealed class Teacher : IDisposable
         if (config is not null) Config = config;
         Net.save_safetensors(Path.Combine(dir, WeightsFile));
         File.WriteAllText(Path.Combine(dir, ConfigFile), ModelFolder.Serialize(Config));
+        if (Autoencoder is { } ae) ae.Save(AutoencoderDir(dir, Config));
     }
 
     public static TeacherConfig ReadConfig(string dir) => ModelFolder.ReadTeacher(dir);
 
+    /// <summary>Where a latent teacher's autoencoder lives (<c>vae/</c> beside its config unless the config names another folder inside it).</summary>
+    public static string AutoencoderDir(string dir, TeacherConfig config)
+    {
+        var name = config.Autoencoder ?? TeacherConfig.DefaultAutoencoderFolder;
+        var full = Path.GetFullPath(Path.Combine(dir, name));
+        if (Path.IsPathRooted(name) || !full.StartsWith(Path.GetFullPath(dir), StringComparison.Ordinal))
+            throw new InvalidDataException($"The teacher's autoencoder folder '{name}' must be inside the teacher's folder.");
+        return full;
+    }
+
     public static Teacher Load(string dir, Device? device = null)
     {
-        var teacher = new Teacher(ReadConfig(dir), device);
+        var config = ReadConfig(dir);
+        var ae = config.Kind == KindLatentDdpm ? Diffusion.Autoencoder.Load(AutoencoderDir(dir, config), device) : null;
+        var teacher = new Teacher(config, device, ae);
         var weights = Path.Combine(dir, WeightsFile);
         if (!File.Exists(weights)) throw new FileNotFoundException($"No teacher weights at '{weights}'.", weights);
         teacher.Net.load_safetensors(weights, strict: true);
@@ -165,5 +218,9 @@ public sealed class Teacher : IDisposable
         return teacher;
     }
 
-    public void Dispose() => Net.Dispose();
+    public void Dispose()
+    {
+        Net.Dispose();
+        Autoencoder?.Dispose();
+    }
 }

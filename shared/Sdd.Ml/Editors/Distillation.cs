@@ -89,15 +89,18 @@ public sealed class Distillation : IDisposable
         var target = _s.Guidance.Mode == GuidanceMode.Delta ? source.clone() : AttributeCondition.Null(b, _teacher.Attributes.Count, x.device);
         target[.., _attribute] = AttributeCondition.Present;
         var t = _timesteps.Sample(b, _gen, x.device);
-        var eps = randn(x.shape, generator: _gen, device: x.device);
+        var eps = randn(_teacher.ModelShape(x.shape), generator: _gen, device: x.device);
 
         _opt.zero_grad();
         var (change, mask) = Editor.Net.Parts(x);
         var y = mask is null ? x + change : x + mask * change;
-        var grad = ScoreDistillation.Gradient(_teacher, y, t, eps, target, source, _s.Guidance);
-        // d/dy of this surrogate is grad + 2 lambda (y - x): guidance plus fidelity, summed over the batch.
+        // The teacher's gradient is taken where the teacher works: on y itself (pixels), or on the latent z = E(y) of a
+        // latent teacher, from where autograd carries it back through the frozen encoder into y and the editor.
+        var z = _teacher.ToModelSpace(y);
+        var grad = ScoreDistillation.Gradient(_teacher, z, t, eps, target, source, _s.Guidance);
+        // d/dz of the first term is grad (so d/dy is grad for pixels, J_E^T grad for latents); of the second 2 lambda (y - x).
         var edit = (y - x).pow(2);
-        var surrogate = (grad * y).sum() + _s.Lambda * edit.sum();
+        var surrogate = (grad * z).sum() + _s.Lambda * edit.sum();
         if (mask is not null) surrogate = surrogate + MaskPenalty(mask, _s);
         surrogate.backward();
         _opt.step();

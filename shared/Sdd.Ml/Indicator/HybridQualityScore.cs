@@ -58,7 +58,7 @@ public static class HybridQualityScore
         points.OrderByDescending(p => p.Hqs).Take(Math.Max(1, k)).Select(p => p.T).Order().ToArray();
 
     /// <summary>
-    /// Computes the curve on <paramref name="images"/> (N, 3, S, S) lacking the attribute, with their states
+    /// Computes the curve on <paramref name="images"/> (N, 3, S, S) lacking the attribute (gradient maps in the teacher's model space), with their states
     /// <paramref name="sourceStates"/> (N, A). One noise draw per image is shared by all timesteps.
     /// Select with <paramref name="xi"/> when given, else the <paramref name="k"/> best.
     /// </summary>
@@ -76,7 +76,8 @@ public static class HybridQualityScore
         for (long i = 0; i < n; i += batch)
         {
             using var scope = NewDisposeScope();
-            var x = images[TensorIndex.Slice(i, Math.Min(i + batch, n))].to(teacher.Device);
+            Tensor x;
+            using (no_grad()) x = teacher.ToModelSpace(images[TensorIndex.Slice(i, Math.Min(i + batch, n))].to(teacher.Device)); // latents for a latent teacher
             var src = sourceStates[TensorIndex.Slice(i, Math.Min(i + batch, n))].to(teacher.Device);
             var target = guidance.Mode == GuidanceMode.Delta ? src.clone() : AttributeCondition.Null((int)x.shape[0], teacher.Attributes.Count, teacher.Device);
             target[.., a] = AttributeCondition.Present;
