@@ -7,11 +7,17 @@ public enum ScheduleKind { Linear, Cosine }
 /// <summary>The teacher's noise predictor: a UNet with attention at the low resolutions.</summary>
 public sealed record UNetConfig
 {
-    public int ImageSize { get; init; } = 32;
+    public const int DefaultImageSize = 32;
+
+    public int ImageSize { get; init; } = DefaultImageSize;
     public int[] Channels { get; init; } = [32, 64, 96];
-    public int AttentionBelow { get; init; } = 8;
+    /// <summary>Self-attention at feature maps of this size and smaller.</summary>
+    public int AttentionBelow { get; init; } = DefaultAttentionBelow(DefaultImageSize);
     public int Heads { get; init; } = 4;
     public int Attributes { get; init; } = 5;
+
+    /// <summary>A new teacher's attention: at a quarter of its image size and below, at least at 4 px.</summary>
+    public static int DefaultAttentionBelow(int imageSize) => Math.Max(4, imageSize / 4);
 }
 
 /// <summary>Hyper-parameters of teacher training; stored in the teacher's config.</summary>
@@ -35,11 +41,12 @@ public sealed record TeacherTrainingSettings
 public sealed record TeacherConfig
 {
     public const string KindAttributeDdpm = "attribute-ddpm";
+    public const ScheduleKind DefaultSchedule = ScheduleKind.Linear;
 
     public string Kind { get; init; } = KindAttributeDdpm;
     public required string[] AttributeNames { get; init; }
     public required UNetConfig Unet { get; init; }
-    public ScheduleKind Schedule { get; init; } = ScheduleKind.Linear;
+    public ScheduleKind Schedule { get; init; } = DefaultSchedule;
     public int TimeSteps { get; init; } = 1000;
     public double BetaStart { get; init; } = 1e-4;
     public double BetaEnd { get; init; } = 0.02;
