@@ -5,7 +5,9 @@ const string Usage = """
 usage: sdd <command> [options]
   dataset portraits --count N --size S --seed K --out DIR
   dataset sheet     --dataset DIR [--count 8 --scale 4] --out sheet.png
-  teacher train     --dataset DIR --out DIR [--steps N --batch B --size S --channels 32,64,96 --lr X --resume]
+  teacher train     --dataset DIR --out DIR [--steps N --batch B --size S --channels 32,64,96 --lr X --warmup N --ema D
+                    --attention-below S --schedule linear|cosine --seed K --checkpoint-every N --limit N
+                    --judge-steps N (then the judge under DIR/judge; 0: none) | --resume [--steps N --judge-steps N]]
   teacher sample    [--teacher DIR] --set smiling=1,hat=-1 [--count 16 --guidance G --steps N --seed K] --out grid.png
   teacher eval      [--teacher DIR --judge DIR --samples 64 --guidance G --steps N --json FILE]
   indicator         [--teacher DIR] --attribute A --dataset DIR --out DIR [--samples 32 --k 5 | --xi X --mode delta|sds --scale auto|S]
@@ -16,7 +18,7 @@ usage: sdd <command> [options]
   bench quality     [--teacher DIR --judge DIR] --attribute A [--images 200 --steps 300 --dataset DIR --json FILE --grid PNG]
   bench speed       [--teacher DIR --editor DIR --sizes 32,256,1024,2048 --quality FILE | --t0 N --json FILE --repeats 5]
   bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --worker-threads T --json FILE]  (needs ./sdd up)
-  judge train       --dataset DIR --out DIR [--steps N --size S]
+  judge train       --dataset DIR --out DIR [--steps N --size S --batch B --lr X --seed K]
   judge eval        [--judge DIR] --dataset DIR
 """;
 
