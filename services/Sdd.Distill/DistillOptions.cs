@@ -18,8 +18,8 @@ public sealed record DistillOptions
     public DistillationSizes Sizes { get; init; } = new();
     /// <summary>Portraits rendered for training when an attribute names no data set (SDD_RENDER_IMAGES, default 2000).</summary>
     public int RenderImages { get; init; } = 2000;
-    /// <summary>Judge training steps at the end of a teacher run (SDD_JUDGE_STEPS, default 1500).</summary>
-    public int JudgeSteps { get; init; } = 1500;
+    /// <summary>Judge training steps at the end of a teacher run whose settings name none (SDD_JUDGE_STEPS, default <see cref="TeacherRunSettings.DefaultJudgeSteps"/>; 0: no judge).</summary>
+    public int JudgeSteps { get; init; } = TeacherRunSettings.DefaultJudgeSteps;
     /// <summary>Seconds between heartbeats of a running run (SDD_HEARTBEAT_SECONDS, default 10).</summary>
     public double HeartbeatSeconds { get; init; } = 10;
     /// <summary>

@@ -27,7 +27,7 @@ builder.Services.AddSingleton<DatasetSource>();
 builder.Services.AddSingleton<ModelCache>();
 builder.Services.AddSingleton<EditorRegistry>();
 builder.Services.AddSingleton<EditorDistiller>();
-builder.Services.AddSingleton<TeacherTraining>();
+builder.Services.AddSingleton<TeacherRuns>();
 builder.Services.AddHostedService<RunSweeper>();
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(Math.Max(30, options.ChunkSeconds + 30)));
 

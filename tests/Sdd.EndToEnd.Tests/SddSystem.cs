@@ -6,9 +6,9 @@ using Npgsql;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using Sdd.Ml.Data;
-using Sdd.Ml.Diffusion;
 using Sdd.Ml.Judging;
 using Sdd.Ml.Portraits;
+using Sdd.Ml.Procedures;
 using Sdd.Ml.Torch;
 
 namespace Sdd.EndToEnd.Tests;
@@ -252,14 +252,10 @@ public sealed class SddSystem : IAsyncLifetime
         using (x) using (y)
         {
             var models = Path.Combine(WorkDir, "home", "shared", "models");
-            var config = new TeacherConfig
-            {
-                AttributeNames = set.Attributes.ToArray(),
-                Unet = new UNetConfig { ImageSize = ImageSize, Channels = [16, 32], Attributes = set.Attributes.Count, AttentionBelow = 4 },
-                Training = new TeacherTrainingSettings { Steps = 20, BatchSize = 32 },
-            };
-            using (var trainer = new TeacherTrainer(Path.Combine(models, "teacher"), config, x.clone(), y.clone(), TorchSharp.torch.CPU, resume: false))
-                trainer.Run(20);
+            // The judge below is smaller than a teacher run's (channels 16, 32; every row), to keep the fixture quick.
+            var settings = new Sdd.Formats.Runs.TeacherRunSettings { ImageSize = ImageSize, Channels = [16, 32], Training = new TeacherTrainingSettings { Steps = 20, BatchSize = 32 }, JudgeSteps = 0 };
+            using (var run = TeacherTraining.Open(Path.Combine(models, "teacher"), settings, set.Attributes, x, y, resume: false))
+                run.AdvanceToEnd();
             Directory.Delete(Path.Combine(models, "teacher", "train"), recursive: true);
             using var judge = Judge.Train(new JudgeConfig { AttributeNames = set.Attributes.ToArray(), ImageSize = ImageSize, Channels = [16, 32] }, x, y, 50, batch: 64);
             judge.Save(Path.Combine(models, "judge"));

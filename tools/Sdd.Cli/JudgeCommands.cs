@@ -1,33 +1,40 @@
 using System.Diagnostics;
 using Sdd.Ml.Data;
 using Sdd.Ml.Judging;
+using Sdd.Ml.Procedures;
 using Sdd.Ml.Torch;
 
 namespace Sdd.Cli;
 
 public static class JudgeCommands
 {
+    /// <summary>`sdd judge train`: a standalone judge, trained as a teacher run's last stage trains one (<see cref="JudgeTraining"/>).</summary>
     public static int Train(Options o)
     {
         var datasetDir = o.Required("dataset");
         var outDir = o.Required("out");
-        int steps = o.Int("steps", 1500, 1), size = o.Int("size", 32, 8, 512), batch = o.Int("batch", 128, 2), seed = o.Int("seed", 1);
-        double lr = o.Double("lr", 2e-3, 1e-7, 1);
+        int steps = o.Int("steps", TeacherRunSettings.DefaultJudgeSteps, 1), size = o.Int("size", UNetConfig.DefaultImageSize, 8, 512),
+            batch = o.Int("batch", Judge.DefaultBatch, 2), seed = o.Int("seed", 1);
+        double lr = o.Double("lr", Judge.DefaultLearningRate, 1e-7, 1);
         o.EnsureAllUsed();
         var sw = Stopwatch.StartNew();
         var set = LabeledImageSet.OpenFolder(datasetDir);
-        var (train, held) = set.Split();
-        var (x, y) = set.Load(size, train);
-        var (hx, hy) = set.Load(size, held);
-        var config = new JudgeConfig { AttributeNames = set.Attributes.ToArray(), ImageSize = size, Dataset = Path.GetFullPath(datasetDir) };
         var bar = new ProgressBar("judge");
-        using var judge = Judge.Train(config, x, y, steps, batch, lr, seed, TorchRuntime.Device, p => bar.Report(p.Step, p.TotalSteps, $"loss {p.Loss:0.0000}", p.StepsPerSecond));
-        var acc = judge.Accuracy(hx, hy);
-        judge.Save(outDir, judge.Config with { Accuracy = set.Attributes.Select((a, i) => (a, i)).ToDictionary(p => p.a, p => Math.Round(acc[p.i], 4)) });
-        Console.WriteLine($"judge trained on {train.Length} images, held-out accuracy on {held.Length}:");
-        for (int i = 0; i < acc.Length; i++) Console.WriteLine($"  {set.Attributes[i],-14} {acc[i]:P2}");
-        Console.WriteLine($"saved to {outDir} in {sw.Elapsed.TotalSeconds:0} s");
+        var judge = JudgeTraining.Train(set, outDir, size, steps, Path.GetFullPath(datasetDir), batch, lr, seed,
+            p => bar.Report(p.Step, p.TotalSteps, $"loss {p.Loss:0.0000}", p.StepsPerSecond));
+        Print(judge);
+        Console.WriteLine($"in {sw.Elapsed.TotalSeconds:0} s");
         return 0;
+    }
+
+    /// <summary>What a trained judge scored, one attribute a line.</summary>
+    public static void Print(TrainedJudge judge)
+    {
+        Console.WriteLine(judge.HeldOutImages > 0
+            ? $"judge trained on {judge.TrainImages} images, held-out accuracy on {judge.HeldOutImages}:"
+            : $"judge trained on {judge.TrainImages} images (too few to hold any out), accuracy on them:");
+        foreach (var (attribute, accuracy) in judge.Accuracy) Console.WriteLine($"  {attribute,-14} {accuracy:P2}");
+        Console.WriteLine($"judge saved to {judge.Dir}");
     }
 
     public static int Eval(Options o)

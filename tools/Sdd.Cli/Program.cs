@@ -5,7 +5,9 @@ const string Usage = """
 usage: sdd <command> [options]
   dataset portraits --count N --size S --seed K --out DIR
   dataset sheet     --dataset DIR [--count 8 --scale 4] --out sheet.png
-  teacher train     --dataset DIR --out DIR [--steps N --batch B --size S --channels 32,64,96 --lr X --resume]
+  teacher train     --dataset DIR --out DIR [--steps N --batch B --size S --channels 32,64,96 --lr X --warmup N --ema D
+                    --attention-below S --schedule linear|cosine --seed K --checkpoint-every N --limit N
+                    --judge-steps N (then the judge under DIR/judge; 0: none) | --resume [--steps N --judge-steps N]]
   teacher sample    [--teacher DIR] --set smiling=1,hat=-1 [--count 16 --guidance G --steps N --seed K] --out grid.png
   teacher eval      [--teacher DIR --judge DIR --samples 64 --guidance G --steps N --json FILE]
   indicator         [--teacher DIR] --attribute A --dataset DIR --out DIR [--samples 32 --k 5 | --xi X --mode delta|sds --scale auto|S]
@@ -19,7 +21,7 @@ usage: sdd <command> [options]
   bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --worker-threads T --json FILE]  (needs ./sdd up)
   vae train         --dataset DIR --out DIR [--size 128 --channels 32,64,64 --steps 3000 --batch 16 --crop 0 (whole) --kl 1e-6 --resume]
   vae eval          --vae DIR --dataset DIR [--images 200 --json FILE]
-  judge train       --dataset DIR --out DIR [--steps N --size S]
+  judge train       --dataset DIR --out DIR [--steps N --size S --batch B --lr X --seed K]
   judge eval        [--judge DIR] --dataset DIR
 """;
 

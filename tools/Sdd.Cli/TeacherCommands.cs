@@ -4,69 +4,91 @@ using System.Text.Json;
 using Sdd.Ml.Data;
 using Sdd.Ml.Diffusion;
 using Sdd.Ml.Judging;
+using Sdd.Ml.Procedures;
 using Sdd.Ml.Torch;
 
 namespace Sdd.Cli;
 
 public static class TeacherCommands
 {
+    /// <summary>
+    /// `sdd teacher train`: the teacher, then its judge under judge/ (unless --judge-steps 0), by <see cref="TeacherTraining"/>.
+    /// With --resume the checkpoint's settings hold; only --steps and --judge-steps may change.
+    /// </summary>
     public static int Train(Options o)
     {
         var datasetDir = o.Required("dataset");
         var outDir = o.Required("out");
         bool resume = o.Has("resume");
-        TeacherConfig config;
-        if (resume && File.Exists(Path.Combine(outDir, Teacher.ConfigFile)))
-        {
-            config = Teacher.ReadConfig(outDir);
-            var t = config.Training ?? new TeacherTrainingSettings();
-            config = config with { Training = t with { Steps = o.Int("steps", t.Steps, 1) } };
-        }
-        else
-        {
-            var set0 = LabeledImageSet.OpenFolder(datasetDir);
-            var channels = (o.String("channels") ?? "32,64,96").Split(',').Select(c => int.TryParse(c, out var v) && v >= 8 && v % 8 == 0 ? v : throw new UsageException($"--channels takes multiples of 8 like 32,64,96, got '{c}'")).ToArray();
-            int size = o.Int("size", 32, 8, 512);
-            if (size % (1 << (channels.Length - 1)) != 0) throw new UsageException($"--size {size} must be divisible by {1 << (channels.Length - 1)}");
-            config = new TeacherConfig
-            {
-                AttributeNames = set0.Attributes.ToArray(),
-                Unet = new UNetConfig { ImageSize = size, Channels = channels, Attributes = set0.Attributes.Count, AttentionBelow = o.Int("attention-below", Math.Max(4, size / 4), 1) },
-                Schedule = Enum.Parse<ScheduleKind>(o.String("schedule") ?? "linear", ignoreCase: true),
-                Dataset = Path.GetFullPath(datasetDir),
-                Training = new TeacherTrainingSettings
-                {
-                    Steps = o.Int("steps", 2000, 1),
-                    BatchSize = o.Int("batch", 64, 1, 4096),
-                    LearningRate = o.Double("lr", 8e-4, 1e-7, 1),
-                    WarmupSteps = o.Int("warmup", 200, 0),
-                    EmaDecay = o.Double("ema", 0.999, 0, 1),
-                    CheckpointEvery = o.Int("checkpoint-every", 250, 1),
-                    Seed = o.Int("seed", 1),
-                },
-            };
-        }
+        if (resume && !TeacherTraining.HasCheckpoint(outDir)) throw new UsageException($"--resume was given but '{outDir}' holds no checkpoint (train/state.json)");
+        var settings = resume ? ResumedSettings(o, TeacherTraining.SavedSettings(outDir)) : Settings(o);
         int limit = o.Int("limit", int.MaxValue, 1);
         o.EnsureAllUsed();
+        try { settings.Validated(); }
+        catch (FormatException e) { throw new UsageException(e.Message); }
 
         var set = LabeledImageSet.OpenFolder(datasetDir);
-        if (!set.Attributes.SequenceEqual(config.AttributeNames))
-            throw new DatasetException($"The data set's attributes ({string.Join(",", set.Attributes)}) differ from the teacher's ({string.Join(",", config.AttributeNames)}).");
         var sw = Stopwatch.StartNew();
         var rows = Enumerable.Range(0, Math.Min(limit, set.Rows.Count)).ToArray();
-        var (images, labels) = set.Load(config.Unet.ImageSize, rows);
-        Console.Error.WriteLine($"loaded {rows.Length} images at {config.Unet.ImageSize}px in {sw.Elapsed.TotalSeconds:0.0} s; device {TorchRuntime.Device}, {get_num_threads()} threads, flush denormals {TorchRuntime.FlushDenormals}");
+        var (images, labels) = set.Load(settings.ImageSize, rows);
+        Console.Error.WriteLine($"loaded {rows.Length} images at {settings.ImageSize}px in {sw.Elapsed.TotalSeconds:0.0} s; device {TorchRuntime.Device}, {get_num_threads()} threads, flush denormals {TorchRuntime.FlushDenormals}");
 
-        using var trainer = new TeacherTrainer(outDir, config, images, labels, TorchRuntime.Device, resume);
+        using var run = TeacherTraining.Open(outDir, settings, set.Attributes, images, labels, resume, Path.GetFullPath(datasetDir));
         images.Dispose(); labels.Dispose();
-        var total = config.Training!.Steps;
-        Console.Error.WriteLine($"teacher: {trainer.Teacher.Net.parameters().Sum(p => p.numel()):N0} parameters, step {trainer.Step} -> {total}");
+        Console.Error.WriteLine($"teacher: {run.Teacher.Net.parameters().Sum(p => p.numel()):N0} parameters, step {run.Step} -> {run.Settings.Training.Steps}");
         var bar = new ProgressBar("teacher");
         using var cts = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
-        trainer.Run(total, p => bar.Report(p.Step, p.TotalSteps, $"loss {p.Loss:0.0000}", p.StepsPerSecond), cts.Token);
-        Console.WriteLine($"teacher at step {trainer.Step} saved to {outDir} ({sw.Elapsed.TotalMinutes:0.0} min)");
-        return cts.IsCancellationRequested ? 130 : 0;
+        run.AdvanceToEnd(p => bar.Report(p.Step, p.TotalSteps, $"loss {p.Loss:0.0000}", p.StepsPerSecond), cts.Token);
+        Console.WriteLine($"teacher at step {run.Step} saved to {outDir} ({sw.Elapsed.TotalMinutes:0.0} min)");
+        if (cts.IsCancellationRequested) return 130;
+
+        var judgeBar = new ProgressBar("judge");
+        if (run.Finish(set, p => judgeBar.Report(p.Step, p.TotalSteps, $"loss {p.Loss:0.0000}", p.StepsPerSecond)) is { } judge) JudgeCommands.Print(judge);
+        return 0;
+    }
+
+    /// <summary>A new teacher's options onto <see cref="TeacherRunSettings"/>; an option not given keeps the record's default.</summary>
+    private static TeacherRunSettings Settings(Options o)
+    {
+        var d = new TeacherRunSettings();
+        var t = d.Training;
+        return d with
+        {
+            ImageSize = o.Int("size", d.ImageSize),
+            Channels = o.String("channels") is { } c
+                ? c.Split(',').Select(v => int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw new UsageException($"--channels takes whole numbers like 32,64,96, got '{v}'")).ToArray()
+                : d.Channels,
+            AttentionBelow = o.String("attention-below") is not null ? o.Int("attention-below", 0) : d.AttentionBelow,
+            Schedule = o.String("schedule") is { } k
+                ? Enum.TryParse<ScheduleKind>(k, ignoreCase: true, out var kind) && Enum.IsDefined(kind) ? kind : throw new UsageException($"--schedule takes linear or cosine, got '{k}'")
+                : d.Schedule,
+            Training = t with
+            {
+                Steps = o.Int("steps", t.Steps),
+                BatchSize = o.Int("batch", t.BatchSize),
+                LearningRate = o.Double("lr", t.LearningRate),
+                WarmupSteps = o.Int("warmup", t.WarmupSteps),
+                EmaDecay = o.Double("ema", t.EmaDecay),
+                CheckpointEvery = o.Int("checkpoint-every", t.CheckpointEvery),
+                Seed = o.Int("seed", (int)t.Seed),
+            },
+            JudgeSteps = o.Int("judge-steps", d.JudgeSteps),
+        };
+    }
+
+    private static readonly string[] FixedOnResume = ["size", "channels", "attention-below", "schedule", "batch", "lr", "warmup", "ema", "checkpoint-every", "seed"];
+
+    /// <summary>A resumed teacher keeps its checkpoint's settings; only the steps (to extend the run) and the judge's steps may be given.</summary>
+    private static TeacherRunSettings ResumedSettings(Options o, TeacherRunSettings saved)
+    {
+        if (FixedOnResume.FirstOrDefault(o.Has) is { } given)
+            throw new UsageException($"--{given} is the checkpoint's on --resume (only --steps and --judge-steps may be given)");
+        return saved with
+        {
+            Training = saved.Training with { Steps = o.Int("steps", saved.Training.Steps) },
+            JudgeSteps = o.Int("judge-steps", saved.JudgeSteps),
+        };
     }
 
     public static int Sample(Options o)

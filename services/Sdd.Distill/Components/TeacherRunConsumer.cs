@@ -6,7 +6,7 @@ using Sdd.Distill.Training;
 namespace Sdd.Distill.Components;
 
 /// <summary>Trains a teacher in chunks: TrainTeacher starts the run (chunk 1), RunTeacherChunk continues it; the last chunk trains its judge.</summary>
-public sealed class TeacherRunConsumer(ChunkedRun chunks, TeacherTraining training) : IConsumer<TrainTeacher>, IConsumer<RunTeacherChunk>
+public sealed class TeacherRunConsumer(ChunkedRun chunks, TeacherRuns training) : IConsumer<TrainTeacher>, IConsumer<RunTeacherChunk>
 {
     public Task Consume(ConsumeContext<TrainTeacher> context) =>
         chunks.ExecuteAsync(context, context.Message.RunId, 1, new TeacherWork(context.Message.RunId, context.Message.TeacherId, training));
@@ -14,7 +14,7 @@ public sealed class TeacherRunConsumer(ChunkedRun chunks, TeacherTraining traini
     public Task Consume(ConsumeContext<RunTeacherChunk> context) =>
         chunks.ExecuteAsync(context, context.Message.RunId, context.Message.Chunk, new TeacherWork(context.Message.RunId, context.Message.TeacherId, training));
 
-    private sealed class TeacherWork(Guid runId, Guid teacherId, TeacherTraining training) : IChunkedWork
+    private sealed class TeacherWork(Guid runId, Guid teacherId, TeacherRuns training) : IChunkedWork
     {
         private TeacherRequest? _request;
 
@@ -22,7 +22,7 @@ public sealed class TeacherRunConsumer(ChunkedRun chunks, TeacherTraining traini
 
         public async Task<(string Prefix, int TotalSteps)> ResolveAsync(CancellationToken ct)
         {
-            var run = await training.ResolveAsync(teacherId, 0, ct);
+            var run = await training.ResolveAsync(teacherId, ct);
             _request = run;
             return (run.Prefix, run.Steps);
         }

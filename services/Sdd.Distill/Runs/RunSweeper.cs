@@ -13,7 +13,7 @@ namespace Sdd.Distill.Runs;
 /// fails with the reason. Every distill worker sweeps; a conditional UPDATE lets one of them re-send each time.
 /// </summary>
 public sealed class RunSweeper(IDbContextFactory<SddDbContext> databases, ISendEndpointProvider sender, IPublishEndpoint events,
-    RunLedger ledger, TeacherTraining teachers, EditorRegistry editors, DistillOptions options, ILogger<RunSweeper> log) : BackgroundService
+    RunLedger ledger, TeacherRuns teachers, EditorRegistry editors, DistillOptions options, ILogger<RunSweeper> log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

@@ -78,8 +78,9 @@ public static class TeachersApi
     public static async Task<Results<Accepted<TeacherAccepted>, ProblemHttpResult>> Train(TrainTeacherRequest request, ClaimsPrincipal user,
         SddDbContext db, ObjectStore store, RunDispatcher dispatcher, IngestSettings settings, HttpContext http, CancellationToken ct)
     {
-        var steps = request.Steps ?? new TeacherTrainingSettings().Steps;
-        var size = request.ImageSize ?? new UNetConfig().ImageSize;
+        var defaults = new TeacherRunSettings(); // what the distill worker trains when a key is absent
+        var steps = request.Steps ?? defaults.Training.Steps;
+        var size = request.ImageSize ?? defaults.ImageSize;
         if (steps is < 1 or > 10_000_000) return Problems.Unprocessable("steps must be between 1 and 10000000.");
         if (size < 8 || size > settings.TeacherMaxImageSize || size % 8 != 0)
             return Problems.Unprocessable($"imageSize must be a multiple of 8 between 8 and {settings.TeacherMaxImageSize} (SDD_TEACHER_MAX_IMAGE_SIZE, what this deployment's distill workers train).");

@@ -7,14 +7,20 @@ public enum ScheduleKind { Linear, Cosine }
 /// <summary>The teacher's noise predictor: a UNet with attention at the low resolutions.</summary>
 public sealed record UNetConfig
 {
+    public const int DefaultImageSize = 32;
+
     /// <summary>The side of what the UNet sees: the image for a pixel teacher, the latent for a latent one.</summary>
-    public int ImageSize { get; init; } = 32;
+    public int ImageSize { get; init; } = DefaultImageSize;
     /// <summary>Channels of what the UNet sees (and predicts): 3 for pixels, the autoencoder's latent channels for latents.</summary>
     public int InChannels { get; init; } = 3;
     public int[] Channels { get; init; } = [32, 64, 96];
-    public int AttentionBelow { get; init; } = 8;
+    /// <summary>Self-attention at feature maps of this size and smaller.</summary>
+    public int AttentionBelow { get; init; } = DefaultAttentionBelow(DefaultImageSize);
     public int Heads { get; init; } = 4;
     public int Attributes { get; init; } = 5;
+
+    /// <summary>A new teacher's attention: at a quarter of its image size and below, at least at 4 px.</summary>
+    public static int DefaultAttentionBelow(int imageSize) => Math.Max(4, imageSize / 4);
 }
 
 /// <summary>Hyper-parameters of teacher training; stored in the teacher's config.</summary>
@@ -41,13 +47,14 @@ public sealed record TeacherConfig
     /// <summary>The UNet works on the latents of an autoencoder (the Stable Diffusion shape): <see cref="Autoencoder"/> names its folder.</summary>
     public const string KindLatentDdpm = "latent-ddpm";
     public const string DefaultAutoencoderFolder = "vae";
+    public const ScheduleKind DefaultSchedule = ScheduleKind.Linear;
 
     public string Kind { get; init; } = KindAttributeDdpm;
     /// <summary>For <see cref="KindLatentDdpm"/>: the autoencoder's folder, relative to the teacher's (a diffusers AutoencoderKL folder).</summary>
     public string? Autoencoder { get; init; }
     public required string[] AttributeNames { get; init; }
     public required UNetConfig Unet { get; init; }
-    public ScheduleKind Schedule { get; init; } = ScheduleKind.Linear;
+    public ScheduleKind Schedule { get; init; } = DefaultSchedule;
     public int TimeSteps { get; init; } = 1000;
     public double BetaStart { get; init; } = 1e-4;
     public double BetaEnd { get; init; } = 0.02;

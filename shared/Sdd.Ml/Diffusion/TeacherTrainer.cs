@@ -55,7 +55,7 @@ public sealed class TeacherTrainer : IDisposable
         }
         else if (resume)
         {
-            throw new InvalidOperationException($"--resume was given but '{stateFile}' does not exist.");
+            throw new InvalidOperationException($"Resuming needs a checkpoint, but '{stateFile}' does not exist.");
         }
     }
 
@@ -93,20 +93,29 @@ public sealed class TeacherTrainer : IDisposable
         return l;
     }
 
-    /// <summary>Trains until <paramref name="untilStep"/>, checkpointing every CheckpointEvery steps and at the end.</summary>
-    public void Run(int untilStep, Action<TrainingProgress>? progress = null, CancellationToken cancel = default)
+    /// <summary>
+    /// Trains while <paramref name="allows"/> the next step (given the current one) and the step is below
+    /// <paramref name="totalSteps"/>, checkpointing every CheckpointEvery steps and at the end; returns the steps trained.
+    /// A non-finite loss throws <see cref="InvalidOperationException"/> saying at which step the run diverged.
+    /// </summary>
+    public int Advance(Func<int, bool> allows, int totalSteps, Action<TrainingProgress>? progress = null)
     {
         var sw = Stopwatch.StartNew();
         int start = Step;
-        while (Step < untilStep && !cancel.IsCancellationRequested)
+        while (Step < totalSteps && allows(Step))
         {
             var l = TrainStep();
-            if (!double.IsFinite(l)) throw new InvalidOperationException($"Training diverged at step {Step} (loss {l}).");
-            progress?.Invoke(new TrainingProgress(Step, untilStep, _smoothed, (Step - start) / Math.Max(1e-9, sw.Elapsed.TotalSeconds)));
-            if (Step % _s.CheckpointEvery == 0 && Step < untilStep) Checkpoint();
+            if (!double.IsFinite(l)) throw new InvalidOperationException($"Teacher training diverged at step {Step} (loss {l}).");
+            progress?.Invoke(new TrainingProgress(Step, totalSteps, _smoothed, (Step - start) / Math.Max(1e-9, sw.Elapsed.TotalSeconds)));
+            if (Step % _s.CheckpointEvery == 0 && Step < totalSteps) Checkpoint();
         }
         Checkpoint();
+        return Step - start;
     }
+
+    /// <summary>Trains until <paramref name="untilStep"/> (or cancellation), checkpointing as <see cref="Advance"/> does.</summary>
+    public void Run(int untilStep, Action<TrainingProgress>? progress = null, CancellationToken cancel = default) =>
+        Advance(_ => !cancel.IsCancellationRequested, untilStep, progress);
 
     /// <summary>Writes the teacher (EMA) and the training state; each file is replaced atomically.</summary>
     public void Checkpoint(Dictionary<string, double>? metrics = null)

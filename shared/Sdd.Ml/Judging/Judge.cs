@@ -46,6 +46,9 @@ public sealed class JudgeNet : nn.Module<Tensor, Tensor>
 /// <summary>The judge: says which attributes an image has; files <c>config.json</c> + <c>model.safetensors</c>.</summary>
 public sealed class Judge : IDisposable
 {
+    public const int DefaultBatch = 128;
+    public const double DefaultLearningRate = 2e-3;
+
     public JudgeConfig Config { get; private set; }
     public JudgeNet Net { get; }
     public Device Device { get; }
@@ -119,7 +122,7 @@ public sealed class Judge : IDisposable
     }
 
     /// <summary>Trains a judge with binary cross-entropy on +1/-1 labels; unknown labels are masked out.</summary>
-    public static Judge Train(JudgeConfig config, Tensor images, Tensor labels, int steps, int batch = 128, double lr = 2e-3, long seed = 1,
+    public static Judge Train(JudgeConfig config, Tensor images, Tensor labels, int steps, int batch = DefaultBatch, double lr = DefaultLearningRate, long seed = 1,
         Device? device = null, Action<TrainingProgress>? progress = null)
     {
         device ??= CPU;

@@ -1,0 +1,136 @@
+using Sdd.Ml.Data;
+using Sdd.Ml.Diffusion;
+using Sdd.Ml.Judging;
+using Sdd.Ml.Torch;
+
+namespace Sdd.Ml.Procedures;
+
+/// <summary>A judge trained on a data set's training split; <see cref="Accuracy"/> per attribute on the held-out rows.</summary>
+public sealed record TrainedJudge(string Dir, int TrainImages, int HeldOutImages, IReadOnlyDictionary<string, double> Accuracy);
+
+/// <summary>
+/// The training of a teacher (the attribute-conditional DDPM of <see cref="TeacherTrainer"/>) and of its judge as a
+/// resumable procedure over a run folder, the one home of it for the CLI and the distill worker. <see cref="Open"/> a
+/// folder (a fresh one, or one holding a checkpoint), <see cref="Advance"/> within a step or time budget
+/// (checkpointing), and <see cref="Finish"/> (the judge, with its held-out accuracy). Files: the teacher (config.json,
+/// model.safetensors holding the EMA weights), train/ (checkpoint), judge/.
+/// </summary>
+public sealed class TeacherTraining : IDisposable
+{
+    public const string JudgeFolder = "judge";
+
+    private readonly TeacherTrainer _trainer;
+
+    public string Dir { get; }
+    /// <summary>The run's settings: as given to a fresh run; a resumed run's are its checkpoint's, with the given steps and judge steps.</summary>
+    public TeacherRunSettings Settings { get; }
+    /// <summary>The teacher's config as the run started (the data set's attributes, the architecture, the recipe).</summary>
+    public TeacherConfig Config { get; }
+    public int Step => _trainer.Step;
+    public bool Trained => Step >= Settings.Training.Steps;
+    /// <summary>The teacher being trained (EMA weights).</summary>
+    public Teacher Teacher => _trainer.Teacher;
+
+    private TeacherTraining(string dir, TeacherTrainer trainer, TeacherConfig config, TeacherRunSettings settings)
+    {
+        Dir = dir;
+        _trainer = trainer;
+        Config = config;
+        Settings = settings;
+    }
+
+    /// <summary>Whether a run folder holds a checkpoint to resume from.</summary>
+    public static bool HasCheckpoint(string dir) => File.Exists(Path.Combine(dir, "train", "state.json"));
+
+    /// <summary>The settings the teacher in a folder was trained with (the judge's steps are the default: a config does not record them).</summary>
+    public static TeacherRunSettings SavedSettings(string dir) => TeacherRunSettings.Of(Teacher.ReadConfig(dir));
+
+    /// <summary>
+    /// Opens a run folder. <paramref name="images"/> (N, 3, S, S) in [-1, 1] at the run's image size and
+    /// <paramref name="labels"/> (N, A) of +1/-1/0 in <paramref name="attributes"/>' order are what the teacher learns
+    /// from (the caller keeps them). With <paramref name="resume"/> a checkpoint in the folder is continued: its config
+    /// rules (the weights were made with it) except the steps, which <paramref name="settings"/> may extend; without one,
+    /// or without <paramref name="resume"/>, the folder's previous run (train/, judge/) is discarded and a teacher is made
+    /// from <paramref name="settings"/>. <paramref name="dataset"/> names the data set in the configs. Invalid settings
+    /// throw <see cref="FormatException"/> naming the setting.
+    /// </summary>
+    public static TeacherTraining Open(string dir, TeacherRunSettings settings, IReadOnlyList<string> attributes, Tensor images, Tensor labels,
+        bool resume = true, string? dataset = null)
+    {
+        settings.Validated();
+        if (labels.shape.Length != 2 || labels.shape[1] != attributes.Count)
+            throw new ArgumentException($"The labels have {(labels.shape.Length == 2 ? labels.shape[1] : 0)} columns for {attributes.Count} attributes.");
+        TeacherConfig config;
+        bool continuing = resume && HasCheckpoint(dir);
+        if (continuing)
+        {
+            var saved = Teacher.ReadConfig(dir);
+            if (!saved.AttributeNames.SequenceEqual(attributes))
+                throw new DatasetException($"The data set's attributes ({string.Join(",", attributes)}) differ from the teacher's ({string.Join(",", saved.AttributeNames)}).");
+            config = saved with { Training = (saved.Training ?? new TeacherTrainingSettings()) with { Steps = settings.Training.Steps } };
+            settings = TeacherRunSettings.Of(config, settings.JudgeSteps);
+        }
+        else
+        {
+            foreach (var stale in new[] { Path.Combine(dir, "train"), Path.Combine(dir, JudgeFolder) })
+                if (Directory.Exists(stale)) Directory.Delete(stale, recursive: true);
+            config = settings.Config(attributes, dataset);
+        }
+        Directory.CreateDirectory(dir);
+        var trainer = new TeacherTrainer(dir, config, images, labels, TorchRuntime.Device, continuing);
+        return new TeacherTraining(dir, trainer, config, settings);
+    }
+
+    /// <summary>
+    /// Trains while <paramref name="allows"/> the next step (given the current one) and the run is not done,
+    /// checkpointing at the settings' cadence and at the end. Returns the steps trained. A non-finite loss throws
+    /// <see cref="InvalidOperationException"/> saying at which step training diverged.
+    /// </summary>
+    public int Advance(Func<int, bool> allows, Action<TrainingProgress>? progress = null) =>
+        _trainer.Advance(allows, Settings.Training.Steps, progress);
+
+    /// <summary>Advances to the end (or until cancelled).</summary>
+    public int AdvanceToEnd(Action<TrainingProgress>? progress = null, CancellationToken cancel = default) =>
+        Advance(_ => !cancel.IsCancellationRequested, progress);
+
+    /// <summary>
+    /// Trains the teacher's judge (the settings' judge steps; none when 0) on the training split of
+    /// <paramref name="set"/>, the data set the teacher learnt from, at the teacher's image size, and writes it to judge/
+    /// with its held-out accuracy per attribute in judge/config.json. Returns it (null when no judge is trained).
+    /// </summary>
+    public TrainedJudge? Finish(LabeledImageSet set, Action<TrainingProgress>? progress = null)
+    {
+        if (!Trained) throw new InvalidOperationException($"The run is at step {Step} of {Settings.Training.Steps}: advance it to the end before finishing.");
+        if (!set.Attributes.SequenceEqual(Config.AttributeNames))
+            throw new DatasetException($"The data set's attributes ({string.Join(",", set.Attributes)}) differ from the teacher's ({string.Join(",", Config.AttributeNames)}).");
+        if (Settings.JudgeSteps == 0) return null;
+        return JudgeTraining.Train(set, Path.Combine(Dir, JudgeFolder), Config.Unet.ImageSize, Settings.JudgeSteps, Config.Dataset, progress: progress);
+    }
+
+    public void Dispose() => _trainer.Dispose();
+}
+
+/// <summary>
+/// The training of a judge: on a data set's training split (every tenth row held out, <see cref="LabeledImageSet.Split"/>),
+/// its accuracy per attribute on the held-out rows recorded in its config. The last stage of a teacher run and `sdd judge train`.
+/// </summary>
+public static class JudgeTraining
+{
+    /// <summary>Trains and saves the judge to <paramref name="dir"/>; a set too small to hold rows out is scored on its training rows.</summary>
+    public static TrainedJudge Train(LabeledImageSet set, string dir, int size, int steps, string? dataset = null,
+        int batch = Judge.DefaultBatch, double lr = Judge.DefaultLearningRate, long seed = 1, Action<TrainingProgress>? progress = null)
+    {
+        var (train, held) = set.Split();
+        var (x, y) = set.Load(size, train);
+        var (hx, hy) = set.Load(size, held.Length > 0 ? held : train);
+        using (x) using (y) using (hx) using (hy)
+        {
+            var config = new JudgeConfig { AttributeNames = set.Attributes.ToArray(), ImageSize = size, Dataset = dataset };
+            using var judge = Judge.Train(config, x, y, steps, batch, lr, seed, TorchRuntime.Device, progress);
+            var acc = judge.Accuracy(hx, hy);
+            var accuracy = set.Attributes.Select((a, i) => (a, i)).ToDictionary(p => p.a, p => Math.Round(acc[p.i], 4));
+            judge.Save(dir, judge.Config with { Accuracy = accuracy });
+            return new TrainedJudge(dir, train.Length, held.Length, accuracy);
+        }
+    }
+}
