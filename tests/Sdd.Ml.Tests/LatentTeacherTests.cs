@@ -83,3 +83,60 @@ public sealed class LatentTeacherTests
         Assert.False(Tiny.BitEqual(run.Editor.Edit(x), x), "the editor still edits nothing: no gradient reached it through the encoder");
     }
 }
+
+/// <summary>The teacher training procedure for the latent kind: encode once, train the UNet on latents, judge at the image size.</summary>
+[Collection(TorchCollection.Name)]
+public sealed class LatentTeacherTrainingTests
+{
+    private const int Size = 16;
+
+    [Fact]
+    public void A_latent_teacher_trains_on_its_autoencoders_latents_and_resumes_from_its_own_copy_of_it()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        PortraitDataset.Write(dir["portraits"], 24, Size, seed: 2, counterfactuals: false);
+        var set = Sdd.Ml.Data.LabeledImageSet.OpenFolder(dir["portraits"]);
+        random.manual_seed(5);
+        using (var ae = new Autoencoder(LatentSupport.AutoencoderConfig())) ae.Save(dir["vae"]);
+        var settings = new TeacherRunSettings
+        {
+            Kind = TeacherConfig.KindLatentDdpm,
+            ImageSize = Size,
+            Channels = [8, 16],
+            Training = new TeacherTrainingSettings { Steps = 4, BatchSize = 8, LearningRate = 2e-3, WarmupSteps = 1, Seed = 3 },
+            JudgeSteps = 2,
+        };
+        var (x, y) = set.Load(Size);
+        using (var run = Sdd.Ml.Procedures.TeacherTraining.Open(dir["teacher"], settings, set.Attributes, x, y, resume: false, autoencoderDir: dir["vae"]))
+        {
+            Assert.True(run.Teacher.Latent);
+            Assert.Equal(Size / 4, run.Config.Unet.ImageSize);
+            Assert.Equal(4, run.Config.Unet.InChannels);
+            run.Advance(step => step < 2);
+        }
+        Assert.True(File.Exists(Path.Combine(dir["teacher"], "vae", AutoencoderConfig.WeightsFile)), "the run keeps its own copy of the autoencoder");
+        var saved = Sdd.Ml.Procedures.TeacherTraining.SavedSettings(dir["teacher"]);
+        Assert.Equal(TeacherConfig.KindLatentDdpm, saved.Kind);
+        Assert.Equal(Size, saved.ImageSize);
+
+        Directory.Delete(dir["vae"], true); // resuming needs only the run's copy
+        using (var run = Sdd.Ml.Procedures.TeacherTraining.Open(dir["teacher"], saved with { JudgeSteps = 2 }, set.Attributes, x, y, resume: true))
+        {
+            Assert.Equal(2, run.Step);
+            run.AdvanceToEnd();
+            var judge = run.Finish(set);
+            Assert.NotNull(judge);
+        }
+        using var teacher = Teacher.Load(dir["teacher"]);
+        Assert.Equal(4, teacher.Config.Step);
+        Assert.Equal(Size, teacher.Size);
+        using var judgeModel = Sdd.Ml.Judging.Judge.Load(Path.Combine(dir["teacher"], "judge"));
+        Assert.Equal(Size, judgeModel.Size); // the judge sees images at the teacher's image size, not its latent size
+        Assert.Equal(new long[] { 2, 3, Size, Size }, teacher.Sample(AttributeCondition.Single(2, teacher.Attributes.Count, 0, true, CPU), 2, 2.0, new Generator(1)).shape);
+
+        // A latent run without an autoencoder, or a pixel run given one, is refused naming the problem.
+        Assert.Contains("autoencoder", Assert.Throws<FormatException>(() =>
+            Sdd.Ml.Procedures.TeacherTraining.Open(dir["other"], settings, set.Attributes, x, y, resume: false)).Message);
+    }
+}

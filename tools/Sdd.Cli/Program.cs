@@ -7,6 +7,7 @@ usage: sdd <command> [options]
   dataset sheet     --dataset DIR [--count 8 --scale 4] --out sheet.png
   teacher train     --dataset DIR --out DIR [--steps N --batch B --size S --channels 32,64,96 --lr X --warmup N --ema D
                     --attention-below S --schedule linear|cosine --seed K --checkpoint-every N --limit N
+                    --kind attribute-ddpm|latent-ddpm --vae DIR (latent: the UNet on that autoencoder's latents, --size in pixels)
                     --judge-steps N (then the judge under DIR/judge; 0: none) | --resume [--steps N --judge-steps N]]
   teacher sample    [--teacher DIR] --set smiling=1,hat=-1 [--count 16 --guidance G --steps N --seed K] --out grid.png
   teacher eval      [--teacher DIR --judge DIR --samples 64 --guidance G --steps N --json FILE]

@@ -22,6 +22,9 @@ public static class TeacherCommands
         bool resume = o.Has("resume");
         if (resume && !TeacherTraining.HasCheckpoint(outDir)) throw new UsageException($"--resume was given but '{outDir}' holds no checkpoint (train/state.json)");
         var settings = resume ? ResumedSettings(o, TeacherTraining.SavedSettings(outDir)) : Settings(o);
+        var vae = resume ? null : o.String("vae");
+        if (settings.Kind == TeacherConfig.KindLatentDdpm && !resume && vae is null) throw new UsageException("--kind latent-ddpm needs --vae DIR (an autoencoder made by sdd vae train, or a diffusers AutoencoderKL folder)");
+        if (settings.Kind != TeacherConfig.KindLatentDdpm && vae is not null) throw new UsageException("--vae is for --kind latent-ddpm");
         int limit = o.Int("limit", int.MaxValue, 1);
         o.EnsureAllUsed();
         try { settings.Validated(); }
@@ -33,7 +36,7 @@ public static class TeacherCommands
         var (images, labels) = set.Load(settings.ImageSize, rows);
         Console.Error.WriteLine($"loaded {rows.Length} images at {settings.ImageSize}px in {sw.Elapsed.TotalSeconds:0.0} s; device {TorchRuntime.Device}, {get_num_threads()} threads, flush denormals {TorchRuntime.FlushDenormals}");
 
-        using var run = TeacherTraining.Open(outDir, settings, set.Attributes, images, labels, resume, Path.GetFullPath(datasetDir));
+        using var run = TeacherTraining.Open(outDir, settings, set.Attributes, images, labels, resume, Path.GetFullPath(datasetDir), vae);
         images.Dispose(); labels.Dispose();
         Console.Error.WriteLine($"teacher: {run.Teacher.Net.parameters().Sum(p => p.numel()):N0} parameters, step {run.Step} -> {run.Settings.Training.Steps}");
         var bar = new ProgressBar("teacher");
@@ -55,6 +58,7 @@ public static class TeacherCommands
         var t = d.Training;
         return d with
         {
+            Kind = o.String("kind") ?? d.Kind,
             ImageSize = o.Int("size", d.ImageSize),
             Channels = o.String("channels") is { } c
                 ? c.Split(',').Select(v => int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw new UsageException($"--channels takes whole numbers like 32,64,96, got '{v}'")).ToArray()
@@ -77,7 +81,7 @@ public static class TeacherCommands
         };
     }
 
-    private static readonly string[] FixedOnResume = ["size", "channels", "attention-below", "schedule", "batch", "lr", "warmup", "ema", "checkpoint-every", "seed"];
+    private static readonly string[] FixedOnResume = ["kind", "vae", "size", "channels", "attention-below", "schedule", "batch", "lr", "warmup", "ema", "checkpoint-every", "seed"];
 
     /// <summary>A resumed teacher keeps its checkpoint's settings; only the steps (to extend the run) and the judge's steps may be given.</summary>
     private static TeacherRunSettings ResumedSettings(Options o, TeacherRunSettings saved)

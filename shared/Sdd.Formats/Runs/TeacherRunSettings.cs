@@ -17,6 +17,9 @@ public sealed record TeacherRunSettings
     public const int MaxImageSize = 512;
     public const int MaxSteps = 10_000_000;
 
+    /// <summary><see cref="TeacherConfig.KindAttributeDdpm"/> (on pixels) or <see cref="TeacherConfig.KindLatentDdpm"/> (on an autoencoder's latents).</summary>
+    public string Kind { get; init; } = TeacherConfig.KindAttributeDdpm;
+    /// <summary>The side of the images the teacher learns from (for a latent teacher its UNet sees this / the autoencoder's downsampling).</summary>
     public int ImageSize { get; init; } = UNetConfig.DefaultImageSize;
     /// <summary>UNet channels per level, multiples of 8; each level below the first halves the resolution.</summary>
     public int[] Channels { get; init; } = new UNetConfig().Channels;
@@ -31,12 +34,14 @@ public sealed record TeacherRunSettings
     /// <summary>Throws <see cref="FormatException"/> naming the setting that is out of bounds.</summary>
     public TeacherRunSettings Validated()
     {
+        if (Kind is not (TeacherConfig.KindAttributeDdpm or TeacherConfig.KindLatentDdpm))
+            throw new FormatException($"kind must be {TeacherConfig.KindAttributeDdpm} or {TeacherConfig.KindLatentDdpm}, got '{Kind}'.");
         if (Channels is not { Length: >= 1 and <= 6 }) throw new FormatException($"channels must name 1 to 6 levels like 32,64,96, got {Channels?.Length ?? 0}.");
         foreach (var c in Channels)
             if (c < 8 || c % 8 != 0) throw new FormatException($"channels must be multiples of 8 like 32,64,96, got {c} (in {string.Join(",", Channels)}).");
         if (ImageSize is < 8 or > MaxImageSize) throw new FormatException($"image size must be between 8 and {MaxImageSize}, got {ImageSize}.");
         int halving = 1 << (Channels.Length - 1);
-        if (ImageSize % halving != 0)
+        if (Kind == TeacherConfig.KindAttributeDdpm && ImageSize % halving != 0)
             throw new FormatException($"image size {ImageSize} must be divisible by {halving}: {Channels.Length} channel levels halve it {Channels.Length - 1} times.");
         if (AttentionBelow is < 1) throw new FormatException($"attention below must be at least 1, got {AttentionBelow}.");
         var t = Training;
@@ -54,25 +59,47 @@ public sealed record TeacherRunSettings
     }
 
     /// <summary>A new teacher's config: these settings for a data set with <paramref name="attributes"/> (its name in <paramref name="dataset"/>).</summary>
-    public TeacherConfig Config(IReadOnlyList<string> attributes, string? dataset) => new()
+    /// <remarks>A latent teacher needs its <paramref name="autoencoder"/>: the UNet sees its latents (side and channels).</remarks>
+    public TeacherConfig Config(IReadOnlyList<string> attributes, string? dataset, AutoencoderConfig? autoencoder = null)
     {
-        AttributeNames = [.. attributes],
-        Unet = new UNetConfig
+        bool latent = Kind == TeacherConfig.KindLatentDdpm;
+        if (latent && autoencoder is null) throw new FormatException($"a {TeacherConfig.KindLatentDdpm} teacher needs an autoencoder.");
+        if (!latent && autoencoder is not null) throw new FormatException($"a {TeacherConfig.KindAttributeDdpm} teacher works on pixels and takes no autoencoder.");
+        int side = ImageSize, channels = 3;
+        if (autoencoder is not null)
         {
-            ImageSize = ImageSize,
-            Channels = [.. Channels],
-            AttentionBelow = AttentionBelow ?? UNetConfig.DefaultAttentionBelow(ImageSize),
-            Attributes = attributes.Count,
-        },
-        Schedule = Schedule,
-        Dataset = dataset,
-        Training = Training,
-    };
+            if (ImageSize % autoencoder.Downsampling != 0)
+                throw new FormatException($"image size {ImageSize} must be divisible by the autoencoder's downsampling {autoencoder.Downsampling}.");
+            side = ImageSize / autoencoder.Downsampling;
+            channels = autoencoder.LatentChannels;
+            int halving = 1 << (Channels.Length - 1);
+            if (side % halving != 0)
+                throw new FormatException($"the latent side {side} ({ImageSize} px / {autoencoder.Downsampling}) must be divisible by {halving}: {Channels.Length} channel levels halve it {Channels.Length - 1} times.");
+        }
+        return new()
+        {
+            Kind = Kind,
+            Autoencoder = latent ? TeacherConfig.DefaultAutoencoderFolder : null,
+            AttributeNames = [.. attributes],
+            Unet = new UNetConfig
+            {
+                ImageSize = side,
+                InChannels = channels,
+                Channels = [.. Channels],
+                AttentionBelow = AttentionBelow ?? UNetConfig.DefaultAttentionBelow(side),
+                Attributes = attributes.Count,
+            },
+            Schedule = Schedule,
+            Dataset = dataset,
+            Training = Training,
+        };
+    }
 
     /// <summary>The settings a teacher's config was trained with (the judge's steps are not recorded there).</summary>
-    public static TeacherRunSettings Of(TeacherConfig config, int judgeSteps = DefaultJudgeSteps) => new()
+    public static TeacherRunSettings Of(TeacherConfig config, int judgeSteps = DefaultJudgeSteps, int downsampling = 1) => new()
     {
-        ImageSize = config.Unet.ImageSize,
+        Kind = config.Kind,
+        ImageSize = config.Unet.ImageSize * downsampling,
         Channels = config.Unet.Channels,
         AttentionBelow = config.Unet.AttentionBelow,
         Schedule = config.Schedule,

@@ -25,7 +25,8 @@ public sealed class TeacherTrainer : IDisposable
     public int Step { get; private set; }
     public Teacher Teacher => _teacher;
 
-    public TeacherTrainer(string dir, TeacherConfig config, Tensor images, Tensor labels, Device device, bool resume)
+    /// <param name="images">What the UNet learns: images, or for a latent teacher the scaled latents of its <paramref name="autoencoder"/>.</param>
+    public TeacherTrainer(string dir, TeacherConfig config, Tensor images, Tensor labels, Device device, bool resume, Autoencoder? autoencoder = null)
     {
         _dir = dir;
         _s = config.Training ?? new TeacherTrainingSettings();
@@ -33,7 +34,7 @@ public sealed class TeacherTrainer : IDisposable
         _images = images.to(device).DetachFromDisposeScope();
         _states = AttributeCondition.FromLabels(labels).to(device).DetachFromDisposeScope();
         random.manual_seed(_s.Seed);
-        _teacher = new Teacher(_config, device);
+        _teacher = new Teacher(_config, device, autoencoder);
         _raw = new AttributeUNet(_config.Unet);
         _raw.to(device);
         Ema.Copy(_raw, _teacher.Net); // same initial weights
@@ -70,7 +71,7 @@ public sealed class TeacherTrainer : IDisposable
         int b = _s.BatchSize;
         var idx = randint(0, n, [b], generator: _gen, dtype: ScalarType.Int64, device: _images.device);
         var x0 = _images.index_select(0, idx);
-        if (_s.HorizontalFlip)
+        if (_s.HorizontalFlip && !_teacher.Latent) // a latent teacher's data holds both orientations, encoded once
         {
             var flip = rand([b, 1, 1, 1], generator: _gen, device: x0.device).lt(0.5);
             x0 = where(flip, x0.flip(3), x0);

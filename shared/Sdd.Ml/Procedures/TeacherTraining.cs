@@ -43,7 +43,12 @@ public sealed class TeacherTraining : IDisposable
     public static bool HasCheckpoint(string dir) => File.Exists(Path.Combine(dir, "train", "state.json"));
 
     /// <summary>The settings the teacher in a folder was trained with (the judge's steps are the default: a config does not record them).</summary>
-    public static TeacherRunSettings SavedSettings(string dir) => TeacherRunSettings.Of(Teacher.ReadConfig(dir));
+    public static TeacherRunSettings SavedSettings(string dir)
+    {
+        var config = Teacher.ReadConfig(dir);
+        int downsampling = config.Kind == TeacherConfig.KindLatentDdpm ? Autoencoder.ReadConfig(Teacher.AutoencoderDir(dir, config)).Downsampling : 1;
+        return TeacherRunSettings.Of(config, downsampling: downsampling);
+    }
 
     /// <summary>
     /// Opens a run folder. <paramref name="images"/> (N, 3, S, S) in [-1, 1] at the run's image size and
@@ -54,8 +59,13 @@ public sealed class TeacherTraining : IDisposable
     /// from <paramref name="settings"/>. <paramref name="dataset"/> names the data set in the configs. Invalid settings
     /// throw <see cref="FormatException"/> naming the setting.
     /// </summary>
+    /// <remarks>
+    /// A latent teacher (<see cref="TeacherRunSettings.Kind"/> latent-ddpm) learns from the latents of the autoencoder in
+    /// <paramref name="autoencoderDir"/> (copied into the run folder as vae/; a resumed run uses its own): the images are
+    /// encoded once, with their mirror images (the random flip of pixel training cannot be applied to latents).
+    /// </remarks>
     public static TeacherTraining Open(string dir, TeacherRunSettings settings, IReadOnlyList<string> attributes, Tensor images, Tensor labels,
-        bool resume = true, string? dataset = null)
+        bool resume = true, string? dataset = null, string? autoencoderDir = null)
     {
         settings.Validated();
         if (labels.shape.Length != 2 || labels.shape[1] != attributes.Count)
@@ -74,11 +84,49 @@ public sealed class TeacherTraining : IDisposable
         {
             foreach (var stale in new[] { Path.Combine(dir, "train"), Path.Combine(dir, JudgeFolder) })
                 if (Directory.Exists(stale)) Directory.Delete(stale, recursive: true);
-            config = settings.Config(attributes, dataset);
+            AutoencoderConfig? ae = null;
+            if (settings.Kind == TeacherConfig.KindLatentDdpm)
+            {
+                if (autoencoderDir is null) throw new FormatException($"a {TeacherConfig.KindLatentDdpm} teacher needs an autoencoder folder.");
+                ae = Autoencoder.ReadConfig(autoencoderDir);
+                var own = Path.Combine(dir, TeacherConfig.DefaultAutoencoderFolder);
+                if (Path.GetFullPath(own) != Path.GetFullPath(autoencoderDir))
+                {
+                    if (Directory.Exists(own)) Directory.Delete(own, recursive: true);
+                    Directory.CreateDirectory(own);
+                    foreach (var f in new[] { ModelFolder.ConfigFile, AutoencoderConfig.WeightsFile })
+                        File.Copy(Path.Combine(autoencoderDir, f), Path.Combine(own, f));
+                }
+            }
+            config = settings.Config(attributes, dataset, ae);
         }
         Directory.CreateDirectory(dir);
-        var trainer = new TeacherTrainer(dir, config, images, labels, TorchRuntime.Device, continuing);
+        TeacherTrainer trainer;
+        if (config.Kind == TeacherConfig.KindLatentDdpm)
+        {
+            var autoencoder = Autoencoder.Load(Teacher.AutoencoderDir(dir, config), TorchRuntime.Device);
+            var (latents, twice) = Encode(autoencoder, images, labels, config.Training?.HorizontalFlip ?? true);
+            using (latents) using (twice) trainer = new TeacherTrainer(dir, config, latents, twice, TorchRuntime.Device, continuing, autoencoder);
+        }
+        else trainer = new TeacherTrainer(dir, config, images, labels, TorchRuntime.Device, continuing);
         return new TeacherTraining(dir, trainer, config, settings);
+    }
+
+    /// <summary>Scaled latents (posterior means) of the images, and of their mirror images after them when <paramref name="mirror"/>; labels to match.</summary>
+    private static (Tensor Latents, Tensor Labels) Encode(Autoencoder ae, Tensor images, Tensor labels, bool mirror)
+    {
+        using var _ = no_grad();
+        var parts = new List<Tensor>();
+        foreach (var flip in mirror ? new[] { false, true } : [false])
+            for (long i = 0; i < images.shape[0]; i += 32)
+            {
+                using var scope = NewDisposeScope();
+                var x = images[TensorIndex.Slice(i, Math.Min(i + 32, images.shape[0]))].to(ae.Device);
+                parts.Add(ae.Encode(flip ? x.flip(3) : x).cpu().MoveToOuterDisposeScope());
+            }
+        var latents = cat(parts);
+        foreach (var p in parts) p.Dispose();
+        return (latents, mirror ? cat([labels, labels]) : labels.clone());
     }
 
     /// <summary>
@@ -104,7 +152,7 @@ public sealed class TeacherTraining : IDisposable
         if (!set.Attributes.SequenceEqual(Config.AttributeNames))
             throw new DatasetException($"The data set's attributes ({string.Join(",", set.Attributes)}) differ from the teacher's ({string.Join(",", Config.AttributeNames)}).");
         if (Settings.JudgeSteps == 0) return null;
-        return JudgeTraining.Train(set, Path.Combine(Dir, JudgeFolder), Config.Unet.ImageSize, Settings.JudgeSteps, Config.Dataset, progress: progress);
+        return JudgeTraining.Train(set, Path.Combine(Dir, JudgeFolder), Teacher.Size, Settings.JudgeSteps, Config.Dataset, progress: progress);
     }
 
     public void Dispose() => _trainer.Dispose();
