@@ -122,4 +122,14 @@ public sealed class QualityEvaluationTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [Fact]
+    public void The_readme_block_is_replaced_between_its_markers_and_again_the_same_way()
+    {
+        var readme = $"intro\n{QualityTables.BeginMarker}\nold table\n{QualityTables.EndMarker}\nrest\n";
+        var once = QualityTables.ReplaceBlock(readme, "| new | table |\n");
+        Assert.Equal($"intro\n{QualityTables.BeginMarker}\n\n| new | table |\n\n{QualityTables.EndMarker}\nrest\n", once);
+        Assert.Equal(once, QualityTables.ReplaceBlock(once, "| new | table |"));
+        Assert.Throws<InvalidDataException>(() => QualityTables.ReplaceBlock("no markers here", "x"));
+    }
 }

@@ -28,6 +28,18 @@ public static class BenchCommands
         var json = o.String("json") ?? Path.Combine(ModelHome.Root, "docs", "results", "bench-quality.json");
         var markdown = o.String("markdown") ?? Path.ChangeExtension(json, ".md");
         var work = o.String("work") ?? Path.Combine(Path.GetTempPath(), "sdd-bench-quality");
+        var readme = o.String("readme");
+        if (o.Has("tables-only"))
+        {
+            // The tables again from the JSON alone (nothing is measured): the Markdown file, and the README's block when asked.
+            o.EnsureAllUsed();
+            var saved = JsonSerializer.Deserialize<QualityBenchReport>(File.ReadAllText(json), ModelFolder.Json) ?? throw new InvalidDataException($"'{json}' is empty.");
+            var tables = QualityTables.Markdown(saved);
+            File.WriteAllText(markdown, tables);
+            if (readme is not null) File.WriteAllText(readme, QualityTables.ReplaceBlock(File.ReadAllText(readme), tables));
+            Console.WriteLine($"tables of {saved.Cells.Count} cells -> {markdown}{(readme is null ? "" : $" and {readme}")}");
+            return 0;
+        }
         var settings = d with
         {
             Seeds = seeds,
@@ -57,6 +69,7 @@ public static class BenchCommands
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
         var report = new QualityEvaluation(teacher, judge, settings, work, json, markdown, m => Console.Error.WriteLine(m)).Run(cts.Token);
         Console.WriteLine(QualityTables.Markdown(report));
+        if (readme is not null) File.WriteAllText(readme, QualityTables.ReplaceBlock(File.ReadAllText(readme), QualityTables.Markdown(report)));
         Console.WriteLine($"json -> {json}; markdown -> {markdown}; grids under {work}/<attribute>/grid.png");
         return cts.IsCancellationRequested ? 130 : 0;
     }

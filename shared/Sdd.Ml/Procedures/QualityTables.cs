@@ -67,6 +67,17 @@ public static class QualityTables
         return sb.ToString();
     }
 
+    public const string BeginMarker = "<!-- bench-quality:begin (generated from docs/results/bench-quality.json by ./sdd bench quality --tables-only --readme README.md) -->";
+    public const string EndMarker = "<!-- bench-quality:end -->";
+
+    /// <summary>The text with the block between <see cref="BeginMarker"/> and <see cref="EndMarker"/> replaced by <paramref name="tables"/>.</summary>
+    public static string ReplaceBlock(string text, string tables)
+    {
+        int begin = text.IndexOf("<!-- bench-quality:begin", StringComparison.Ordinal), end = text.IndexOf(EndMarker, StringComparison.Ordinal);
+        if (begin < 0 || end < begin) throw new InvalidDataException($"The file has no block between '{BeginMarker}' and '{EndMarker}' to replace.");
+        return text[..begin] + BeginMarker + "\n\n" + tables.TrimEnd() + "\n\n" + text[end..];
+    }
+
     private static QualitySummary? Row(QualityBenchReport r, string attribute, string method) =>
         r.Summary.FirstOrDefault(x => x.Attribute == attribute && x.Method == method);
 
