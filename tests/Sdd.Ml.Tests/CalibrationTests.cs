@@ -17,6 +17,32 @@ public sealed class CalibrationTests
     private const int S = MethodSupport.Size;
     private static readonly double[] Grid = ScaleCalibration.Grid(GuidanceMode.Delta);
 
+    [Fact]
+    public void Refinement_bisects_between_the_failing_and_the_passing_grid_scale_and_resumes_between_probes()
+    {
+        // Editability passes from s = 6.5 on: the grid (2.5, 5, 10, ...) finds 10 (5 fails); two bisections probe
+        // sqrt(5 * 10) = 7.0711 (passes) and sqrt(5 * 7.0711) = 5.946 (fails), so 7.0711 is chosen.
+        static double E(double s) => s >= 6.5 ? 0.97 : 0.5;
+        var asked = new List<double>();
+        var found = ScaleCalibration.Search(Grid, 0.95, s => { asked.Add(s); return E(s); }, [], refinements: 2)!;
+        Assert.True(found.Reached);
+        Assert.Equal(7.0711, found.Scale);
+        Assert.Equal(new[] { 10, 5, 7.0711, Math.Round(Math.Sqrt(5 * 7.0711), 4) }, asked);
+        Assert.Equal(asked.Order(), found.Probes.Select(p => p.Scale));
+        Assert.Equal(10, ScaleCalibration.Search(Grid, 0.95, s => E(s), [], refinements: 0)!.Scale); // without refinement: the grid's scale
+
+        // Cut short before the second bisection, then resumed with the probes so far: the same answer, no probe twice.
+        var known = new List<ScaleProbe>();
+        var again = new List<double>();
+        Assert.Null(ScaleCalibration.Search(Grid, 0.95, s => { if (again.Count == 3) return null; again.Add(s); return E(s); }, known, refinements: 2));
+        var resumed = ScaleCalibration.Search(Grid, 0.95, s => { again.Add(s); return E(s); }, known, refinements: 2)!;
+        Assert.Equal(found.Scale, resumed.Scale);
+        Assert.Equal(asked, again);
+
+        // The smallest grid scale passing leaves nothing below it to bisect toward.
+        Assert.Equal(Grid[0], ScaleCalibration.Search(Grid, 0.95, _ => 0.99, [], refinements: 2)!.Scale);
+    }
+
     [Theory]
     [InlineData(0, 3)]
     [InlineData(1, 3)]

@@ -49,6 +49,7 @@ public static class MethodCommands
             Seed = o.Int("seed", (int)d.Seed),
             TargetEditability = o.Double("target", d.TargetEditability, 1e-6, 1),
             CalibrationSteps = o.Has("calibration-steps") ? o.Int("calibration-steps", 1, 1, DistillSettings.MaxSteps) : d.CalibrationSteps,
+            CalibrationRefinements = o.Int("calibration-refinements", d.CalibrationRefinements, 0, 6),
             PositiveShare = o.Double("positive-share", DistillSettings.DefaultPositiveShare(mode), 0, 0.99),
             Editor = editor,
             MaskSparsity = o.Double("mask-sparsity", d.MaskSparsity, 0, 1e6),

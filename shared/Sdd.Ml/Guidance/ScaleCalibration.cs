@@ -17,7 +17,10 @@ public sealed record CalibratedScale(double Scale, bool Reached, double Target, 
 /// 0.78 at s = 20 and 0.53 at s = 80 after short probes), so the scales that pass form one interval around the peak.
 /// The search starts at the mode's reference scale and walks toward the peak one grid step at a time (up while
 /// editability does not fall, else down), then, from the first passing scale, down while scales still pass. It probes
-/// each scale at most once: at most the grid's 6 scales, 2 to 4 when the answer is near the reference. Every probe is kept.
+/// each scale at most once: at most the grid's 6 scales, 2 to 4 when the answer is near the reference. Then, when a
+/// smaller grid scale failed, it bisects (geometrically) between that one and the passing one <c>refinements</c> times,
+/// so the chosen scale is within a factor 2^(1/2^n) of the smallest passing one instead of a factor 2: a scale larger than
+/// needed over-draws the edit (the 32 px smiling editor at s = 10 draws a wider mouth than the true smile). Every probe is kept.
 /// </summary>
 public static class ScaleCalibration
 {
@@ -41,22 +44,24 @@ public static class ScaleCalibration
     /// chosen, marked not reached.
     /// </summary>
     public static CalibratedScale? Search(double[] grid, double target, Func<double, double?> probe, List<ScaleProbe> known,
-        int stepsPerProbe = 0, int validationImages = 0, int? start = null)
+        int stepsPerProbe = 0, int validationImages = 0, int? start = null, int refinements = 0)
     {
         if (grid.Length == 0) throw new ArgumentException("The scale grid is empty.", nameof(grid));
         int n = grid.Length, r = Math.Clamp(start ?? (n - 1) / 2, 0, n - 1);
-        double? E(int i)
+        double? At(double scale)
         {
-            var done = known.FirstOrDefault(p => p.Scale == grid[i]);
+            var done = known.FirstOrDefault(p => p.Scale == scale);
             if (done is not null) return done.Editability;
-            var e = probe(grid[i]);
-            if (e is { } v) known.Add(new ScaleProbe(grid[i], v));
+            var e = probe(scale);
+            if (e is { } v) known.Add(new ScaleProbe(scale, v));
             return e;
         }
+        double? E(int i) => At(grid[i]);
+        double chosen = double.NaN;
         CalibratedScale Result(int? passing)
         {
-            var probes = known.Where(p => grid.Contains(p.Scale)).OrderBy(p => p.Scale).ToList();
-            if (passing is { } i) return new CalibratedScale(grid[i], true, target, grid, probes, stepsPerProbe, validationImages);
+            var probes = known.OrderBy(p => p.Scale).ToList();
+            if (passing is not null) return new CalibratedScale(chosen, true, target, grid, probes, stepsPerProbe, validationImages);
             var best = probes.OrderByDescending(p => p.Editability).ThenBy(p => p.Scale).First();
             return new CalibratedScale(best.Scale, false, target, grid, probes, stepsPerProbe, validationImages);
         }
@@ -97,6 +102,19 @@ public static class ScaleCalibration
             if (E(i) is not { } e) return null;
             if (e < target) break;
             smallest = i;
+        }
+        // 3. Between the failing grid scale below it (probed by step 2) and the passing one: bisect in log scale.
+        chosen = grid[smallest];
+        if (smallest > 0)
+        {
+            double lo = grid[smallest - 1], hi = grid[smallest];
+            for (int k = 0; k < refinements; k++)
+            {
+                double mid = Math.Round(Math.Sqrt(lo * hi), 4);
+                if (At(mid) is not { } e) return null;
+                if (e >= target) hi = mid; else lo = mid;
+            }
+            chosen = hi;
         }
         return Result(smallest);
     }

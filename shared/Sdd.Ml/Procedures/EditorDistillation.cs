@@ -250,7 +250,7 @@ public sealed class EditorDistillation : IDisposable
                 var e = Probe(scale, sampler, judge, validation.Images, progress);
                 AtomicFile.Write(probesPath, p => File.WriteAllText(p, JsonSerializer.Serialize(known.Append(new ScaleProbe(scale, e)), ModelFolder.Json)));
                 return e;
-            }, known, Settings.ProbeSteps, (int)validation.Images.shape[0]);
+            }, known, Settings.ProbeSteps, (int)validation.Images.shape[0], refinements: Settings.CalibrationRefinements);
             if (found is null) return false;
         }
         AtomicFile.Write(Path.Combine(Dir, CalibrationFile), p => File.WriteAllText(p, JsonSerializer.Serialize(found, ModelFolder.Json)));
