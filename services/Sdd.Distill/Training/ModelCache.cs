@@ -41,6 +41,16 @@ public sealed class ModelCache(ObjectStore store, DistillOptions options) : IDis
         foreach (var file in new[] { TeacherModel.ConfigFile, TeacherModel.WeightsFile })
             if (await store.StatAsync(store.ModelsBucket, prefix + "judge/" + file, ct) is not null)
                 await DownloadAsync(prefix + "judge/" + file, Path.Combine(dir, "judge", file), ct);
+        if (TeacherModel.ReadConfig(dir).Kind == TeacherConfig.KindLatentDdpm) // a latent teacher's autoencoder, vae/ beside it
+        {
+            const string vae = TeacherConfig.DefaultAutoencoderFolder;
+            Directory.CreateDirectory(Path.Combine(dir, vae));
+            foreach (var file in new[] { ModelFolder.ConfigFile, AutoencoderConfig.WeightsFile })
+            {
+                try { await DownloadAsync($"{prefix}{vae}/{file}", Path.Combine(dir, vae, file), ct); }
+                catch (FileNotFoundException) { throw new Runs.RunFailure($"Latent teacher '{teacher.Name}' has no {vae}/{file} at s3://{store.ModelsBucket}/{prefix}{vae}/{file}."); }
+            }
+        }
         if (teacher.Status == TeacherStatus.Ready) await File.WriteAllTextAsync(Path.Combine(dir, "ready"), "", ct);
         return dir;
     }

@@ -33,6 +33,26 @@ public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSet
         var attributes = config.AttributeNames.ToList();
         var imageSize = config.Unet.ImageSize;
         var kind = config.Kind;
+        // A latent teacher's autoencoder travels with it (vae/); its images are the latent's side times the downsampling.
+        string[] vaeFiles = [];
+        if (kind == TeacherConfig.KindLatentDdpm)
+        {
+            if ((config.Autoencoder ?? TeacherConfig.DefaultAutoencoderFolder) != TeacherConfig.DefaultAutoencoderFolder)
+            {
+                log.LogWarning("Builtin teacher not registered: its autoencoder must be in {Folder}/, not {Given}", TeacherConfig.DefaultAutoencoderFolder, config.Autoencoder);
+                return;
+            }
+            var vaeDir = Path.Combine(teacherDir!, TeacherConfig.DefaultAutoencoderFolder);
+            vaeFiles = [ModelFolder.ConfigFile, AutoencoderConfig.WeightsFile];
+            var absent = vaeFiles.Select(f => Path.Combine(vaeDir, f)).Where(p => !File.Exists(p)).ToList();
+            if (absent.Count > 0)
+            {
+                log.LogWarning("Builtin teacher not registered: missing {Missing}", string.Join(", ", absent));
+                return;
+            }
+            var vaeConfigPath = Path.Combine(vaeDir, ModelFolder.ConfigFile);
+            imageSize *= ModelFolder.ParseConfig<AutoencoderConfig>(await File.ReadAllTextAsync(vaeConfigPath, ct), vaeConfigPath).Downsampling;
+        }
 
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({LockKey})", ct);
@@ -44,6 +64,9 @@ public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSet
             await using (var f = File.OpenRead(Path.Combine(teacherDir!, file))) await store.PutAsync(store.ModelsBucket, prefix + file, f, ContentType(file), ct);
             await using (var f = File.OpenRead(Path.Combine(judgeDir!, file))) await store.PutAsync(store.ModelsBucket, prefix + "judge/" + file, f, ContentType(file), ct);
         }
+        foreach (var file in vaeFiles)
+            await using (var f = File.OpenRead(Path.Combine(teacherDir!, TeacherConfig.DefaultAutoencoderFolder, file)))
+                await store.PutAsync(store.ModelsBucket, prefix + TeacherConfig.DefaultAutoencoderFolder + "/" + file, f, ContentType(file), ct);
         db.Teachers.Add(new Teacher
         {
             Id = id, Name = Name, Kind = kind, Resolution = imageSize, AttributeNames = attributes, SettingsJson = configJson,
