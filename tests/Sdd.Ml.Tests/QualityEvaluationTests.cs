@@ -36,6 +36,25 @@ public sealed class QualityEvaluationTests
     }
 
     [Fact]
+    public void Laplacian_energy_is_zero_on_flat_images_falls_with_blur_and_reads_only_the_mask()
+    {
+        using var scope = NewDisposeScope();
+        var (x, _) = Tiny.Portraits(62, 0, 2, 32);
+        var all = ones(2, 1, 32, 32);
+        Assert.All(ImageMetrics.LaplacianEnergy(zeros(2, 3, 32, 32), all).data<float>().ToArray(), v => Assert.Equal(0f, v));
+        var blurred = F.interpolate(F.interpolate(x, size: [8, 8], mode: InterpolationMode.Area), size: [32, 32], mode: InterpolationMode.Bilinear);
+        var sharp = ImageMetrics.LaplacianEnergy(x, all); var soft = ImageMetrics.LaplacianEnergy(blurred, all);
+        for (int i = 0; i < 2; i++) Assert.True(soft[i].item<float>() < 0.5f * sharp[i].item<float>(), $"blurred {soft[i].item<float>()} vs sharp {sharp[i].item<float>()}");
+        // A single bright pixel: its 3x3 neighbourhood carries all the energy; a mask away from it reads none.
+        var dot = zeros(1, 3, 16, 16) - 1; dot[0, .., 8, 8] = tensor(1f);
+        var near = zeros(1, 1, 16, 16); near[0, 0, 8, 8] = tensor(1f);
+        var far = zeros(1, 1, 16, 16); far[0, 0, 1, 1] = tensor(1f);
+        Assert.Equal(16f, ImageMetrics.LaplacianEnergy(dot, near)[0].item<float>(), 4); // (-4 * 1)^2 in [0, 1] units
+        Assert.Equal(0f, ImageMetrics.LaplacianEnergy(dot, far)[0].item<float>());
+        Assert.True(float.IsNaN(ImageMetrics.LaplacianEnergy(dot, zeros(1, 1, 16, 16))[0].item<float>()));
+    }
+
+    [Fact]
     public void A_portrait_attribute_lives_in_a_small_region()
     {
         using var scope = NewDisposeScope();
@@ -103,6 +122,7 @@ public sealed class QualityEvaluationTests
             Assert.Equal(100, none.PsnrOutsideRegion!.Value, 2); // no edit leaves the outside as it was
             Assert.Equal(100, report.Cells[0].DoublePsnrSource!.Value, 2);
             Assert.True(none.PsnrInRegion < none.PsnrCounterfactual, "inside the region, no edit is far from the counterfactual");
+            Assert.NotNull(none.Sharpness);
             Assert.All(report.Cells.Skip(1), c => Assert.True(c.Row.PsnrOutsideRegion < 100 && c.DoublePsnrSource < 100, $"{c.Method} changed nothing"));
             var sdd = report.Summary.Single(s => s.Method == "sdd-fixed-500");
             Assert.Equal(2, sdd.Figures["psnrInRegion"].N);

@@ -12,8 +12,9 @@ namespace Sdd.Ml.Evaluation;
 /// <paramref name="Kid"/> and <paramref name="Fd"/>: distances of the edited images' judge features to the reference
 /// images that have the attribute.
 /// </summary>
+/// <paramref name="Sharpness"/>: the Laplacian energy of the edited images inside the region over the counterfactuals' (1: as sharp).
 public sealed record QualityRow(string Method, double Editability, double PsnrSource, double SsimSource, double? PsnrCounterfactual,
-    double? PsnrInRegion, double? PsnrOutsideRegion, double? Kid, double? Fd, double MsPerImage, double Nfe, double OthersKept);
+    double? PsnrInRegion, double? PsnrOutsideRegion, double? Kid, double? Fd, double MsPerImage, double Nfe, double OthersKept, double? Sharpness = null);
 
 /// <summary>
 /// Scores edited images against their sources, counterfactuals and reference images with the attribute, all on the
@@ -47,11 +48,14 @@ public sealed class QualityScorer(Judge judge, string attribute, Tensor sources,
         var refImages = reference ?? counterfactuals;
         if (_referenceFeatures is null && refImages is not null && refImages.shape[0] >= 2) _referenceFeatures = judge.Features(refImages).DetachFromDisposeScope();
         Tensor? features = _referenceFeatures is not null && edited.shape[0] >= 2 ? judge.Features(edited) : null;
-        double? inside = null, outside = null;
+        double? inside = null, outside = null, sharpness = null;
         if (counterfactuals is not null && _region is not null)
         {
             inside = Round(ImageMetrics.FiniteMean(ImageMetrics.MaskedPsnr(edited, counterfactuals, _region)));
             outside = Round(ImageMetrics.FiniteMean(ImageMetrics.MaskedPsnr(edited, sources, 1 - _region)));
+            double target = ImageMetrics.FiniteMean(ImageMetrics.LaplacianEnergy(counterfactuals, _region));
+            double ratio = ImageMetrics.FiniteMean(ImageMetrics.LaplacianEnergy(edited, _region)) / target;
+            sharpness = double.IsFinite(ratio) ? Math.Round(ratio, 3) : null;
         }
         return new QualityRow(method,
             Math.Round(editability, 4),
@@ -61,7 +65,7 @@ public sealed class QualityScorer(Judge judge, string attribute, Tensor sources,
             inside, outside,
             features is null ? null : Math.Round(KernelDistance.Compute(features, _referenceFeatures!), 5),
             features is null ? null : Math.Round(FrechetDistance.Compute(features, _referenceFeatures!), 3),
-            Math.Round(msPerImage, 3), nfe, Math.Round(kept, 4));
+            Math.Round(msPerImage, 3), nfe, Math.Round(kept, 4), sharpness);
     }
 
     private static double? Round(double v) => double.IsFinite(v) ? Math.Round(v, 2) : null;

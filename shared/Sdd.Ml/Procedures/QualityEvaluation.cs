@@ -311,6 +311,7 @@ public sealed class QualityEvaluation(Teacher teacher, Judge judge, QualityBench
             Put("kid", c => c.Row.Kid);
             Put("fd", c => c.Row.Fd);
             Put("othersKept", c => c.Row.OthersKept);
+            Put("sharpness", c => c.Row.Sharpness);
             Put("msPerImage", c => c.Row.MsPerImage);
             Put("nfe", c => c.Row.Nfe);
             Put("scale", c => c.Scale);
