@@ -63,7 +63,7 @@ public static class QualityTables
                 sb.AppendLine(CultureInfo.InvariantCulture,
                     $"| {x.Method} | {Num(x, "scale", "0.#")} | {Pct(x, "editability")} | {Num(x, "psnrInRegion")} | {Num(x, "psnrOutsideRegion")} | {Num(x, "psnrCounterfactual")} " +
                     $"| {Num(x, "doublePsnrSource")} | {Pct(x, "doubleKept")} | {Num(x, "kid", "0.00", 1000)} | {Num(x, "fd")} | {Pct(x, "othersKept")} | {Num(x, "nfe", "0")} | {Num(x, "msPerImage", "0.0")} |" +
-                    (sharp ? $" {Num(x, "sharpness", "0.00")} |" : ""));
+                    $"{(sharp ? $" {Num(x, "sharpness", "0.00")} |" : "")}");
             sb.AppendLine();
         }
         return sb.ToString();
