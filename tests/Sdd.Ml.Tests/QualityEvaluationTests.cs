@@ -55,6 +55,29 @@ public sealed class QualityEvaluationTests
     }
 
     [Fact]
+    public void Editors_are_compared_on_the_same_portraits_at_each_size_in_residual_mode_above_their_own()
+    {
+        using var scope = NewDisposeScope();
+        random.manual_seed(9);
+        using var judge = new Judge(new JudgeConfig { AttributeNames = [.. PortraitAttributes.All], ImageSize = 16, Channels = [8, 8] });
+        using var identity = new Sdd.Ml.Editors.Editor(MethodSupport.EditorConfig()); // an untrained editor is the identity
+        using var changed = new Sdd.Ml.Editors.Editor(MethodSupport.EditorConfig());
+        Tiny.Perturb(changed.Net, 9, 0.2);
+        var rows = EditorComparison.Run([("identity", identity), ("changed", changed)], judge, PortraitAttributes.Smiling, [16, 32], 4);
+        Assert.Equal(["no edit", "identity", "changed", "no edit", "identity", "changed"], rows.Select(r => r.Editor));
+        Assert.Equal([16, 16, 16, 32, 32, 32], rows.Select(r => r.ImageSize));
+        foreach (var size in new[] { 16, 32 })
+        {
+            var none = rows.Single(r => r.ImageSize == size && r.Editor == "no edit").Row;
+            var same = rows.Single(r => r.ImageSize == size && r.Editor == "identity").Row;
+            var other = rows.Single(r => r.ImageSize == size && r.Editor == "changed").Row;
+            Assert.Equal(none.PsnrInRegion, same.PsnrInRegion);
+            Assert.Equal(none.Sharpness, same.Sharpness);
+            Assert.True(other.PsnrOutsideRegion < 100, $"the perturbed editor left {size} px images untouched");
+        }
+    }
+
+    [Fact]
     public void A_portrait_attribute_lives_in_a_small_region()
     {
         using var scope = NewDisposeScope();

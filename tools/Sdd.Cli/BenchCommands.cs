@@ -74,6 +74,33 @@ public static class BenchCommands
         return cts.IsCancellationRequested ? 130 : 0;
     }
 
+    public sealed record EditorsReport(string Attribute, int Images, string Judge, List<SizedQualityRow> Rows);
+
+    /// <summary><c>bench editors</c>: editors of one attribute on the same held-out portraits at each size (residual mode below it), sharpness included.</summary>
+    public static int Editors(Options o)
+    {
+        var names = (o.String("editors") ?? throw new UsageException("missing required option --editors DIR[,DIR...]")).Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var judgeDir = o.String("judge") ?? ModelHome.Judge;
+        var sizes = (o.String("sizes") ?? "128,512").Split(',').Select(x => int.TryParse(x, out var v) && v is >= 8 and <= 4096 ? v : throw new UsageException($"--sizes takes sides like 128,512, got '{x}'")).ToArray();
+        int images = o.Int("images", 100, 2, 10_000);
+        var json = o.String("json");
+        o.EnsureAllUsed();
+        using var judge = Judge.Load(judgeDir, TorchRuntime.Device);
+        var editors = names.Select(d => (Name: Path.GetFileName(Path.TrimEndingDirectorySeparator(d)), Editor: Editor.Load(d, TorchRuntime.Device))).ToList();
+        try
+        {
+            var attribute = editors[0].Editor.Config.Attribute;
+            if (editors.Any(e => e.Editor.Config.Attribute != attribute)) throw new UsageException("--editors must all edit the same attribute");
+            Console.WriteLine($"editors of {attribute} on {images} held-out portraits lacking it, rendered at {string.Join(", ", sizes)} px (residual mode above an editor's size); judge {judgeDir}");
+            Console.WriteLine($"{"editor",-20} {"editor px",9} {"image px",8} {"edit%",6} {"in-region",10} {"outside",8} {"whole cf",9} {"sharpness",9} {"ms/img",8}");
+            var rows = EditorComparison.Run(editors, judge, attribute, sizes, images, report: r =>
+                Console.WriteLine($"{r.Editor,-20} {r.EditorSize,9} {r.ImageSize,8} {r.Row.Editability * 100,6:0.0} {r.Row.PsnrInRegion,10:0.00} {r.Row.PsnrOutsideRegion,8:0.00} {r.Row.PsnrCounterfactual,9:0.00} {r.Row.Sharpness,9:0.00} {r.Row.MsPerImage,8:0.0}"));
+            if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new EditorsReport(attribute, images, judgeDir, rows), ModelFolder.Json));
+        }
+        finally { foreach (var e in editors) e.Editor.Dispose(); }
+        return 0;
+    }
+
     private static int[] ParseInts(string s, string name) =>
         s.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(v => int.TryParse(v, out var i) && i > 0 && i < 1000 ? i : throw new UsageException($"{name} takes timesteps like 200,500,800")).ToArray();
 
