@@ -210,7 +210,9 @@ public sealed class Teacher : IDisposable
     {
         var config = ReadConfig(dir);
         var ae = config.Kind == KindLatentDdpm ? Diffusion.Autoencoder.Load(AutoencoderDir(dir, config), device) : null;
-        var teacher = new Teacher(config, device, ae);
+        Teacher teacher;
+        try { teacher = new Teacher(config, device, ae); }
+        catch { ae?.Dispose(); throw; } // a refused pairing leaves no autoencoder behind
         var weights = Path.Combine(dir, WeightsFile);
         if (!File.Exists(weights)) throw new FileNotFoundException($"No teacher weights at '{weights}'.", weights);
         teacher.Net.load_safetensors(weights, strict: true);
