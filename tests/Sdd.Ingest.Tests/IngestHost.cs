@@ -11,7 +11,7 @@ namespace Sdd.Ingest.Tests;
 /// The real Ingest (WebApplicationFactory&lt;Program&gt;) against the stack's real PostgreSQL, RabbitMQ and S3, with a
 /// database, buckets, a RabbitMQ virtual host and an SDD_HOME (fake shared/models) of its own, so test classes never collide.
 /// </summary>
-public sealed class IngestHost : IAsyncLifetime
+public class IngestHost : IAsyncLifetime
 {
     public const string AdminKey = "test-admin-key";
     public const long MaxUploadBytes = 1 << 20;
@@ -65,6 +65,7 @@ public sealed class IngestHost : IAsyncLifetime
         (await Management.PutAsJsonAsync($"api/permissions/{vhost}/{Uri.EscapeDataString(Stack.RabbitMq.User)}",
             new { configure = ".*", write = ".*", read = ".*" })).EnsureSuccessStatusCode();
         WriteFakeModels();
+        WriteMoreModels(Path.Combine(Home, "shared", "models"));
         await Store.EnsureBucketAsync(UserBucket);
         Factory = NewFactory();
         _ = Factory.Server; // start: migrations, buckets, builtin teacher
@@ -95,6 +96,9 @@ public sealed class IngestHost : IAsyncLifetime
         Store.Dispose();
         try { Directory.Delete(Home, recursive: true); } catch (IOException) { }
     }
+
+    /// <summary>More shipped model folders for a fixture that needs them, written before Ingest starts.</summary>
+    protected virtual void WriteMoreModels(string models) { }
 
     private void WriteFakeModels()
     {

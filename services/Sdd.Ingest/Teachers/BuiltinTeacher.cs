@@ -3,31 +3,52 @@ using Npgsql;
 namespace Sdd.Ingest.Teachers;
 
 /// <summary>
-/// Registers the teacher shipped in <c>shared/models/teacher</c> (with its judge, <c>shared/models/judge</c>) as
-/// <c>builtin</c>: uploads the files to <c>teachers/&lt;id&gt;/</c> and <c>teachers/&lt;id&gt;/judge/</c> in the models
-/// bucket and inserts the row. Idempotent; two Ingest processes starting together queue on an advisory lock.
+/// Registers the teachers shipped in <c>shared/models</c> as builtin: uploads each one's files to
+/// <c>teachers/&lt;id&gt;/</c> (its judge to <c>judge/</c>, a latent teacher's autoencoder to <c>vae/</c>) in the models
+/// bucket and inserts its row. <c>builtin</c> is the 128 px latent teacher of <c>shared/models/latent128</c> (judge in its
+/// <c>judge/</c>) when that is shipped, and the 32 px pixel teacher of <c>shared/models/teacher</c> (judge in
+/// <c>shared/models/judge</c>) otherwise; with both shipped the pixel teacher is <c>builtin-32</c>. A registry made before
+/// keeps its rows (a name already registered is left alone), so its editors keep their teacher. Idempotent; two Ingest
+/// processes starting together queue on an advisory lock.
 /// </summary>
 public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSettings settings, ILogger<BuiltinTeacher> log)
 {
     public const string Name = "builtin";
+    public const string PixelName = "builtin-32";
+    public const string LatentFolder = "latent128";
     private const long LockKey = 0x5DD_0002;
     private static readonly string[] Files = [ModelFolder.ConfigFile, ModelFolder.WeightsFile];
 
     public async Task RegisterAsync(CancellationToken ct = default)
     {
-        if (await db.Teachers.AnyAsync(t => t.IsBuiltin && t.Name == Name, ct)) return;
         var home = FindHome(settings.Home);
-        var teacherDir = home is null ? null : Path.Combine(home, "shared", "models", "teacher");
-        var judgeDir = home is null ? null : Path.Combine(home, "shared", "models", "judge");
-        var missing = teacherDir is null ? ["shared/models (no SDD_HOME and no SDD.sln above the app)"]
-            : Files.Select(f => Path.Combine(teacherDir, f)).Concat(Files.Select(f => Path.Combine(judgeDir!, f))).Where(p => !File.Exists(p)).ToList();
+        if (home is null)
+        {
+            log.LogWarning("Builtin teacher not registered: missing {Missing}", "shared/models (no SDD_HOME and no SDD.sln above the app)");
+            return;
+        }
+        var models = Path.Combine(home, "shared", "models");
+        var latent = Path.Combine(models, LatentFolder);
+        var pixel = (Teacher: Path.Combine(models, "teacher"), Judge: Path.Combine(models, "judge"));
+        if (File.Exists(Path.Combine(latent, ModelFolder.ConfigFile)))
+        {
+            await RegisterAsync(Name, latent, Path.Combine(latent, "judge"), ct);
+            await RegisterAsync(PixelName, pixel.Teacher, pixel.Judge, ct);
+        }
+        else await RegisterAsync(Name, pixel.Teacher, pixel.Judge, ct);
+    }
+
+    private async Task RegisterAsync(string name, string teacherDir, string judgeDir, CancellationToken ct)
+    {
+        if (await db.Teachers.AnyAsync(t => t.IsBuiltin && t.Name == name, ct)) return;
+        var missing = Files.Select(f => Path.Combine(teacherDir, f)).Concat(Files.Select(f => Path.Combine(judgeDir, f))).Where(p => !File.Exists(p)).ToList();
         if (missing.Count > 0)
         {
-            log.LogWarning("Builtin teacher not registered: missing {Missing}", string.Join(", ", missing));
+            log.LogWarning("Builtin teacher {Name} not registered: missing {Missing}", name, string.Join(", ", missing));
             return;
         }
 
-        var configPath = Path.Combine(teacherDir!, ModelFolder.ConfigFile);
+        var configPath = Path.Combine(teacherDir, ModelFolder.ConfigFile);
         var configJson = await File.ReadAllTextAsync(configPath, ct);
         var config = ModelFolder.ParseConfig<TeacherConfig>(configJson, configPath); // the method's own reader of model folders
         var attributes = config.AttributeNames.ToList();
@@ -39,15 +60,15 @@ public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSet
         {
             if ((config.Autoencoder ?? TeacherConfig.DefaultAutoencoderFolder) != TeacherConfig.DefaultAutoencoderFolder)
             {
-                log.LogWarning("Builtin teacher not registered: its autoencoder must be in {Folder}/, not {Given}", TeacherConfig.DefaultAutoencoderFolder, config.Autoencoder);
+                log.LogWarning("Builtin teacher {Name} not registered: its autoencoder must be in {Folder}/, not {Given}", name, TeacherConfig.DefaultAutoencoderFolder, config.Autoencoder);
                 return;
             }
-            var vaeDir = Path.Combine(teacherDir!, TeacherConfig.DefaultAutoencoderFolder);
+            var vaeDir = Path.Combine(teacherDir, TeacherConfig.DefaultAutoencoderFolder);
             vaeFiles = [ModelFolder.ConfigFile, AutoencoderConfig.WeightsFile];
             var absent = vaeFiles.Select(f => Path.Combine(vaeDir, f)).Where(p => !File.Exists(p)).ToList();
             if (absent.Count > 0)
             {
-                log.LogWarning("Builtin teacher not registered: missing {Missing}", string.Join(", ", absent));
+                log.LogWarning("Builtin teacher {Name} not registered: missing {Missing}", name, string.Join(", ", absent));
                 return;
             }
             var vaeConfigPath = Path.Combine(vaeDir, ModelFolder.ConfigFile);
@@ -56,31 +77,31 @@ public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSet
 
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({LockKey})", ct);
-        if (await db.Teachers.AnyAsync(t => t.IsBuiltin && t.Name == Name, ct)) return; // another process won the race
+        if (await db.Teachers.AnyAsync(t => t.IsBuiltin && t.Name == name, ct)) return; // another process won the race
         var id = Guid.NewGuid();
         var prefix = KeyLayout.Teacher(owner: null, id);
         foreach (var file in Files)
         {
-            await using (var f = File.OpenRead(Path.Combine(teacherDir!, file))) await store.PutAsync(store.ModelsBucket, prefix + file, f, ContentType(file), ct);
-            await using (var f = File.OpenRead(Path.Combine(judgeDir!, file))) await store.PutAsync(store.ModelsBucket, prefix + "judge/" + file, f, ContentType(file), ct);
+            await using (var f = File.OpenRead(Path.Combine(teacherDir, file))) await store.PutAsync(store.ModelsBucket, prefix + file, f, ContentType(file), ct);
+            await using (var f = File.OpenRead(Path.Combine(judgeDir, file))) await store.PutAsync(store.ModelsBucket, prefix + "judge/" + file, f, ContentType(file), ct);
         }
         foreach (var file in vaeFiles)
-            await using (var f = File.OpenRead(Path.Combine(teacherDir!, TeacherConfig.DefaultAutoencoderFolder, file)))
+            await using (var f = File.OpenRead(Path.Combine(teacherDir, TeacherConfig.DefaultAutoencoderFolder, file)))
                 await store.PutAsync(store.ModelsBucket, prefix + TeacherConfig.DefaultAutoencoderFolder + "/" + file, f, ContentType(file), ct);
         db.Teachers.Add(new Teacher
         {
-            Id = id, Name = Name, Kind = kind, Resolution = imageSize, AttributeNames = attributes, SettingsJson = configJson,
+            Id = id, Name = name, Kind = kind, Resolution = imageSize, AttributeNames = attributes, SettingsJson = configJson,
             Status = TeacherStatus.Ready, WeightsKey = prefix, IsBuiltin = true, IsPublished = true, CreatedAt = DateTimeOffset.UtcNow,
         });
         try
         {
             await db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
-            log.LogInformation("Registered the builtin teacher {Id} ({Attributes}, {Size}px) from {Dir}", id, string.Join(", ", attributes), imageSize, teacherDir);
+            log.LogInformation("Registered the builtin teacher {Name} {Id} ({Attributes}, {Size}px) from {Dir}", name, id, string.Join(", ", attributes), imageSize, teacherDir);
         }
         catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
         {
-            log.LogInformation("The builtin teacher was registered by another process");
+            log.LogInformation("The builtin teacher {Name} was registered by another process", name);
         }
     }
 
