@@ -28,8 +28,11 @@ WORKDIR /app
 COPY --from=build /out ./
 # glibc: two malloc arenas, not eight per core: torch and the decoders allocate from many threads (an edit worker's
 # peak RSS over 10,000 images: 2129 MB with the default, 1370 MB with 2; ./sdd bench pipeline).
+# Blocks up to 512 MiB stay in the heap: 128 px activations were otherwise mapped and zeroed anew each step.
 ENV DOTNET_gcServer=0 \
     MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=536870912 \
+    MALLOC_TRIM_THRESHOLD_=1073741824 \
     SDD_WORK_DIR=/var/lib/sdd
 USER sdd
 ENTRYPOINT ["./Sdd.Distill"]
