@@ -29,6 +29,28 @@ public sealed class JudgeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_judge_from_64_px_gets_a_thin_full_size_level_and_one_more_halving_and_keeps_it_when_loaded()
+    {
+        Assert.Equal(new[] { 32, 64, 128 }, JudgeConfig.DefaultChannels(32));
+        Assert.Equal(new[] { 16, 32, 64, 128 }, JudgeConfig.DefaultChannels(128));
+        Assert.Equal(Judge.DefaultBatch, Judge.DefaultBatchFor(32));
+        Assert.Equal(Judge.DefaultBatch / 2, Judge.DefaultBatchFor(128));
+
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        random.manual_seed(5);
+        using var judge = new Judge(new JudgeConfig { AttributeNames = [.. PortraitAttributes.All], ImageSize = 64, Channels = JudgeConfig.DefaultChannels(64) });
+        var x = rand(2, 3, 64, 64);
+        // Four levels, three of them halving: 64 px ends on an 8x8 map of 128 channels.
+        using (no_grad()) Assert.Equal(new long[] { 2, 128 }, judge.Net.Features(x).shape);
+        Assert.Equal(new long[] { 8, 8 }, ((nn.Module<Tensor, Tensor>)judge.Net.named_children().First().module).forward(x).shape[2..]);
+        judge.Save(dir.Path);
+        using var loaded = Judge.Load(dir.Path);
+        Assert.Equal(new[] { 16, 32, 64, 128 }, loaded.Config.Channels);
+        Assert.True(Tiny.BitEqual(judge.Probabilities(x), loaded.Probabilities(x)));
+    }
+
+    [Fact]
     public void Judge_save_then_load_gives_bit_identical_probabilities()
     {
         using var scope = NewDisposeScope();

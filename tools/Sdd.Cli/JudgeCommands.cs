@@ -14,7 +14,8 @@ public static class JudgeCommands
         var datasetDir = o.Required("dataset");
         var outDir = o.Required("out");
         int steps = o.Int("steps", TeacherRunSettings.DefaultJudgeSteps, 1), size = o.Int("size", UNetConfig.DefaultImageSize, 8, 512),
-            batch = o.Int("batch", Judge.DefaultBatch, 2), seed = o.Int("seed", 1);
+            seed = o.Int("seed", 1);
+        int batch = o.Int("batch", Judge.DefaultBatchFor(size), 2);
         double lr = o.Double("lr", Judge.DefaultLearningRate, 1e-7, 1);
         o.EnsureAllUsed();
         var sw = Stopwatch.StartNew();

@@ -166,15 +166,15 @@ public static class JudgeTraining
 {
     /// <summary>Trains and saves the judge to <paramref name="dir"/>; a set too small to hold rows out is scored on its training rows.</summary>
     public static TrainedJudge Train(LabeledImageSet set, string dir, int size, int steps, string? dataset = null,
-        int batch = Judge.DefaultBatch, double lr = Judge.DefaultLearningRate, long seed = 1, Action<TrainingProgress>? progress = null)
+        int? batch = null, double lr = Judge.DefaultLearningRate, long seed = 1, Action<TrainingProgress>? progress = null)
     {
         var (train, held) = set.Split();
         var (x, y) = set.Load(size, train);
         var (hx, hy) = set.Load(size, held.Length > 0 ? held : train);
         using (x) using (y) using (hx) using (hy)
         {
-            var config = new JudgeConfig { AttributeNames = set.Attributes.ToArray(), ImageSize = size, Dataset = dataset };
-            using var judge = Judge.Train(config, x, y, steps, batch, lr, seed, TorchRuntime.Device, progress);
+            var config = new JudgeConfig { AttributeNames = set.Attributes.ToArray(), ImageSize = size, Channels = JudgeConfig.DefaultChannels(size), Dataset = dataset };
+            using var judge = Judge.Train(config, x, y, steps, batch ?? Judge.DefaultBatchFor(size), lr, seed, TorchRuntime.Device, progress);
             var acc = judge.Accuracy(hx, hy);
             var accuracy = set.Attributes.Select((a, i) => (a, i)).ToDictionary(p => p.a, p => Math.Round(acc[p.i], 4));
             judge.Save(dir, judge.Config with { Accuracy = accuracy });
