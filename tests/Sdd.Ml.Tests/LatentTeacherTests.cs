@@ -120,10 +120,21 @@ public sealed class LatentTeacherTrainingTests
         Assert.Equal(TeacherConfig.KindLatentDdpm, saved.Kind);
         Assert.Equal(Size, saved.ImageSize);
 
+        // The encoded set (the images and their mirror images) is cached for a resumed run, and left out of nothing else.
+        var cache = Path.Combine(dir["teacher"], "train", Sdd.Ml.Procedures.TeacherTraining.LatentCacheFile);
+        var cached = TorchSharp.PyBridge.Safetensors.LoadStateDict(cache);
+        Assert.Equal(new long[] { 48, 4, Size / 4, Size / 4 }, cached["latents"].shape);
+        using (var ae = Autoencoder.Load(Path.Combine(dir["teacher"], "vae")))
+        using (no_grad())
+            Assert.True(cached["latents"][TensorIndex.Slice(0, 24)].allclose(ae.Encode(x), rtol: 1e-4, atol: 1e-5));
+        Assert.True(cached["labels"][TensorIndex.Slice(24, 48)].eq(y).all().item<bool>());
+        var written = File.GetLastWriteTimeUtc(cache);
+
         Directory.Delete(dir["vae"], true); // resuming needs only the run's copy
         using (var run = Sdd.Ml.Procedures.TeacherTraining.Open(dir["teacher"], saved with { JudgeSteps = 2 }, set.Attributes, x, y, resume: true))
         {
             Assert.Equal(2, run.Step);
+            Assert.Equal(written, File.GetLastWriteTimeUtc(cache)); // read, not encoded again
             run.AdvanceToEnd();
             var judge = run.Finish(set);
             Assert.NotNull(judge);

@@ -66,7 +66,7 @@ public sealed class CheckpointStore(ObjectStore store, ILogger<CheckpointStore> 
         var folder = KeyLayout.CheckpointGeneration(chunk, Guid.NewGuid().ToString("N")[..8]);
         var files = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
             .Select(f => Path.GetRelativePath(dir, f).Replace('\\', '/'))
-            .Where(f => !f.EndsWith(".tmp", StringComparison.Ordinal))
+            .Where(f => !f.EndsWith(".tmp", StringComparison.Ordinal) && !f.EndsWith(".cache", StringComparison.Ordinal)) // partial writes; local caches (a latent run's encoded set)
             .ToList();
         await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = ct },
             async (f, token) => await PutFileAsync(Path.Combine(dir, f), prefix + folder + f, token));
