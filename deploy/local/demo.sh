@@ -4,6 +4,7 @@
 # distilled from the builtin teacher (HQS timesteps, 300 steps) -> a job of 200 held-out portraits ->
 # ./out/contact-sheet.png and ./out/summary.md.
 # Options go to the driver (tools/Sdd.Demo): --steps N --count N --images N --attribute A --out DIR
+#   --teacher NAME (builtin: the 128 px latent teacher when shipped; builtin-32: the 32 px one) --scale S (guidance)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=env.sh
@@ -19,8 +20,9 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   [[ ${args[i]} == --attribute ]] && attribute=${args[i + 1]}
 done
 
-[[ -f shared/models/teacher/model.safetensors && -f shared/models/judge/model.safetensors ]] || [[ -n ${SDD_HOME:-} ]] ||
-  say "warning: shared/models/teacher or shared/models/judge is missing; Sdd.Ingest will not register a builtin teacher"
+[[ -f shared/models/latent128/model.safetensors && -f shared/models/latent128/judge/model.safetensors ]] ||
+  [[ -f shared/models/teacher/model.safetensors && -f shared/models/judge/model.safetensors ]] || [[ -n ${SDD_HOME:-} ]] ||
+  say "warning: neither shared/models/latent128 (with judge/) nor shared/models/teacher with shared/models/judge is there; Sdd.Ingest will not register a builtin teacher"
 
 say "stack (RabbitMQ, PostgreSQL, S3) on 127.0.0.1"
 "$HERE/stack.sh" up

@@ -251,7 +251,7 @@ public static class PipelineBench
         var key = KeyLayout.Editor(owner, name, 1);
         foreach (var file in Directory.GetFiles(editorDir)) await store.PutAsync(store.ModelsBucket, key + Path.GetFileName(file), await File.ReadAllBytesAsync(file));
         await using var db = new SddDbContext(SddDb.Options(settings.Postgres.ConnectionString()));
-        var teacher = await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.FirstAsync(db.Teachers, t => t.IsBuiltin);
+        var teacher = await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.FirstAsync(db.Teachers, t => t.IsBuiltin && t.Kind == "attribute-ddpm"); // the 32 px pixel teacher its editor came from
         var attribute = new Rows.ImageAttribute { Id = Guid.NewGuid(), Name = name, Owner = owner, TeacherId = teacher.Id, TargetAttribute = "smiling", CreatedAt = DateTimeOffset.UtcNow };
         db.Attributes.Add(attribute);
         db.EditorVersions.Add(new Rows.EditorVersion

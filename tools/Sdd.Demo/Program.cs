@@ -30,8 +30,8 @@ try
     using var store = new ObjectStore(settings.S3);
 
     // 1. The builtin teacher (shared/models, registered by Sdd.Ingest at start-up).
-    var teacher = await client.Teachers.ListAllAsync().FirstOrDefaultAsync(t => t.Builtin)
-        ?? throw new InvalidOperationException("No builtin teacher is registered: Sdd.Ingest registers shared/models/teacher and shared/models/judge at start-up (see its log).");
+    var teacher = await client.Teachers.ListAllAsync().FirstOrDefaultAsync(t => t.Builtin && t.Name == o.Teacher)
+        ?? throw new InvalidOperationException($"No builtin teacher '{o.Teacher}' is registered: Sdd.Ingest registers shared/models/latent128 (builtin) and shared/models/teacher with shared/models/judge (builtin-32, or builtin when latent128 is not shipped) at start-up (see its log).");
     int size = teacher.ImageSize;
     if (!teacher.Attributes.Contains(o.Attribute)) throw new InvalidOperationException($"The builtin teacher has no attribute '{o.Attribute}' ({string.Join(", ", teacher.Attributes)}).");
     Say($"builtin teacher {teacher.Id} ({size} px; {string.Join(", ", teacher.Attributes)})");
@@ -50,7 +50,8 @@ try
 
     // 3. The attribute editor: HQS timestep selection, then distillation, in chunks on the distill worker.
     sw.Restart();
-    var distillSettings = new DistillSettings(Steps: o.Steps, Mode: "delta", Scale: 10, Lambda: 1, Timesteps: "hqs");
+    double scale = o.Scale ?? DemoOptions.DefaultScale(teacher.Kind);
+    var distillSettings = new DistillSettings(Steps: o.Steps, Mode: "delta", Scale: scale, Lambda: 1, Timesteps: "hqs");
     AttributeAccepted accepted;
     try { accepted = await client.Attributes.CreateAsync(new CreateAttribute(o.Attribute, teacher.Id, o.Attribute, dataset.Id, distillSettings)); }
     catch (SddApiException e) when (e.Status == 409) // a re-run on the same stack (same key) finds its attribute and adds a version
@@ -59,7 +60,7 @@ try
     }
     var runId = accepted.RunId;
     int version = accepted.Version;
-    Say($"attribute {o.Attribute} v{version}: run {runId}, {o.Steps} steps (delta guidance, s=10, lambda=1, HQS timesteps)");
+    Say($"attribute {o.Attribute} v{version}: run {runId}, {o.Steps} steps (delta guidance, s={scale.ToString(CultureInfo.InvariantCulture)}, lambda=1, HQS timesteps)");
     var run = await Bars.RunAsync("distill", report => client.Runs.WaitAsync(runId, new InlineProgress<Run>(r =>
         report(r.Step, o.Steps, r.State == RunState.Running && r.Step == 0 ? "HQS indicator, first chunk" : SddJson.Name(r.State)))));
     if (run.State == RunState.Failed) throw new InvalidOperationException($"The distillation failed: {run.Error}");
@@ -124,8 +125,17 @@ catch (Exception e) when (e is HttpRequestException or InvalidOperationException
 }
 
 /// <summary>What the demo makes: sizes of the data set, the distillation and the job.</summary>
-public sealed record DemoOptions(string Out, int Count, int Steps, int Images, string Attribute)
+public sealed record DemoOptions(string Out, int Count, int Steps, int Images, string Attribute, double? Scale, string Teacher)
 {
+    /// <summary>
+    /// The guidance scale when --scale is not given: a fixed one, because the automatic search (probe runs on validation
+    /// images) would cost the demo about twice its distillation. The values are what that search chose for smiling on
+    /// each shipped teacher (README, Models).
+    /// </summary>
+    public static double DefaultScale(string teacherKind) => teacherKind == "latent-ddpm" ? LatentScale : 10;
+
+    public const double LatentScale = 10;
+
     public static DemoOptions Parse(string[] args)
     {
         string Arg(string name, string fallback)
@@ -135,6 +145,8 @@ public sealed record DemoOptions(string Out, int Count, int Steps, int Images, s
         }
         int Int(string name, int fallback, int min) =>
             int.TryParse(Arg(name, fallback.ToString(CultureInfo.InvariantCulture)), out var v) && v >= min ? v : throw new ArgumentException($"--{name} takes a number of at least {min}");
-        return new DemoOptions(Arg("out", "out"), Int("count", 2000, 20), Int("steps", 300, 1), Int("images", 200, 1), Arg("attribute", "smiling"));
+        return new DemoOptions(Arg("out", "out"), Int("count", 2000, 20), Int("steps", 300, 1), Int("images", 200, 1), Arg("attribute", "smiling"),
+            Arg("scale", "") is { Length: > 0 } sc ? double.TryParse(sc, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0 && double.IsFinite(v) ? v : throw new ArgumentException("--scale takes a positive number")
+            : null, Arg("teacher", "builtin"));
     }
 }
