@@ -167,6 +167,38 @@ public sealed class QualityEvaluationTests
     }
 
     [Fact]
+    public void A_resumed_benchmark_keeps_the_rank_correlation_it_recorded_when_the_work_folder_is_gone()
+    {
+        var dir = Directory.CreateTempSubdirectory("sdd-quality-").FullName;
+        try
+        {
+            using var teacher = MethodSupport.Teacher(7);
+            random.manual_seed(7);
+            using var judge = new Judge(new JudgeConfig { AttributeNames = [.. PortraitAttributes.All], ImageSize = MethodSupport.Size, Channels = [8, 8] });
+            var settings = new QualityBenchSettings
+            {
+                Attributes = [PortraitAttributes.Smiling],
+                Seeds = [1],
+                TestImages = 4, DoubleEditImages = 2, ReferenceImages = 4, TrainImages = 16,
+                Policies = ["hqs"], SdeditT0 = [], InversionT0 = [],
+                Distill = new DistillSettings { Steps = 2, BatchSize = 4, Guidance = new GuidanceSettings { Scale = 10 } },
+                Sizes = new DistillationSizes { IndicatorSamples = 4, CheckpointEvery = 100 },
+            };
+            var json = Path.Combine(dir, "q.json");
+            var work = Path.Combine(dir, "work");
+            var first = new QualityEvaluation(teacher, judge, settings, work, json).Run();
+            var rho = Assert.Single(first.Findings).HqsNormRankCorrelation;
+            Assert.NotNull(rho);
+            Assert.InRange(rho!.Value, -1, 1);
+
+            Directory.Delete(work, recursive: true); // the curve it came from is gone
+            var again = new QualityEvaluation(teacher, judge, settings, work, json).Run();
+            Assert.Equal(rho, Assert.Single(again.Findings).HqsNormRankCorrelation);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void The_readme_block_is_replaced_between_its_markers_and_again_the_same_way()
     {
         var readme = $"intro\n{QualityTables.BeginMarker}\nold table\n{QualityTables.EndMarker}\nrest\n";

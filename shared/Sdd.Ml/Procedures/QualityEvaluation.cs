@@ -83,6 +83,8 @@ public sealed class QualityEvaluation(Teacher teacher, Judge judge, QualityBench
     private readonly List<QualityCell> _cells = [];
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private double _earlierMinutes;
+    /// <summary>Rank correlations a resumed file recorded: the curve they came from may be gone with an earlier work folder.</summary>
+    private readonly Dictionary<string, double> _earlierRho = [];
 
     public IReadOnlyList<QualityCell> Cells => _cells;
 
@@ -100,6 +102,7 @@ public sealed class QualityEvaluation(Teacher teacher, Judge judge, QualityBench
                 throw new InvalidOperationException($"'{json}' holds results of other settings: give another --json to start anew.");
             _cells.AddRange(old.Cells);
             _earlierMinutes = old.ElapsedMinutes;
+            foreach (var f in old.Findings ?? []) if (f.HqsNormRankCorrelation is { } r) _earlierRho[f.Attribute] = r;
             log?.Invoke($"resuming: {old.Cells.Count} cells in {json}");
         }
         foreach (var attribute in settings.Attributes)
@@ -333,6 +336,7 @@ public sealed class QualityEvaluation(Teacher teacher, Judge judge, QualityBench
             var curve = EditorDistillation.ReadCurve(curvePath);
             rho = Math.Round(RankCorrelation(curve.Points.Select(p => p.Hqs).ToArray(), curve.Points.Select(p => p.Norm).ToArray()), 3);
         }
+        else if (_earlierRho.TryGetValue(attribute, out var earlier)) rho = earlier;
         double M(QualitySummary s, string k) => s.Figures.TryGetValue(k, out var v) ? v.Mean : double.NaN;
         var met = new Dictionary<string, bool>
         {
