@@ -114,7 +114,7 @@ public sealed class TeacherTraining : IDisposable
     }
 
     /// <summary>The cache of a latent run's encoded training set: a resumed run reads it instead of encoding again (at 128 px
-    /// on one thread encoding 16,000 images took 27 minutes). Removed with train/ when a run starts afresh; a ".cache" file
+    /// on one busy thread encoding 16,000 images took about 13 minutes). Removed with train/ when a run starts afresh; a ".cache" file
     /// stays on the machine that made it (the worker's checkpoints leave it out).</summary>
     public const string LatentCacheFile = "latents.cache";
 
