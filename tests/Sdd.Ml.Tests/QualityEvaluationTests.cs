@@ -118,24 +118,34 @@ public sealed class QualityEvaluationTests
         Assert.False(Tiny.BitEqual(xt, x));
     }
 
+    /// <summary>A tiny teacher and judge for the benchmark tests (seeded: the same every time).</summary>
+    private static (Teacher Teacher, Judge Judge) SmallModels()
+    {
+        var teacher = MethodSupport.Teacher(7);
+        random.manual_seed(7);
+        return (teacher, new Judge(new JudgeConfig { AttributeNames = [.. PortraitAttributes.All], ImageSize = MethodSupport.Size, Channels = [8, 8] }));
+    }
+
+    /// <summary>The benchmark at a size a test runs in seconds: smiling only, no baselines unless the caller adds them.</summary>
+    private static QualityBenchSettings SmallBench(int[] seeds, string[] policies) => new()
+    {
+        Attributes = [PortraitAttributes.Smiling],
+        Seeds = seeds,
+        TestImages = 4, DoubleEditImages = 2, ReferenceImages = 4, TrainImages = 16,
+        Policies = policies, SdeditT0 = [], InversionT0 = [],
+        Distill = new DistillSettings { Steps = 2, BatchSize = 4, Guidance = new GuidanceSettings { Scale = 10 } },
+    };
+
     [Fact]
     public void The_benchmark_measures_every_cell_once_resumes_from_its_file_and_refuses_other_settings()
     {
         var dir = Directory.CreateTempSubdirectory("sdd-quality-").FullName;
         try
         {
-            using var teacher = MethodSupport.Teacher(7);
-            random.manual_seed(7);
-            using var judge = new Judge(new JudgeConfig { AttributeNames = [.. PortraitAttributes.All], ImageSize = MethodSupport.Size, Channels = [8, 8] });
-            var settings = new QualityBenchSettings
-            {
-                Attributes = [PortraitAttributes.Smiling],
-                Seeds = [1, 2],
-                TestImages = 4, DoubleEditImages = 2, ReferenceImages = 4, TrainImages = 16,
-                Policies = ["fixed:500"],
-                SdeditT0 = [50], InversionT0 = [50],
-                Distill = new DistillSettings { Steps = 2, BatchSize = 4, Guidance = new GuidanceSettings { Scale = 10 } },
-            };
+            var (teacher, judge) = SmallModels();
+            using var _t = teacher;
+            using var _j = judge;
+            var settings = SmallBench([1, 2], ["fixed:500"]) with { SdeditT0 = [50], InversionT0 = [50] };
             var json = Path.Combine(dir, "q.json");
             var md = Path.Combine(dir, "q.md");
             var report = new QualityEvaluation(teacher, judge, settings, Path.Combine(dir, "work"), json, md).Run();
@@ -172,18 +182,10 @@ public sealed class QualityEvaluationTests
         var dir = Directory.CreateTempSubdirectory("sdd-quality-").FullName;
         try
         {
-            using var teacher = MethodSupport.Teacher(7);
-            random.manual_seed(7);
-            using var judge = new Judge(new JudgeConfig { AttributeNames = [.. PortraitAttributes.All], ImageSize = MethodSupport.Size, Channels = [8, 8] });
-            var settings = new QualityBenchSettings
-            {
-                Attributes = [PortraitAttributes.Smiling],
-                Seeds = [1],
-                TestImages = 4, DoubleEditImages = 2, ReferenceImages = 4, TrainImages = 16,
-                Policies = ["hqs"], SdeditT0 = [], InversionT0 = [],
-                Distill = new DistillSettings { Steps = 2, BatchSize = 4, Guidance = new GuidanceSettings { Scale = 10 } },
-                Sizes = new DistillationSizes { IndicatorSamples = 4, CheckpointEvery = 100 },
-            };
+            var (teacher, judge) = SmallModels();
+            using var _t = teacher;
+            using var _j = judge;
+            var settings = SmallBench([1], ["hqs"]) with { Sizes = new DistillationSizes { IndicatorSamples = 4, CheckpointEvery = 100 } };
             var json = Path.Combine(dir, "q.json");
             var work = Path.Combine(dir, "work");
             var first = new QualityEvaluation(teacher, judge, settings, work, json).Run();
