@@ -139,6 +139,12 @@ public sealed class LatentTeacherTrainingTests
             var judge = run.Finish(set);
             Assert.NotNull(judge);
         }
+        // A cache that cannot be read is only a cache: the resumed run encodes the set again and writes it anew.
+        File.WriteAllBytes(cache, [1, 2, 3]);
+        using (var run = Sdd.Ml.Procedures.TeacherTraining.Open(dir["teacher"], saved with { JudgeSteps = 0 }, set.Attributes, x, y, resume: true))
+            Assert.Equal(4, run.Step);
+        Assert.Equal(new long[] { 48, 4, Size / 4, Size / 4 }, TorchSharp.PyBridge.Safetensors.LoadStateDict(cache)["latents"].shape);
+
         using var teacher = Teacher.Load(dir["teacher"]);
         Assert.Equal(4, teacher.Config.Step);
         Assert.Equal(Size, teacher.Size);

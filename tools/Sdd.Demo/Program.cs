@@ -50,7 +50,7 @@ try
 
     // 3. The attribute editor: HQS timestep selection, then distillation, in chunks on the distill worker.
     sw.Restart();
-    double scale = o.Scale ?? DemoOptions.DefaultScale(teacher.Kind);
+    double scale = o.Scale ?? DemoOptions.DefaultScale;
     var distillSettings = new DistillSettings(Steps: o.Steps, Mode: "delta", Scale: scale, Lambda: 1, Timesteps: "hqs");
     AttributeAccepted accepted;
     try { accepted = await client.Attributes.CreateAsync(new CreateAttribute(o.Attribute, teacher.Id, o.Attribute, dataset.Id, distillSettings)); }
@@ -129,12 +129,10 @@ public sealed record DemoOptions(string Out, int Count, int Steps, int Images, s
 {
     /// <summary>
     /// The guidance scale when --scale is not given: a fixed one, because the automatic search (probe runs on validation
-    /// images) would cost the demo about twice its distillation. The values are what that search chose for smiling on
-    /// each shipped teacher (README, Models).
+    /// images) would cost the demo about twice its distillation. 10 is what the demo has always used on the 32 px teacher
+    /// (the search chose 8.4 for smiling there, README); no scale has been measured for a latent teacher yet.
     /// </summary>
-    public static double DefaultScale(string teacherKind) => teacherKind == "latent-ddpm" ? LatentScale : 10;
-
-    public const double LatentScale = 10;
+    public const double DefaultScale = 10;
 
     public static DemoOptions Parse(string[] args)
     {

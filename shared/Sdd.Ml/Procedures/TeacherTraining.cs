@@ -122,9 +122,8 @@ public sealed class TeacherTraining : IDisposable
     {
         var path = Path.Combine(dir, "train", LatentCacheFile);
         long rows = images.shape[0] * (mirror ? 2 : 1);
-        if (continuing && File.Exists(path))
+        if (continuing && File.Exists(path) && ReadCache(path) is { } cached)
         {
-            var cached = Safetensors.LoadStateDict(path);
             if (cached.TryGetValue("latents", out var z) && cached.TryGetValue("labels", out var y) && z.shape[0] == rows
                 && y.shape.SequenceEqual([rows, labels.shape[1]]) && y[TensorIndex.Slice(0, labels.shape[0])].to_type(labels.dtype).eq(labels).all().item<bool>())
                 return (z, y.to_type(labels.dtype));
@@ -134,6 +133,13 @@ public sealed class TeacherTraining : IDisposable
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         AtomicFile.Write(path, p => Safetensors.SaveStateDict(p, new Dictionary<string, Tensor> { ["latents"] = latents, ["labels"] = twice }));
         return (latents, twice);
+    }
+
+    /// <summary>The cached tensors, or null when the file cannot be read (it is only a cache: the set is encoded again).</summary>
+    private static Dictionary<string, Tensor>? ReadCache(string path)
+    {
+        try { return Safetensors.LoadStateDict(path); }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or FormatException or System.Text.Json.JsonException or NotImplementedException) { return null; }
     }
 
     /// <summary>Scaled latents (posterior means) of the images, and of their mirror images after them when <paramref name="mirror"/>; labels to match.</summary>
