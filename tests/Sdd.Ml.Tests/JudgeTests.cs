@@ -51,6 +51,30 @@ public sealed class JudgeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Augmented_training_distorts_each_image_its_own_way_within_range_and_is_recorded()
+    {
+        Assert.False(JudgeConfig.DefaultAugmented(32));
+        Assert.True(JudgeConfig.DefaultAugmented(128));
+
+        using var scope = NewDisposeScope();
+        var (x, y) = Tiny.Portraits(13, 0, 8, 32);
+        var gen = new Generator(3, x.device);
+        var a = Judge.Augment(x, gen);
+        var b = Judge.Augment(x, gen);
+        Assert.Equal(x.shape, a.shape);
+        Assert.True(a.min().item<float>() >= -1 && a.max().item<float>() <= 1);
+        // Every image is changed, by its own distortion, and differently on the next draw; yet it stays the same picture.
+        var change = (a - x).abs().mean([1, 2, 3]);
+        Assert.True(change.gt(0.005).all().item<bool>(), $"per-image change {change.str()}");
+        Assert.True(change.lt(0.5).all().item<bool>(), $"per-image change {change.str()}");
+        Assert.False(a.allclose(b));
+        Assert.True(change.std().item<float>() > 0, "not one distortion for the whole batch");
+
+        using var judge = Judge.Train(Config() with { ImageSize = 32, Augmented = true }, x, y, steps: 2, batch: 4, seed: 1);
+        Assert.True(judge.Config.Augmented);
+    }
+
+    [Fact]
     public void Judge_save_then_load_gives_bit_identical_probabilities()
     {
         using var scope = NewDisposeScope();

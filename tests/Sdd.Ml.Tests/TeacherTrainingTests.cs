@@ -136,6 +136,38 @@ public sealed class TeacherTrainingTests
     }
 
     [Fact]
+    public void The_learning_rate_decays_along_a_half_cosine_from_its_step_and_a_resumed_run_can_anneal_the_steps_it_adds()
+    {
+        var s = new TeacherTrainingSettings { Steps = 10, LearningRate = 1e-3, WarmupSteps = 2, DecayFrom = 6 };
+        Assert.Equal(0.5e-3, TeacherTrainer.LearningRate(s, 0), 12);           // warm-up
+        Assert.Equal(1e-3, TeacherTrainer.LearningRate(s, 5), 12);
+        Assert.Equal(1e-3, TeacherTrainer.LearningRate(s, 6), 12);             // the decay starts at its step
+        Assert.Equal(0.5e-3, TeacherTrainer.LearningRate(s, 8), 12);           // half way: half the rate
+        Assert.Equal(0.0, TeacherTrainer.LearningRate(s, 10), 12);
+        Assert.Equal(1e-3, TeacherTrainer.LearningRate(s with { DecayFrom = null }, 9), 12);
+
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        var set = Portraits(dir);
+        var (x, y) = set.Load(Size);
+        using (var first = TeacherTraining.Open(dir["constant"], Settings(3), set.Attributes, x, y, resume: true)) first.AdvanceToEnd();
+        CopyFolder(dir["constant"], dir["annealed"]);
+        using (var run = TeacherTraining.Open(dir["constant"], Settings(6), set.Attributes, x, y, resume: true)) run.AdvanceToEnd();
+        var annealing = Settings(6) with { Training = Settings(6).Training with { DecayFrom = 3 } };
+        using (var run = TeacherTraining.Open(dir["annealed"], annealing, set.Attributes, x, y, resume: true)) run.AdvanceToEnd();
+
+        Assert.Equal(3, Teacher.ReadConfig(dir["annealed"]).Training!.DecayFrom);
+        Assert.Null(Teacher.ReadConfig(dir["constant"]).Training!.DecayFrom);
+        var constant = Safetensors.LoadStateDict(dir["constant/train/raw.safetensors"]);
+        var annealed = Safetensors.LoadStateDict(dir["annealed/train/raw.safetensors"]);
+        Assert.Contains(annealed, kv => !kv.Value.allclose(constant[kv.Key]));
+
+        var e = Assert.Throws<FormatException>(() => (Settings(6) with { Training = Settings(6).Training with { DecayFrom = 6 } }).Validated());
+        Assert.Contains("decay", e.Message);
+        Assert.Equal(4, TeacherRunSettings.FromJson("""{"steps":8,"decay_from":4}""").Training.DecayFrom);
+    }
+
+    [Fact]
     public void A_bad_setting_fails_with_a_message_naming_it()
     {
         using var scope = NewDisposeScope();

@@ -5,12 +5,13 @@ const string Usage = """
 usage: sdd <command> [options]
   dataset portraits --count N --size S --seed K --out DIR
   dataset sheet     --dataset DIR [--count 8 --scale 4] --out sheet.png
-  teacher train     --dataset DIR --out DIR [--steps N --batch B --size S --channels 32,64,96 --lr X --warmup N --ema D
+  teacher train     --dataset DIR --out DIR [--steps N --batch B --size S --channels 32,64,96 --lr X --warmup N --decay-from N --ema D
                     --attention-below S --schedule linear|cosine --seed K --checkpoint-every N --limit N
                     --kind attribute-ddpm|latent-ddpm --vae DIR (latent: the UNet on that autoencoder's latents, --size in pixels)
-                    --judge-steps N (then the judge under DIR/judge; 0: none) | --resume [--steps N --judge-steps N]]
+                    --judge-steps N (then the judge under DIR/judge; 0: none) | --resume [--steps N --decay-from N --judge-steps N]]
+                    (--decay-from: the learning rate falls along a half cosine from that step to zero at the last)
   teacher sample    [--teacher DIR] --set smiling=1,hat=-1 [--count 16 --guidance G --steps N --seed K] --out grid.png
-  teacher eval      [--teacher DIR --judge DIR --samples 64 --guidance G --steps N --json FILE]
+  teacher eval      [--teacher DIR --judge DIR --samples 64 --guidance G --steps N --json FILE --misses DIR (grids of the samples judged wrong)]
   indicator         [--teacher DIR] --attribute A --dataset DIR --out DIR [--samples 32 --k 5 | --xi X --mode delta|sds --scale auto|S]
   distill           [--teacher DIR] --attribute A --dataset DIR --out DIR [--steps N --timesteps hqs|random|fixed:T|list:T1,T2
                     --mode delta|sds --scale auto|S --target 0.95 --calibration-steps N --lambda L --batch B --lr X
@@ -23,8 +24,8 @@ usage: sdd <command> [options]
   bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --worker-threads T --json FILE]  (needs ./sdd up)
   vae train         --dataset DIR --out DIR [--size 128 --channels 32,64,64 --steps 3000 --batch 16 --crop 0 (whole) --kl 1e-6 --resume]
   vae eval          --vae DIR --dataset DIR [--images 200 --json FILE]
-  judge train       --dataset DIR --out DIR [--steps N --size S --batch B --lr X --seed K]
-  judge eval        [--judge DIR] --dataset DIR
+  judge train       --dataset DIR --out DIR [--steps N --size S --batch B --lr X --seed K --augment yes|no (default: yes from 64 px)]
+  judge eval        [--judge DIR] --dataset DIR [--vae DIR (also through an encode/decode round trip)]
 """;
 
 var flags = new HashSet<string> { "resume", "help", "no-counterfactuals", "tables-only" };

@@ -13,7 +13,7 @@ public static class TeacherCommands
 {
     /// <summary>
     /// `sdd teacher train`: the teacher, then its judge under judge/ (unless --judge-steps 0), by <see cref="TeacherTraining"/>.
-    /// With --resume the checkpoint's settings hold; only --steps and --judge-steps may change.
+    /// With --resume the checkpoint's settings hold; only --steps, --decay-from and --judge-steps may change.
     /// </summary>
     public static int Train(Options o)
     {
@@ -73,6 +73,7 @@ public static class TeacherCommands
                 BatchSize = o.Int("batch", t.BatchSize),
                 LearningRate = o.Double("lr", t.LearningRate),
                 WarmupSteps = o.Int("warmup", t.WarmupSteps),
+                DecayFrom = o.String("decay-from") is not null ? o.Int("decay-from", 0) : null,
                 EmaDecay = o.Double("ema", t.EmaDecay),
                 CheckpointEvery = o.Int("checkpoint-every", t.CheckpointEvery),
                 Seed = o.Int("seed", (int)t.Seed),
@@ -83,14 +84,21 @@ public static class TeacherCommands
 
     private static readonly string[] FixedOnResume = ["kind", "vae", "size", "channels", "attention-below", "schedule", "batch", "lr", "warmup", "ema", "checkpoint-every", "seed"];
 
-    /// <summary>A resumed teacher keeps its checkpoint's settings; only the steps (to extend the run) and the judge's steps may be given.</summary>
+    /// <summary>
+    /// A resumed teacher keeps its checkpoint's settings; only the steps (to extend the run), where the learning rate's
+    /// decay starts (to anneal the steps added) and the judge's steps may be given.
+    /// </summary>
     private static TeacherRunSettings ResumedSettings(Options o, TeacherRunSettings saved)
     {
         if (FixedOnResume.FirstOrDefault(o.Has) is { } given)
-            throw new UsageException($"--{given} is the checkpoint's on --resume (only --steps and --judge-steps may be given)");
+            throw new UsageException($"--{given} is the checkpoint's on --resume (only --steps, --decay-from and --judge-steps may be given)");
         return saved with
         {
-            Training = saved.Training with { Steps = o.Int("steps", saved.Training.Steps) },
+            Training = saved.Training with
+            {
+                Steps = o.Int("steps", saved.Training.Steps),
+                DecayFrom = o.String("decay-from") is not null ? o.Int("decay-from", 0) : saved.Training.DecayFrom,
+            },
             JudgeSteps = o.Int("judge-steps", saved.JudgeSteps),
         };
     }
@@ -116,7 +124,7 @@ public static class TeacherCommands
     }
 
     public sealed record AttributeRates(string Name, double PresentRate, double AbsentRate);
-    public sealed record EvalReport(double Guidance, int Samples, int DdimSteps, List<AttributeRates> Attributes);
+    public sealed record EvalReport(double Guidance, int Samples, int DdimSteps, List<AttributeRates> Attributes, int? TeacherStep = null);
 
     public static int Eval(Options o)
     {
@@ -125,10 +133,12 @@ public static class TeacherCommands
         int samples = o.Int("samples", 64, 2, 100_000), steps = o.Int("steps", 50, 1, 1000), seed = o.Int("seed", 1);
         double guidance = o.Double("guidance", 3.0, 0, 1000);
         var json = o.String("json");
+        var misses = o.String("misses");
         o.EnsureAllUsed();
         using var teacher = Teacher.Load(dir, TorchRuntime.Device);
         using var judge = Judge.Load(judgeDir, TorchRuntime.Device);
-        var report = Evaluate(teacher, judge, samples, steps, guidance, seed);
+        if (misses is not null) Directory.CreateDirectory(misses);
+        var report = Evaluate(teacher, judge, samples, steps, guidance, seed, misses);
         Console.WriteLine($"teacher {dir} (step {teacher.Config.Step}), {samples} samples per row, guidance {guidance}, {steps} DDIM steps");
         Console.WriteLine($"{"attribute",-14} {"attr=1 judged present",22} {"attr=-1 judged absent",22}");
         foreach (var a in report.Attributes) Console.WriteLine($"{a.Name,-14} {a.PresentRate,22:P1} {a.AbsentRate,22:P1}");
@@ -136,7 +146,12 @@ public static class TeacherCommands
         return 0;
     }
 
-    public static EvalReport Evaluate(Teacher teacher, Judge judge, int samples, int steps, double guidance, int seed)
+    /// <summary>
+    /// Per attribute, samples asked to have it and asked not to, and the share the judge agrees with; with
+    /// <paramref name="missesDir"/> the samples it disagrees with are saved there as grids (ATTRIBUTE-present.png,
+    /// ATTRIBUTE-absent.png), to see whether the teacher or the judge is wrong.
+    /// </summary>
+    public static EvalReport Evaluate(Teacher teacher, Judge judge, int samples, int steps, double guidance, int seed, string? missesDir = null)
     {
         var rows = new List<AttributeRates>();
         var gen = new Generator((ulong)seed, teacher.Device);
@@ -153,11 +168,16 @@ public static class TeacherCommands
                 bool present = sign == 0;
                 var x = teacher.Sample(AttributeCondition.Single(samples, teacher.Attributes.Count, a, present, teacher.Device), steps, guidance, gen);
                 var p = judge.Probabilities(x)[.., j];
-                rate[sign] = (present ? p.gt(0.5) : p.le(0.5)).to_type(ScalarType.Float32).mean().item<float>();
+                var agreed = present ? p.gt(0.5) : p.le(0.5);
+                rate[sign] = agreed.to_type(ScalarType.Float32).mean().item<float>();
+                var missed = agreed.logical_not().nonzero().flatten();
+                if (missesDir is not null && missed.shape[0] > 0)
+                    ImageCodec.SavePng(ImageCodec.Grid(x.index_select(0, missed.to(x.device)).cpu(), (int)Math.Ceiling(Math.Sqrt(missed.shape[0]))),
+                        Path.Combine(missesDir, $"{name}-{(present ? "present" : "absent")}.png"));
                 bar.Report(2 * a + sign + 1, 2 * teacher.Attributes.Count, name, (2 * a + sign + 1) / sw.Elapsed.TotalSeconds);
             }
             rows.Add(new AttributeRates(name, Math.Round(rate[0], 4), Math.Round(rate[1], 4)));
         }
-        return new EvalReport(guidance, samples, steps, rows);
+        return new EvalReport(guidance, samples, steps, rows, teacher.Config.Step);
     }
 }

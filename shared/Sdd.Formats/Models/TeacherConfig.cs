@@ -30,6 +30,11 @@ public sealed record TeacherTrainingSettings
     public int BatchSize { get; init; } = 64;
     public double LearningRate { get; init; } = 8e-4;
     public int WarmupSteps { get; init; } = 200;
+    /// <summary>
+    /// The step from which the learning rate falls along a half cosine to zero at <see cref="Steps"/>; null keeps it constant
+    /// after the warm-up. Given on a resumed run it anneals a constant-rate run over the steps it adds.
+    /// </summary>
+    public int? DecayFrom { get; init; }
     public double WeightDecay { get; init; } = 0.0;
     public double EmaDecay { get; init; } = 0.999;
     public double DropAttribute { get; init; } = 0.15;

@@ -49,6 +49,7 @@ public sealed record TeacherRunSettings
         if (t.BatchSize is < 1 or > 4096) throw new FormatException($"batch size must be between 1 and 4096, got {t.BatchSize}.");
         if (!(t.LearningRate > 0 && t.LearningRate <= 1)) throw new FormatException($"learning rate must be in (0, 1], got {t.LearningRate}.");
         if (t.WarmupSteps < 0) throw new FormatException($"warmup steps must be at least 0, got {t.WarmupSteps}.");
+        if (t.DecayFrom is { } from && (from < 0 || from >= t.Steps)) throw new FormatException($"the learning rate's decay must start at a step from 0 to below the {t.Steps} steps, got {from}.");
         if (!(t.EmaDecay >= 0 && t.EmaDecay <= 1)) throw new FormatException($"EMA decay must be in [0, 1], got {t.EmaDecay}.");
         if (!(t.WeightDecay >= 0 && t.WeightDecay <= 1)) throw new FormatException($"weight decay must be in [0, 1], got {t.WeightDecay}.");
         if (!(t.DropAttribute is >= 0 and <= 1 && t.DropAll is >= 0 and <= 1)) throw new FormatException("condition dropout rates must be in [0, 1].");
@@ -109,7 +110,7 @@ public sealed record TeacherRunSettings
 
     /// <summary>
     /// A teacher's stored settings: a JSON object with any of { steps, imageSize, channels (array or "32,64,96"),
-    /// attentionBelow, schedule, batch, lr, warmup, ema, seed, checkpointEvery, judgeSteps } (any casing, '_' ignored,
+    /// attentionBelow, schedule, batch, lr, warmup, decayFrom, ema, seed, checkpointEvery, judgeSteps } (any casing, '_' ignored,
     /// batchSize, learningRate, warmupSteps, emaDecay and size also accepted); absent or null keys take
     /// <paramref name="defaults"/>' values. The API stores { steps, imageSize }; other keys are ignored (a builtin
     /// teacher stores its whole config). Validated; a bad value throws <see cref="FormatException"/>.
@@ -174,6 +175,7 @@ public sealed record TeacherRunSettings
                 BatchSize = Int("batchSize") ?? t.BatchSize,
                 LearningRate = Num("learningRate") ?? t.LearningRate,
                 WarmupSteps = Int("warmupSteps") ?? t.WarmupSteps,
+                DecayFrom = Int("decayFrom") ?? t.DecayFrom,
                 EmaDecay = Num("emaDecay") ?? t.EmaDecay,
                 Seed = (long?)Num("seed") ?? t.Seed,
                 CheckpointEvery = Int("checkpointEvery") ?? t.CheckpointEvery,

@@ -60,7 +60,14 @@ public sealed class TeacherTrainer : IDisposable
         }
     }
 
-    private double LearningRate(int step) => _s.LearningRate * Math.Min(1.0, (step + 1.0) / Math.Max(1, _s.WarmupSteps));
+    /// <summary>Linear warm-up, then constant, or from <c>DecayFrom</c> a half cosine to zero at the last step.</summary>
+    public static double LearningRate(TeacherTrainingSettings s, int step)
+    {
+        double warm = Math.Min(1.0, (step + 1.0) / Math.Max(1, s.WarmupSteps));
+        if (s.DecayFrom is not { } from || step < from) return s.LearningRate * warm;
+        double progress = Math.Min(1.0, (step - from) / (double)Math.Max(1, s.Steps - from));
+        return s.LearningRate * warm * 0.5 * (1 + Math.Cos(Math.PI * progress));
+    }
 
     /// <summary>One optimisation step; returns the loss.</summary>
     public double TrainStep()
@@ -81,7 +88,7 @@ public sealed class TeacherTrainer : IDisposable
         var eps = randn(x0.shape, generator: _gen, device: x0.device);
         var xt = _teacher.Schedule.AddNoise(x0, t, eps);
 
-        foreach (var g in _opt.ParamGroups) g.LearningRate = LearningRate(Step);
+        foreach (var g in _opt.ParamGroups) g.LearningRate = LearningRate(_s, Step);
         _opt.zero_grad();
         var loss = F.mse_loss(_raw.forward(xt, t, states), eps);
         loss.backward();

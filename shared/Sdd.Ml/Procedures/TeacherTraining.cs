@@ -55,7 +55,8 @@ public sealed class TeacherTraining : IDisposable
     /// Opens a run folder. <paramref name="images"/> (N, 3, S, S) in [-1, 1] at the run's image size and
     /// <paramref name="labels"/> (N, A) of +1/-1/0 in <paramref name="attributes"/>' order are what the teacher learns
     /// from (the caller keeps them). With <paramref name="resume"/> a checkpoint in the folder is continued: its config
-    /// rules (the weights were made with it) except the steps, which <paramref name="settings"/> may extend; without one,
+    /// rules (the weights were made with it) except the steps, which <paramref name="settings"/> may extend, and where the
+    /// learning rate's decay starts; without one,
     /// or without <paramref name="resume"/>, the folder's previous run (train/, judge/) is discarded and a teacher is made
     /// from <paramref name="settings"/>. <paramref name="dataset"/> names the data set in the configs. Invalid settings
     /// throw <see cref="FormatException"/> naming the setting.
@@ -78,7 +79,7 @@ public sealed class TeacherTraining : IDisposable
             var saved = Teacher.ReadConfig(dir);
             if (!saved.AttributeNames.SequenceEqual(attributes))
                 throw new DatasetException($"The data set's attributes ({string.Join(",", attributes)}) differ from the teacher's ({string.Join(",", saved.AttributeNames)}).");
-            config = saved with { Training = (saved.Training ?? new TeacherTrainingSettings()) with { Steps = settings.Training.Steps } };
+            config = saved with { Training = (saved.Training ?? new TeacherTrainingSettings()) with { Steps = settings.Training.Steps, DecayFrom = settings.Training.DecayFrom } };
             settings = TeacherRunSettings.Of(config, settings.JudgeSteps);
         }
         else
@@ -194,16 +195,20 @@ public sealed class TeacherTraining : IDisposable
 /// </summary>
 public static class JudgeTraining
 {
-    /// <summary>Trains and saves the judge to <paramref name="dir"/>; a set too small to hold rows out is scored on its training rows.</summary>
+    /// <summary>
+    /// Trains and saves the judge to <paramref name="dir"/>; a set too small to hold rows out is scored on its training rows.
+    /// <paramref name="augment"/> (default: from 64 px, <see cref="JudgeConfig.DefaultAugmented"/>) trains on distorted images.
+    /// </summary>
     public static TrainedJudge Train(LabeledImageSet set, string dir, int size, int steps, string? dataset = null,
-        int? batch = null, double lr = Judge.DefaultLearningRate, long seed = 1, Action<TrainingProgress>? progress = null)
+        int? batch = null, double lr = Judge.DefaultLearningRate, long seed = 1, Action<TrainingProgress>? progress = null, bool? augment = null)
     {
         var (train, held) = set.Split();
         var (x, y) = set.Load(size, train);
         var (hx, hy) = set.Load(size, held.Length > 0 ? held : train);
         using (x) using (y) using (hx) using (hy)
         {
-            var config = new JudgeConfig { AttributeNames = set.Attributes.ToArray(), ImageSize = size, Channels = JudgeConfig.DefaultChannels(size), Dataset = dataset };
+            var config = new JudgeConfig { AttributeNames = set.Attributes.ToArray(), ImageSize = size, Channels = JudgeConfig.DefaultChannels(size),
+                Augmented = augment ?? JudgeConfig.DefaultAugmented(size), Dataset = dataset };
             using var judge = Judge.Train(config, x, y, steps, batch ?? Judge.DefaultBatchFor(size), lr, seed, TorchRuntime.Device, progress);
             var acc = judge.Accuracy(hx, hy);
             var accuracy = set.Attributes.Select((a, i) => (a, i)).ToDictionary(p => p.a, p => Math.Round(acc[p.i], 4));
