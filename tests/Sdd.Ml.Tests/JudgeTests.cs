@@ -70,8 +70,30 @@ public sealed class JudgeTests(ITestOutputHelper output)
         Assert.False(a.allclose(b));
         Assert.True(change.std().item<float>() > 0, "not one distortion for the whole batch");
 
-        using var judge = Judge.Train(Config() with { ImageSize = 32, Augmented = true }, x, y, steps: 2, batch: 4, seed: 1);
+        using var judge = Judge.Train(Config() with { ImageSize = 32, Augmented = true, ColourJitter = true }, x, y, steps: 2, batch: 4, seed: 1);
         Assert.True(judge.Config.Augmented);
+        Assert.True(judge.Config.ColourJitter);
+    }
+
+    [Fact]
+    public void Colour_jitter_changes_hue_and_saturation_per_image_but_keeps_luminance_and_grey()
+    {
+        using var scope = NewDisposeScope();
+        var (x, _) = Tiny.Portraits(14, 0, 8, 16);
+        x = x * 0.4; // well inside [-1, 1], so the clamp never acts and luminance is kept exactly
+        var gen = new Generator(5, x.device);
+        var j = Judge.ColourJitter(x, gen);
+        Assert.Equal(x.shape, j.shape);
+        Tensor Luma(Tensor t) => t[.., 0] * 0.299 + t[.., 1] * 0.587 + t[.., 2] * 0.114;
+        Assert.True(Luma(j).allclose(Luma(x), atol: 1e-4), "luminance changed");
+        var change = (j - x).abs().mean([1, 2, 3]);
+        Assert.True(change.gt(1e-3).all().item<bool>(), $"per-image change {change.str()}");
+        Assert.True(change.std().item<float>() > 0, "one colour change for the whole batch");
+        // Grey pixels (white hair, a grey background) have no chroma to turn: they stay as they are.
+        var grey = full([3, 3, 4, 4], 0.6f).index_put_(tensor(-0.2f), TensorIndex.Slice(1, 2));
+        Assert.True(Judge.ColourJitter(grey, gen).allclose(grey, atol: 1e-5));
+        // Saved judges from before the option read false; the recipe is on the config.
+        Assert.False(new JudgeConfig { AttributeNames = ["a"] }.ColourJitter);
     }
 
     [Fact]

@@ -25,12 +25,18 @@ public static class JudgeCommands
             "no" or "false" => false,
             var v => throw new UsageException($"--augment takes yes or no, got '{v}'"),
         };
+        bool colour = o.String("colour") switch
+        {
+            null or "yes" or "true" => true,
+            "no" or "false" => false,
+            var v => throw new UsageException($"--colour takes yes or no, got '{v}'"),
+        };
         o.EnsureAllUsed();
         var sw = Stopwatch.StartNew();
         var set = LabeledImageSet.OpenFolder(datasetDir);
         var bar = new ProgressBar("judge");
         var judge = JudgeTraining.Train(set, outDir, size, steps, Path.GetFullPath(datasetDir), batch, lr, seed,
-            p => bar.Report(p.Step, p.TotalSteps, $"loss {p.Loss:0.0000}", p.StepsPerSecond), augment);
+            p => bar.Report(p.Step, p.TotalSteps, $"loss {p.Loss:0.0000}", p.StepsPerSecond), augment, colour);
         Print(judge);
         Console.WriteLine($"in {sw.Elapsed.TotalSeconds:0} s");
         return 0;

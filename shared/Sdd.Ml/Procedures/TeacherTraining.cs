@@ -197,10 +197,11 @@ public static class JudgeTraining
 {
     /// <summary>
     /// Trains and saves the judge to <paramref name="dir"/>; a set too small to hold rows out is scored on its training rows.
-    /// <paramref name="augment"/> (default: from 64 px, <see cref="JudgeConfig.DefaultAugmented"/>) trains on distorted images.
+    /// <paramref name="augment"/> (default: from 64 px, <see cref="JudgeConfig.DefaultAugmented"/>) trains on distorted images,
+    /// their colours jittered too unless <paramref name="colour"/> is false.
     /// </summary>
     public static TrainedJudge Train(LabeledImageSet set, string dir, int size, int steps, string? dataset = null,
-        int? batch = null, double lr = Judge.DefaultLearningRate, long seed = 1, Action<TrainingProgress>? progress = null, bool? augment = null)
+        int? batch = null, double lr = Judge.DefaultLearningRate, long seed = 1, Action<TrainingProgress>? progress = null, bool? augment = null, bool colour = true)
     {
         var (train, held) = set.Split();
         var (x, y) = set.Load(size, train);
@@ -209,6 +210,7 @@ public static class JudgeTraining
         {
             var config = new JudgeConfig { AttributeNames = set.Attributes.ToArray(), ImageSize = size, Channels = JudgeConfig.DefaultChannels(size),
                 Augmented = augment ?? JudgeConfig.DefaultAugmented(size), Dataset = dataset };
+            config = config with { ColourJitter = config.Augmented && colour };
             using var judge = Judge.Train(config, x, y, steps, batch ?? Judge.DefaultBatchFor(size), lr, seed, TorchRuntime.Device, progress);
             var acc = judge.Accuracy(hx, hy);
             var accuracy = set.Attributes.Select((a, i) => (a, i)).ToDictionary(p => p.a, p => Math.Round(acc[p.i], 4));
