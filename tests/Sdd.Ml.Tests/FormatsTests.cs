@@ -105,12 +105,25 @@ public sealed class FormatsTests
         Assert.Equal(7, DistillSettings.FromApi(new JsonObject { ["calibrationSteps"] = 7 }).ProbeSteps);
     }
 
+    [Fact]
+    public void The_latent_gradient_is_the_encoders_unless_given_and_is_stored()
+    {
+        var defaults = new DistillSettings();
+        Assert.Equal(LatentGradient.Encoder, defaults.LatentGradient);
+        Assert.Equal("encoder", defaults.ToApi()["latentGradient"]!.GetValue<string>());
+        var given = DistillSettings.FromApi(new JsonObject { ["latent_gradient"] = "Decoder" });
+        Assert.Equal(LatentGradient.Decoder, given.LatentGradient);
+        Assert.Equal(given, DistillSettings.FromApiJson(given.ToApiJson()));
+    }
+
     [Theory]
     [InlineData("{\"scale\":\"automatic\"}", "settings.scale")]
     [InlineData("{\"targetEditability\":1.5}", "settings.targetEditability")]
     [InlineData("{\"mode\":\"sds\",\"positiveShare\":0.2}", "settings.positiveShare")]
     [InlineData("{\"editor\":\"unet\"}", "settings.editor")]
     [InlineData("{\"maskSmoothness\":-1}", "settings.maskSmoothness")]
+    [InlineData("{\"latentGradient\":\"both\"}", "settings.latentGradient")]
+    [InlineData("{\"latentGradient\":1}", "settings.latentGradient")]
     [InlineData("{\"steps\":0}", "settings.steps")]
     [InlineData("{\"steps\":1.5}", "settings.steps")]
     [InlineData("{\"mode\":\"magic\"}", "settings.mode")]

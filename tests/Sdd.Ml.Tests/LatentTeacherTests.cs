@@ -1,5 +1,6 @@
 using Sdd.Ml.Diffusion;
 using Sdd.Ml.Editors;
+using Sdd.Ml.Guidance;
 using Sdd.Ml.Portraits;
 
 namespace Sdd.Ml.Tests;
@@ -81,6 +82,67 @@ public sealed class LatentTeacherTests
         using var _ = no_grad();
         var x = MethodSupport.Images(84, 2, 3, S, S);
         Assert.False(Tiny.BitEqual(run.Editor.Edit(x), x), "the editor still edits nothing: no gradient reached it through the encoder");
+    }
+
+    [Fact]
+    public void The_decoder_turns_a_latent_gradient_into_the_image_change_that_step_decodes_to()
+    {
+        using var scope = NewDisposeScope();
+        using var teacher = LatentSupport.Teacher(85);
+        var (x, _) = Tiny.Portraits(85, 0, 3, S);
+        using var _ = no_grad();
+        var z = teacher.ToModelSpace(x);
+        var g = randn(z.shape, generator: new Generator(5));
+        g[2] = zeros_like(g[2]); // an image that already has the attribute: no guidance
+        var d = ScoreDistillation.DecodedGradient(teacher, z, g);
+        Assert.Equal(x.shape, d.shape);
+        Assert.Equal(0f, d[2].abs().max().item<float>());
+        // A small step along g, decoded and divided by the 4x4 pixels of a latent cell: the same direction and size.
+        var ae = teacher.Autoencoder!;
+        for (int i = 0; i < 2; i++)
+        {
+            const double step = 1e-2;
+            var zi = z[i].unsqueeze(0);
+            var gi = g[i].unsqueeze(0);
+            var change = ((ae.Decode(zi + step * gi, clamp: false) - ae.Decode(zi, clamp: false)) / (step * 16)).flatten();
+            var di = d[i].flatten();
+            double cosine = (change.dot(di) / (change.norm() * di.norm())).item<float>();
+            double ratio = (di.norm() / change.norm()).item<float>();
+            Assert.True(cosine > 0.98, $"image {i}: cosine {cosine}");
+            Assert.InRange(ratio, 0.9, 1.1);
+        }
+        Assert.Throws<ArgumentException>(() => ScoreDistillation.DecodedGradient(MethodSupport.Teacher(1), x, x));
+    }
+
+    [Fact]
+    public void Distillation_through_the_decoder_trains_the_editor_another_way_and_leaves_the_autoencoder_without_a_gradient()
+    {
+        using var scope = NewDisposeScope();
+        var images = MethodSupport.Images(86, 6, 3, S, S);
+        var labels = MethodSupport.LabelsLackingSmiling(6);
+        var settings = new DistillSettings { Steps = 3, BatchSize = 4, LearningRate = 1e-3, Lambda = 0.1, Guidance = new GuidanceSettings { Scale = 10 }, Timesteps = "list:300,500", Seed = 3 };
+        var x = MethodSupport.Images(87, 2, 3, S, S);
+        Tensor EditedAfterTwoSteps(Teacher teacher, LatentGradient how)
+        {
+            using var dir = new TempDir();
+            using var run = new Distillation(dir.Path, teacher, MethodSupport.EditorConfig(settings with { LatentGradient = how }), TimestepSampler.FromSet([300, 500], "list:300,500"), images, labels, resume: false);
+            run.TrainStep();
+            run.TrainStep();
+            using var _ = no_grad();
+            return run.Editor.Edit(x).MoveToOuterDisposeScope();
+        }
+        using (var latent = LatentSupport.Teacher(86))
+        {
+            var aeBefore = MethodSupport.Snapshot(latent.Autoencoder!.Net);
+            var decoded = EditedAfterTwoSteps(latent, LatentGradient.Decoder);
+            Assert.False(Tiny.BitEqual(decoded, x), "the decoder's gradient did not reach the editor");
+            Assert.Empty(MethodSupport.Changed(latent.Autoencoder.Net, aeBefore));
+            Assert.All(latent.Autoencoder.Net.parameters(), p => Assert.True(p.grad is null || p.grad.abs().sum().item<float>() == 0, "the frozen autoencoder got a gradient"));
+            Assert.False(Tiny.BitEqual(decoded, EditedAfterTwoSteps(latent, LatentGradient.Encoder)), "the two settings trained the same editor");
+        }
+        // A pixel teacher's gradient is on the image already: the setting changes nothing.
+        using var pixel = MethodSupport.Teacher(86);
+        Assert.True(Tiny.BitEqual(EditedAfterTwoSteps(pixel, LatentGradient.Decoder), EditedAfterTwoSteps(pixel, LatentGradient.Encoder)));
     }
 }
 

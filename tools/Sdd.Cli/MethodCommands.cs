@@ -54,6 +54,13 @@ public static class MethodCommands
             Editor = editor,
             MaskSparsity = o.Double("mask-sparsity", d.MaskSparsity, 0, 1e6),
             MaskSmoothness = o.Double("mask-smoothness", d.MaskSmoothness, 0, 1e6),
+            LatentGradient = o.String("latent-gradient") switch
+            {
+                null => d.LatentGradient,
+                "encoder" => LatentGradient.Encoder,
+                "decoder" => LatentGradient.Decoder,
+                var g => throw new UsageException($"--latent-gradient must be encoder or decoder, got '{g}'"),
+            },
         };
         try { return s.Validated(); }
         catch (FormatException e) { throw new UsageException(e.Message); }

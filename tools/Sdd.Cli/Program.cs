@@ -15,7 +15,8 @@ usage: sdd <command> [options]
   indicator         [--teacher DIR] --attribute A --dataset DIR --out DIR [--samples 32 --k 5 | --xi X --mode delta|sds --scale auto|S]
   distill           [--teacher DIR] --attribute A --dataset DIR --out DIR [--steps N --timesteps hqs|random|fixed:T|list:T1,T2
                     --mode delta|sds --scale auto|S --target 0.95 --calibration-steps N --lambda L --batch B --lr X
-                    --editor masked|residual --mask-sparsity W --mask-smoothness W --positive-share F --resume]
+                    --editor masked|residual --mask-sparsity W --mask-smoothness W --positive-share F
+                    --latent-gradient encoder|decoder (latent teachers) --resume]
   edit              --editor DIR --in DIR|FILES --out DIR [--batch 32 --format jpeg|png|webp (default: each input's)]
   bench quality     [--teacher DIR --judge DIR --attributes A,B (all) --seeds 1,2,3 --images 100 --double-images 50 --policies hqs,random,fixed:500
                      --sdedit 100,150,200,300,400,600 --inversion 300,600 --json docs/results/bench-quality.json --work DIR --readme README.md]  (resumable; --tables-only: tables from the JSON)
@@ -24,7 +25,7 @@ usage: sdd <command> [options]
   bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --worker-threads T --json FILE]  (needs ./sdd up)
   vae train         --dataset DIR --out DIR [--size 128 --channels 32,64,64 --steps 3000 --batch 16 --crop 0 (whole) --kl 1e-6 --resume]
   vae eval          --vae DIR --dataset DIR [--images 200 --json FILE]
-  judge train       --dataset DIR --out DIR [--steps N --size S --batch B --lr X --seed K --augment yes|no (default: yes from 64 px)]
+  judge train       --dataset DIR --out DIR [--steps N --size S --batch B --lr X --seed K --augment yes|no (default: yes from 64 px) --colour yes|no (hue and saturation among the distortions; default yes)]
   judge eval        [--judge DIR] --dataset DIR [--vae DIR (also through an encode/decode round trip)]
 """;
 

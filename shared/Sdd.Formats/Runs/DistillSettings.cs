@@ -23,6 +23,23 @@ public enum EditorArchitecture
     Masked,
 }
 
+/// <summary>
+/// How a latent teacher's gradient g on the latent z = E(y) of the edited image becomes a gradient on the image y
+/// (a pixel teacher's gradient is on y already, so this does not apply to it).
+/// </summary>
+public enum LatentGradient
+{
+    /// <summary>Back through the frozen encoder: J_E^T g (autograd through E). The first latent editors were trained this way.</summary>
+    Encoder,
+    /// <summary>
+    /// Forward through the frozen decoder: J_D g / f^2, the image change the latent step decodes to, per latent cell of
+    /// f x f pixels (central difference of two decoder passes; the encoder runs without gradient). The decoder only draws
+    /// images like the ones it learned, so the edit follows what the teacher's step looks like rather than whatever pixel
+    /// change moves the encoder most.
+    /// </summary>
+    Decoder,
+}
+
 /// <summary>Settings of the guidance gradient; part of an editor's JSON.</summary>
 public sealed record GuidanceSettings
 {
@@ -88,6 +105,8 @@ public sealed partial record DistillSettings
     public double MaskSparsity { get; init; } = 0.02;
     /// <summary>Masked editors: weight of the smoothness penalty, the total variation sum |m(i+1, j) - m(i, j)| + |m(i, j+1) - m(i, j)|.</summary>
     public double MaskSmoothness { get; init; } = 0.05;
+    /// <summary>Latent teachers: how the latent gradient reaches the image (<see cref="Runs.LatentGradient"/>).</summary>
+    public LatentGradient LatentGradient { get; init; } = LatentGradient.Encoder;
 
     /// <summary>0.25 in delta mode; 0 for SDS, whose guidance on an image with the attribute is not zero (it would be pushed further).</summary>
     public static double DefaultPositiveShare(GuidanceMode mode) => mode == GuidanceMode.Delta ? 0.25 : 0;
@@ -119,7 +138,7 @@ public sealed partial record DistillSettings
 
     /// <summary>
     /// The API's settings object ({ steps, mode, scale, lambda, timesteps, batchSize, learningRate, weightDecay, topK, seed,
-    /// targetEditability, calibrationSteps, positiveShare, editor, maskSparsity, maskSmoothness }, any casing, '_' ignored;
+    /// targetEditability, calibrationSteps, positiveShare, editor, maskSparsity, maskSmoothness, latentGradient }, any casing, '_' ignored;
     /// batch and lr as short names; null or absent = the default; scale absent, null or "auto" = automatic) as validated settings.
     /// Unknown keys are refused, so nothing a caller sends is silently ignored.
     /// </summary>
@@ -170,6 +189,13 @@ public sealed partial record DistillSettings
             "residual" => EditorArchitecture.Residual,
             var e => throw new FormatException($"settings.editor must be 'masked' or 'residual', got '{e}'."),
         };
+        var latentGradient = Str("latentGradient")?.ToLowerInvariant() switch
+        {
+            null => d.LatentGradient,
+            "encoder" => LatentGradient.Encoder,
+            "decoder" => LatentGradient.Decoder,
+            var g => throw new FormatException($"settings.latentGradient must be 'encoder' or 'decoder', got '{g}'."),
+        };
         return new DistillSettings
         {
             Steps = Int("steps") ?? d.Steps,
@@ -187,6 +213,7 @@ public sealed partial record DistillSettings
             Editor = editor,
             MaskSparsity = Num("maskSparsity") ?? d.MaskSparsity,
             MaskSmoothness = Num("maskSmoothness") ?? d.MaskSmoothness,
+            LatentGradient = latentGradient,
         }.Validated();
     }
 
@@ -220,12 +247,13 @@ public sealed partial record DistillSettings
         ["editor"] = Editor.ToString().ToLowerInvariant(),
         ["maskSparsity"] = MaskSparsity,
         ["maskSmoothness"] = MaskSmoothness,
+        ["latentGradient"] = LatentGradient.ToString().ToLowerInvariant(),
     };
 
     public string ToApiJson() => ToApi().ToJsonString();
 
     private static readonly string[] ApiKeys = ["steps", "mode", "scale", "lambda", "timesteps", "batchSize", "learningRate", "weightDecay", "topK", "seed",
-        "targetEditability", "calibrationSteps", "calibrationRefinements", "positiveShare", "editor", "maskSparsity", "maskSmoothness"];
+        "targetEditability", "calibrationSteps", "calibrationRefinements", "positiveShare", "editor", "maskSparsity", "maskSmoothness", "latentGradient"];
 
     [GeneratedRegex(@"^(hqs|random|fixed:\d{1,3}|list:\d{1,3}(,\d{1,3})*)$")]
     private static partial Regex TimestepsPattern();

@@ -237,11 +237,12 @@ public sealed class Autoencoder : IDisposable
         return (z * Config.ScalingFactor).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Images in [-1, 1] (clamped) from scaled latents.</summary>
-    public Tensor Decode(Tensor latents)
+    /// <summary>Images in [-1, 1] (clamped, unless <paramref name="clamp"/> is false) from scaled latents.</summary>
+    public Tensor Decode(Tensor latents, bool clamp = true)
     {
         using var scope = NewDisposeScope();
-        return Net.Decode(latents / Config.ScalingFactor).clamp(-1, 1).MoveToOuterDisposeScope();
+        var images = Net.Decode(latents / Config.ScalingFactor);
+        return (clamp ? images.clamp(-1, 1) : images).MoveToOuterDisposeScope();
     }
 
     public void Save(string dir, AutoencoderConfig? config = null)

@@ -95,12 +95,25 @@ public sealed class Distillation : IDisposable
         var (change, mask) = Editor.Net.Parts(x);
         var y = mask is null ? x + change : x + mask * change;
         // The teacher's gradient is taken where the teacher works: on y itself (pixels), or on the latent z = E(y) of a
-        // latent teacher, from where autograd carries it back through the frozen encoder into y and the editor.
-        var z = _teacher.ToModelSpace(y);
-        var grad = ScoreDistillation.Gradient(_teacher, z, t, eps, target, source, _s.Guidance);
-        // d/dz of the first term is grad (so d/dy is grad for pixels, J_E^T grad for latents); of the second 2 lambda (y - x).
+        // latent teacher, from where autograd carries it back through the frozen encoder into y and the editor, or (the
+        // decoder setting) the decoder turns it into the image change it stands for.
+        Tensor surrogate;
         var edit = (y - x).pow(2);
-        var surrogate = (grad * z).sum() + _s.Lambda * edit.sum();
+        if (_teacher.Latent && _s.LatentGradient == LatentGradient.Decoder)
+        {
+            Tensor z;
+            using (no_grad()) z = _teacher.ToModelSpace(y.detach());
+            var grad = ScoreDistillation.Gradient(_teacher, z, t, eps, target, source, _s.Guidance);
+            // d/dy of the first term is J_D grad / f^2; of the second 2 lambda (y - x).
+            surrogate = (ScoreDistillation.DecodedGradient(_teacher, z, grad) * y).sum() + _s.Lambda * edit.sum();
+        }
+        else
+        {
+            var z = _teacher.ToModelSpace(y);
+            var grad = ScoreDistillation.Gradient(_teacher, z, t, eps, target, source, _s.Guidance);
+            // d/dz of the first term is grad (so d/dy is grad for pixels, J_E^T grad for latents); of the second 2 lambda (y - x).
+            surrogate = (grad * z).sum() + _s.Lambda * edit.sum();
+        }
         if (mask is not null) surrogate = surrogate + MaskPenalty(mask, _s);
         surrogate.backward();
         _opt.step();

@@ -39,6 +39,29 @@ public static class ScoreDistillation
         return g.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// A latent teacher's gradient <paramref name="g"/> on the latents <paramref name="z"/> as a gradient on the images: the
+    /// decoder's Jacobian applied to it, J_D g, by a central difference (one decoder pass over both sides), divided by the
+    /// f x f pixels of a latent cell so that for a decoder that merely upsamples it equals what the encoder's transpose
+    /// gives (J_E^T g) and the guidance scales stay comparable. The step is <paramref name="relativeStep"/> of each latent's
+    /// RMS along g's direction, small enough for the difference to be the derivative and large enough for float32. An
+    /// image whose g is zero (one that already has the attribute) gets exactly zero.
+    /// </summary>
+    public static Tensor DecodedGradient(Teacher teacher, Tensor z, Tensor g, double relativeStep = 0.05)
+    {
+        var ae = teacher.Autoencoder ?? throw new ArgumentException("A pixel teacher's gradient is on the images already.", nameof(teacher));
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        long[] dims = [1, 2, 3];
+        var gRms = g.pow(2).mean(dims, keepdim: true).sqrt();
+        var zRms = z.pow(2).mean(dims, keepdim: true).sqrt();
+        var h = relativeStep * zRms / gRms.clamp_min(1e-12);
+        var both = ae.Decode(cat([z + h * g, z - h * g]), clamp: false).chunk(2);
+        int f = ae.Config.Downsampling;
+        var d = (both[0] - both[1]) / (2 * h * f * f);
+        return where(gRms.gt(0), d, zeros_like(d)).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Zeroes all but the k largest |values| of the batch (the official code's sparsification).</summary>
     public static Tensor TopK(Tensor g, int k)
     {
