@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # ./sdd demo: on a fresh machine, the whole product end to end on the local stack:
 # stack up -> services up -> 2000 synthetic portraits registered as a data set -> a "smiling" editor
-# distilled from the builtin teacher (HQS timesteps, 300 steps) -> a job of 200 held-out portraits ->
+# distilled from the builtin teacher (HQS timesteps; 150 steps at 128 px, 300 at 32 px) -> a job of 200 held-out portraits ->
 # ./out/contact-sheet.png and ./out/summary.md.
 # Options go to the driver (tools/Sdd.Demo): --steps N --count N --images N --attribute A --out DIR
-#   --teacher NAME (builtin: the 128 px latent teacher when shipped; builtin-32: the 32 px one) --scale S (guidance)
+#   --teacher NAME (builtin: the 128 px latent teacher; builtin-32: the 32 px one; builtin-128 on a stack made before) --scale S (guidance)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=env.sh

@@ -7,7 +7,9 @@ namespace Sdd.Ingest.Tests;
 /// <summary>An SDD_HOME that ships the 128 px latent teacher (latent128/ with judge/ and vae/) beside the 32 px one.</summary>
 public sealed class LatentHomeHost : IngestHost
 {
-    protected override void WriteMoreModels(string models)
+    protected override void WriteMoreModels(string models) => WriteLatent(models);
+
+    public static void WriteLatent(string models)
     {
         var dir = Path.Combine(models, BuiltinTeacher.LatentFolder);
         foreach (var sub in new[] { "", "judge", "vae" }) Directory.CreateDirectory(Path.Combine(dir, sub));
@@ -58,6 +60,34 @@ public class ShippedTeachersTests(LatentHomeHost host) : IClassFixture<LatentHom
             await scope.ServiceProvider.GetRequiredService<BuiltinTeacher>().RegisterAsync();
         await using var db = host.Db();
         Assert.Equal(2, await db.Teachers.CountAsync(t => t.IsBuiltin));
+    }
+
+    [Fact]
+    public async Task A_registry_whose_builtin_is_the_pixel_teacher_keeps_it_and_gets_the_latent_teacher_as_builtin_128()
+    {
+        // A stack started before the latent teacher shipped: builtin is the 32 px teacher.
+        var old = new IngestHost();
+        await old.InitializeAsync();
+        try
+        {
+            Guid pixelId;
+            await using (var db = old.Db())
+                pixelId = (await db.Teachers.SingleAsync(t => t.IsBuiltin)).Id;
+            // The next release ships latent128; Ingest starts again on the same registry.
+            LatentHomeHost.WriteLatent(Path.Combine(old.Home, "shared", "models"));
+            for (int start = 0; start < 2; start++)
+                await using (var scope = old.Factory.Services.CreateAsyncScope())
+                    await scope.ServiceProvider.GetRequiredService<BuiltinTeacher>().RegisterAsync();
+
+            await using var after = old.Db();
+            var builtins = await after.Teachers.Where(t => t.IsBuiltin).ToDictionaryAsync(t => t.Name);
+            Assert.Equal([BuiltinTeacher.Name, BuiltinTeacher.LatentName], builtins.Keys.Order());
+            Assert.Equal(pixelId, builtins[BuiltinTeacher.Name].Id);
+            Assert.Equal("attribute-ddpm", builtins[BuiltinTeacher.Name].Kind);
+            Assert.Equal(("latent-ddpm", 128), (builtins[BuiltinTeacher.LatentName].Kind, builtins[BuiltinTeacher.LatentName].Resolution));
+            Assert.NotNull(await old.Store.StatAsync(old.ModelsBucket, KeyLayout.Teacher(null, builtins[BuiltinTeacher.LatentName].Id) + "vae/config.json"));
+        }
+        finally { await old.DisposeAsync(); }
     }
 
     private async Task<string> ReadAsync(string key)

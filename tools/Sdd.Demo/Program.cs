@@ -6,7 +6,7 @@ using Sdd.Ml.Torch;
 using static TorchSharp.torch;
 
 // ./sdd demo: drives the running services through the HTTP API from data set to edited photos (deploy/local/demo.sh).
-var o = DemoOptions.Parse(args);
+var options = DemoOptions.Parse(args);
 TorchRuntime.ConfigureThreads(1); // the services need the cores
 var settings = SddSettings.FromEnvironment();
 var api = new Uri(Environment.GetEnvironmentVariable("SDD_INGEST_URL") is { Length: > 0 } u ? u : "http://127.0.0.1:8080");
@@ -16,7 +16,7 @@ var keyFile = Environment.GetEnvironmentVariable("SDD_DEMO_KEY_FILE") is { Lengt
 var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
 var times = new List<(string Step, double Seconds)>();
 var total = Stopwatch.StartNew();
-Directory.CreateDirectory(o.Out);
+Directory.CreateDirectory(options.Out);
 void Say(string s) => Console.WriteLine(s);
 
 try
@@ -30,9 +30,11 @@ try
     using var store = new ObjectStore(settings.S3);
 
     // 1. The builtin teacher (shared/models, registered by Sdd.Ingest at start-up).
-    var teacher = await client.Teachers.ListAllAsync().FirstOrDefaultAsync(t => t.Builtin && t.Name == o.Teacher)
-        ?? throw new InvalidOperationException($"No builtin teacher '{o.Teacher}' is registered: Sdd.Ingest registers shared/models/latent128 (builtin) and shared/models/teacher with shared/models/judge (builtin-32, or builtin when latent128 is not shipped) at start-up (see its log).");
+    var teacher = await client.Teachers.ListAllAsync().FirstOrDefaultAsync(t => t.Builtin && t.Name == options.Teacher)
+        ?? throw new InvalidOperationException($"No builtin teacher '{options.Teacher}' is registered: Sdd.Ingest registers shared/models/latent128 (builtin) and shared/models/teacher with shared/models/judge (builtin-32, or builtin when latent128 is not shipped; on a registry whose builtin was already the 32 px teacher the latent one is builtin-128) at start-up (see its log).");
     int size = teacher.ImageSize;
+    var o = options.For(size);
+    int steps = o.Steps!.Value;
     if (!teacher.Attributes.Contains(o.Attribute)) throw new InvalidOperationException($"The builtin teacher has no attribute '{o.Attribute}' ({string.Join(", ", teacher.Attributes)}).");
     Say($"builtin teacher {teacher.Id} ({size} px; {string.Join(", ", teacher.Attributes)})");
 
@@ -50,8 +52,8 @@ try
 
     // 3. The attribute editor: HQS timestep selection, then distillation, in chunks on the distill worker.
     sw.Restart();
-    double scale = o.Scale ?? DemoOptions.DefaultScale;
-    var distillSettings = new DistillSettings(Steps: o.Steps, Mode: "delta", Scale: scale, Lambda: 1, Timesteps: "hqs");
+    double scale = o.Scale!.Value;
+    var distillSettings = new DistillSettings(Steps: steps, Mode: "delta", Scale: scale, Lambda: 1, Timesteps: "hqs");
     AttributeAccepted accepted;
     try { accepted = await client.Attributes.CreateAsync(new CreateAttribute(o.Attribute, teacher.Id, o.Attribute, dataset.Id, distillSettings)); }
     catch (SddApiException e) when (e.Status == 409) // a re-run on the same stack (same key) finds its attribute and adds a version
@@ -60,9 +62,9 @@ try
     }
     var runId = accepted.RunId;
     int version = accepted.Version;
-    Say($"attribute {o.Attribute} v{version}: run {runId}, {o.Steps} steps (delta guidance, s={scale.ToString(CultureInfo.InvariantCulture)}, lambda=1, HQS timesteps)");
+    Say($"attribute {o.Attribute} v{version}: run {runId}, {steps} steps (delta guidance, s={scale.ToString(CultureInfo.InvariantCulture)}, lambda=1, HQS timesteps)");
     var run = await Bars.RunAsync("distill", report => client.Runs.WaitAsync(runId, new InlineProgress<Run>(r =>
-        report(r.Step, o.Steps, r.State == RunState.Running && r.Step == 0 ? "HQS indicator, first chunk" : SddJson.Name(r.State)))));
+        report(r.Step, steps, r.State == RunState.Running && r.Step == 0 ? "HQS indicator, first chunk" : SddJson.Name(r.State)))));
     if (run.State == RunState.Failed) throw new InvalidOperationException($"The distillation failed: {run.Error}");
     times.Add(("distillation (HQS + training + evaluation)", sw.Elapsed.TotalSeconds));
     // Published by the admin, so every key of this stack may submit jobs with the demo's editor (read-only).
@@ -124,15 +126,26 @@ catch (Exception e) when (e is HttpRequestException or InvalidOperationException
     return 1;
 }
 
-/// <summary>What the demo makes: sizes of the data set, the distillation and the job.</summary>
-public sealed record DemoOptions(string Out, int Count, int Steps, int Images, string Attribute, double? Scale, string Teacher)
+/// <summary>What the demo makes: sizes of the data set, the distillation and the job; steps and scale null until <see cref="For"/>.</summary>
+public sealed record DemoOptions(string Out, int Count, int? Steps, int Images, string Attribute, double? Scale, string Teacher)
 {
     /// <summary>
-    /// The guidance scale when --scale is not given: a fixed one, because the automatic search (probe runs on validation
-    /// images) would cost the demo about twice its distillation. 10 is what the demo has always used on the 32 px teacher
-    /// (the search chose 8.4 for smiling there, README); no scale has been measured for a latent teacher yet.
+    /// The guidance scale and steps when --scale and --steps are not given, by the teacher's image size. Fixed scales, because
+    /// the automatic search (probe runs on validation images) would cost the demo about twice its distillation: 10 on the
+    /// 32 px teacher, what the demo has always used (the search chose 8.4 for smiling there, README); 20 on the 128 px latent
+    /// teacher, what the search chose for both smiling and eyeglasses (s = 10 to 16.8 edited none of the validation images
+    /// after 100 steps, 20 edited 96 and 97 %). Steps: 300 at 32 px; fewer at 128 px, where a step costs about 8 times as
+    /// much, so the demo stays within 15 minutes (README, Demo).
     /// </summary>
-    public const double DefaultScale = 10;
+    public const double PixelScale = 10, LatentScale = 20;
+    public const int PixelSteps = 300, LatentSteps = 150;
+
+    /// <summary>These options with the steps and scale for a teacher of <paramref name="imageSize"/> px filled in where not given.</summary>
+    public DemoOptions For(int imageSize) => this with
+    {
+        Steps = Steps ?? (imageSize >= 64 ? LatentSteps : PixelSteps),
+        Scale = Scale ?? (imageSize >= 64 ? LatentScale : PixelScale),
+    };
 
     public static DemoOptions Parse(string[] args)
     {
@@ -143,7 +156,7 @@ public sealed record DemoOptions(string Out, int Count, int Steps, int Images, s
         }
         int Int(string name, int fallback, int min) =>
             int.TryParse(Arg(name, fallback.ToString(CultureInfo.InvariantCulture)), out var v) && v >= min ? v : throw new ArgumentException($"--{name} takes a number of at least {min}");
-        return new DemoOptions(Arg("out", "out"), Int("count", 2000, 20), Int("steps", 300, 1), Int("images", 200, 1), Arg("attribute", "smiling"),
+        return new DemoOptions(Arg("out", "out"), Int("count", 2000, 20), Arg("steps", "") is { Length: > 0 } ? Int("steps", 0, 1) : null, Int("images", 200, 1), Arg("attribute", "smiling"),
             Arg("scale", "") is { Length: > 0 } sc ? double.TryParse(sc, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0 && double.IsFinite(v) ? v : throw new ArgumentException("--scale takes a positive number")
             : null, Arg("teacher", "builtin"));
     }

@@ -8,13 +8,16 @@ namespace Sdd.Ingest.Teachers;
 /// bucket and inserts its row. <c>builtin</c> is the 128 px latent teacher of <c>shared/models/latent128</c> (judge in its
 /// <c>judge/</c>) when that is shipped, and the 32 px pixel teacher of <c>shared/models/teacher</c> (judge in
 /// <c>shared/models/judge</c>) otherwise; with both shipped the pixel teacher is <c>builtin-32</c>. A registry made before
-/// keeps its rows (a name already registered is left alone), so its editors keep their teacher. Idempotent; two Ingest
-/// processes starting together queue on an advisory lock.
+/// keeps its rows (a name already registered is left alone), so its editors keep their teacher: where <c>builtin</c> is
+/// already the pixel teacher, the latent one is registered as <c>builtin-128</c>. Idempotent; two Ingest processes
+/// starting together queue on an advisory lock.
 /// </summary>
 public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSettings settings, ILogger<BuiltinTeacher> log)
 {
     public const string Name = "builtin";
     public const string PixelName = "builtin-32";
+    /// <summary>The latent teacher's name on a registry whose <see cref="Name"/> was already the pixel teacher.</summary>
+    public const string LatentName = "builtin-128";
     public const string LatentFolder = "latent128";
     private const long LockKey = 0x5DD_0002;
     private static readonly string[] Files = [ModelFolder.ConfigFile, ModelFolder.WeightsFile];
@@ -32,8 +35,16 @@ public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSet
         var pixel = (Teacher: Path.Combine(models, "teacher"), Judge: Path.Combine(models, "judge"));
         if (File.Exists(Path.Combine(latent, ModelFolder.ConfigFile)))
         {
-            await RegisterAsync(Name, latent, Path.Combine(latent, "judge"), ct);
-            await RegisterAsync(PixelName, pixel.Teacher, pixel.Judge, ct);
+            // A registry made before the latent teacher shipped has the pixel teacher as builtin, with its editors: it keeps
+            // that name, and the latent teacher comes in beside it as builtin-128.
+            var existing = await db.Teachers.Where(t => t.IsBuiltin && t.Name == Name).Select(t => t.Kind).FirstOrDefaultAsync(ct);
+            if (existing is not null && existing != TeacherConfig.KindLatentDdpm)
+                await RegisterAsync(LatentName, latent, Path.Combine(latent, "judge"), ct);
+            else
+            {
+                await RegisterAsync(Name, latent, Path.Combine(latent, "judge"), ct);
+                await RegisterAsync(PixelName, pixel.Teacher, pixel.Judge, ct);
+            }
         }
         else await RegisterAsync(Name, pixel.Teacher, pixel.Judge, ct);
     }
