@@ -33,7 +33,7 @@ try
     var teacher = await client.Teachers.ListAllAsync().FirstOrDefaultAsync(t => t.Builtin && t.Name == options.Teacher)
         ?? throw new InvalidOperationException($"No builtin teacher '{options.Teacher}' is registered: Sdd.Ingest registers shared/models/latent128 (builtin) and shared/models/teacher with shared/models/judge (builtin-32, or builtin when latent128 is not shipped; on a registry whose builtin was already the 32 px teacher the latent one is builtin-128) at start-up (see its log).");
     int size = teacher.ImageSize;
-    var o = options.For(size);
+    var o = options.For(latent: teacher.Kind == Sdd.Formats.Models.TeacherConfig.KindLatentDdpm);
     int steps = o.Steps!.Value;
     if (!teacher.Attributes.Contains(o.Attribute)) throw new InvalidOperationException($"The builtin teacher has no attribute '{o.Attribute}' ({string.Join(", ", teacher.Attributes)}).");
     Say($"builtin teacher {teacher.Id} ({size} px; {string.Join(", ", teacher.Attributes)})");
@@ -130,7 +130,7 @@ catch (Exception e) when (e is HttpRequestException or InvalidOperationException
 public sealed record DemoOptions(string Out, int Count, int? Steps, int Images, string Attribute, double? Scale, string Teacher)
 {
     /// <summary>
-    /// The guidance scale and steps when --scale and --steps are not given, by the teacher's image size. Fixed scales, because
+    /// The guidance scale and steps when --scale and --steps are not given, by the teacher's kind. Fixed scales, because
     /// the automatic search (probe runs on validation images) would cost the demo about twice its distillation: 10 on the
     /// 32 px teacher, what the demo has always used (the search chose 8.4 for smiling there, README); 20 on the 128 px latent
     /// teacher, what the search chose for both smiling and eyeglasses (s = 10 to 16.8 edited none of the validation images
@@ -140,11 +140,11 @@ public sealed record DemoOptions(string Out, int Count, int? Steps, int Images, 
     public const double PixelScale = 10, LatentScale = 20;
     public const int PixelSteps = 300, LatentSteps = 150;
 
-    /// <summary>These options with the steps and scale for a teacher of <paramref name="imageSize"/> px filled in where not given.</summary>
-    public DemoOptions For(int imageSize) => this with
+    /// <summary>These options with the steps and scale for a latent or a pixel teacher filled in where not given.</summary>
+    public DemoOptions For(bool latent) => this with
     {
-        Steps = Steps ?? (imageSize >= 64 ? LatentSteps : PixelSteps),
-        Scale = Scale ?? (imageSize >= 64 ? LatentScale : PixelScale),
+        Steps = Steps ?? (latent ? LatentSteps : PixelSteps),
+        Scale = Scale ?? (latent ? LatentScale : PixelScale),
     };
 
     public static DemoOptions Parse(string[] args)
