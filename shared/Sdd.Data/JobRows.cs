@@ -60,6 +60,23 @@ public static class JobRows
         await copy.CompleteAsync(ct);
     }
 
+    /// <summary>
+    /// Fails the given items of a job that are still pending, each with <paramref name="reason"/>, and recounts the job
+    /// (in one transaction, the job row locked first); returns how many items failed.
+    /// </summary>
+    public static async Task<int> FailItemsAsync(SddDbContext db, Guid jobId, Guid[] itemIds, string reason, CancellationToken ct)
+    {
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await db.Database.ExecuteSqlRawAsync(LockJob, [new Npgsql.NpgsqlParameter("job", jobId)], ct);
+        var failed = await db.Database.ExecuteSqlRawAsync("""
+            UPDATE job_items SET "State" = 'Failed', "Error" = @reason, "UpdatedAt" = now()
+             WHERE "JobId" = @job AND "Id" = ANY(@ids) AND "State" = 'Pending'
+            """, [new Npgsql.NpgsqlParameter("job", jobId), new Npgsql.NpgsqlParameter("ids", itemIds), new Npgsql.NpgsqlParameter("reason", reason)], ct);
+        await db.Database.ExecuteSqlRawAsync(Recount, [new Npgsql.NpgsqlParameter("job", jobId)], ct);
+        await tx.CommitAsync(ct);
+        return failed;
+    }
+
     private static async Task WriteOrNull(Npgsql.NpgsqlBinaryImporter copy, string? value, NpgsqlTypes.NpgsqlDbType type, CancellationToken ct)
     {
         if (value is null) await copy.WriteNullAsync(ct);

@@ -97,6 +97,75 @@ public class JobTests(IngestHost host) : IClassFixture<IngestHost>
     }
 
     [Fact]
+    public async Task An_uploads_first_batches_are_sent_while_the_rest_is_still_being_stored()
+    {
+        // One PUT at a time, so storing 640 inputs takes a while; batches of 32 go out as their inputs are stored.
+        await using var factory = host.NewFactory(new() { ["SDD_UPLOAD_PARALLELISM"] = "1" });
+        var (owner, key) = await host.NewKeyWithUserBucketAsync();
+        var attribute = await host.ReadyAttributeAsync(owner);
+        using var client = factory.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", key);
+        var files = Enumerable.Range(0, 640).Select(i => ($"img{i:D3}.png", TestData.Png(8, 8, (byte)i))).ToArray();
+
+        var post = client.PostAsync("/v1/jobs", Upload(attribute, files));
+        Guid? jobId = null;
+        bool sentBeforeAccepted = false;
+        while (!post.IsCompleted)
+        {
+            await using (var db = host.Db()) jobId ??= await db.EditJobs.Where(j => j.Owner == owner).Select(j => (Guid?)j.Id).SingleOrDefaultAsync();
+            if (jobId is { } id && (await host.MessagesAsync("edit", "jobId", id, timeout: TimeSpan.Zero)).Count > 0)
+            {
+                sentBeforeAccepted = !post.IsCompleted;
+                break;
+            }
+            await Task.Delay(10);
+        }
+        var response = await post;
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.Equal(jobId, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("jobId").GetGuid());
+        Assert.True(sentBeforeAccepted, "a batch reached the edit queue only after the whole upload was stored");
+        // Every item was sent exactly once, in batches of 32 in upload order, and every input is stored.
+        var batches = await host.MessagesAsync("edit", "jobId", jobId!.Value, atLeast: 20);
+        await using var check = host.Db();
+        var items = await check.JobItems.Where(i => i.JobId == jobId).ToListAsync();
+        var byId = items.ToDictionary(i => i.Id);
+        Assert.Equal(20, batches.Count);
+        var sentIds = batches.SelectMany(b => b.GetProperty("itemIds").EnumerateArray().Select(x => x.GetGuid())).ToList();
+        Assert.Equal(items.Select(i => i.Id).Order(), sentIds.Order());
+        Assert.All(batches, b =>
+        {
+            var names = b.GetProperty("itemIds").EnumerateArray().Select(x => int.Parse(byId[x.GetGuid()].Name![3..6])).ToList();
+            Assert.Equal(32, names.Count);
+            Assert.Equal(Enumerable.Range(names.Min(), 32), names.Order()); // a batch is 32 consecutive files of the upload
+        });
+        Assert.All(items, i => Assert.Equal(0, i.Attempts)); // the sends were first sends, not retries
+        var stored = new List<string>();
+        await foreach (var o in host.Store.ListAsync(host.JobsBucket, $"tenants/{owner}/jobs/{jobId}/input/")) stored.Add(o.Key);
+        Assert.Equal(items.Select(i => i.SourceKey).Order(), stored.Order());
+    }
+
+    [Fact]
+    public async Task An_upload_that_cannot_be_stored_before_any_batch_was_sent_leaves_no_job_behind()
+    {
+        // A jobs bucket that is gone once the Ingest has started: the first PUT fails, before any batch was sent.
+        var bucket = IngestHost.Unique("gone-");
+        await using var factory = host.NewFactory(new() { ["SDD_S3_BUCKET_JOBS"] = bucket });
+        using var client = factory.CreateClient(); // starts it: the bucket is created
+        await host.Store.DeleteBucketAsync(bucket);
+        var (owner, key) = await host.NewKeyWithUserBucketAsync();
+        var attribute = await host.ReadyAttributeAsync(owner);
+        client.DefaultRequestHeaders.Add("X-Api-Key", key);
+
+        var response = await client.PostAsync("/v1/jobs", Upload(attribute, Enumerable.Range(0, 40).Select(i => ($"img{i:D2}.png", TestData.Png(8, 8, (byte)i))).ToArray()));
+
+        await ProblemAssert.IsProblem(response, HttpStatusCode.InternalServerError);
+        await using var db = host.Db();
+        Assert.False(await db.EditJobs.AnyAsync(j => j.Owner == owner));
+        Assert.False(await db.JobItems.AnyAsync(i => i.SourceKey.StartsWith($"tenants/{owner}/")));
+    }
+
+    [Fact]
     public async Task An_upload_over_the_size_limit_is_a_413_problem()
     {
         var (client, attribute) = await ClientWithAttributeAsync();

@@ -26,13 +26,15 @@ namespace Sdd.Cli;
 /// <c>bench pipeline</c>: the same N JPEG photos edited in-process (decode, edit, encode: the ceiling) and through the
 /// services (Ingest + K edit workers as real processes on the local stack, in a virtual host, database and buckets of
 /// their own), in one run: images/s of each, their ratios, job creation time, worker RSS after 10 % and after all of the
-/// images, and the workers' stage seconds from their /metrics.
+/// images (and its median around the first and over the last 10 %, sampled at every poll), and the workers' stage seconds
+/// from their /metrics.
 /// </summary>
 public static class PipelineBench
 {
     public sealed record ServiceRow(int Workers, int ThreadsPerWorker, double SubmitSeconds, double SubmitToDoneSeconds, double StartedToFinishedSeconds,
         double SubmitToDoneImagesPerSecond, double StartedToFinishedImagesPerSecond, double RatioStartedToFinished, double RatioSubmitToDone,
-        int Done, int Failed, long[] WorkerRssAtTenthBytes, long[] WorkerRssAtEndBytes, long[] WorkerPeakRssBytes, Dictionary<string, double> StageSeconds,
+        int Done, int Failed, long[] WorkerRssAtTenthBytes, long[] WorkerRssAtEndBytes, long[] WorkerPeakRssBytes,
+        long[] WorkerRssMedianFirstTenthBytes, long[] WorkerRssMedianLastTenthBytes, int RssSamples, Dictionary<string, double> StageSeconds,
         Dictionary<string, double> CpuSeconds);
 
     public sealed record Report(string Machine, int Images, int Size, int ModelSize, string Format, int EditorParameters, int TorchThreads,
@@ -76,6 +78,9 @@ public static class PipelineBench
             Console.Error.WriteLine($"  services, {k} worker(s) x {perWorker} threads: job created in {row.SubmitSeconds:0.00} s; started→finished {row.StartedToFinishedImagesPerSecond:0.0} images/s " +
                 $"({row.RatioStartedToFinished:P0} of in-process), submit→done {row.SubmitToDoneImagesPerSecond:0.0} images/s ({row.RatioSubmitToDone:P0}); " +
                 $"worker RSS {string.Join("/", row.WorkerRssAtTenthBytes.Select(Mb))} MB at 10 % → {string.Join("/", row.WorkerRssAtEndBytes.Select(Mb))} MB at the end, peak {string.Join("/", row.WorkerPeakRssBytes.Select(Mb))} MB");
+            Console.Error.WriteLine($"    worker RSS, median of {row.RssSamples} samples: {string.Join("/", row.WorkerRssMedianFirstTenthBytes.Select(Mb))} MB while the 5th to 15th % of the images were done → " +
+                $"{string.Join("/", row.WorkerRssMedianLastTenthBytes.Select(Mb))} MB over the last 10 % (" +
+                string.Join("/", row.WorkerRssMedianFirstTenthBytes.Zip(row.WorkerRssMedianLastTenthBytes, (a, b) => a > 0 ? $"{(double)b / a - 1:+0%;-0%}" : "n/a")) + ")");
             Console.Error.WriteLine("    stage seconds: " + string.Join(", ", row.StageSeconds.Select(s => $"{s.Key} {s.Value:0.00}")));
             Console.Error.WriteLine("    CPU seconds during the job: " + string.Join(", ", row.CpuSeconds.Select(s => $"{s.Key} {s.Value:0.0}")));
         }
@@ -91,6 +96,13 @@ public static class PipelineBench
         Directory.Delete(editorDir, true);
         return 0;
     }
+
+    /// <summary>Each worker's median RSS over the samples taken while from <paramref name="from"/> to <paramref name="to"/> images were finished (0: none).</summary>
+    private static long[] MedianRss(List<(int Done, long[] Rss)> samples, int workers, int from, int to) => Enumerable.Range(0, workers).Select(w =>
+    {
+        var window = samples.Where(s => s.Done >= from && s.Done <= to).Select(s => s.Rss[w]).Order().ToList();
+        return window.Count == 0 ? 0 : window[window.Count / 2];
+    }).ToArray();
 
     private static string Mb(long bytes) => (bytes / (1 << 20)).ToString(CultureInfo.InvariantCulture);
 
@@ -196,11 +208,17 @@ public static class PipelineBench
             var accepted = await api.Jobs.SubmitFilesAsync(attribute, photos.Select(p => UploadFile.FromBytes(p.Name, p.Bytes)).ToList());
             double submitSeconds = sw.Elapsed.TotalSeconds;
             long[] rssTenth = [];
+            // The workers' RSS is a sawtooth (batches in flight, the heap trimmed after each): sampled at every poll, its
+            // median around the first 10 % of the images and over the last 10 % say whether it grows over a long job.
+            var rssSamples = new List<(int Done, long[] Rss)>();
             JobStatus job;
             while (true)
             {
                 job = await api.Jobs.GetAsync(accepted.JobId);
-                if (rssTenth.Length == 0 && job.Counts.Done + job.Counts.Failed >= n / 10) rssTenth = processes.Skip(1).Select(p => Rss(p.Id, "VmRSS")).ToArray();
+                int finished = job.Counts.Done + job.Counts.Failed;
+                if (job.State is not (JobState.Completed or JobState.Failed or JobState.Cancelled))
+                    rssSamples.Add((finished, processes.Skip(1).Select(p => Rss(p.Id, "VmRSS")).ToArray()));
+                if (rssTenth.Length == 0 && finished >= n / 10) rssTenth = processes.Skip(1).Select(p => Rss(p.Id, "VmRSS")).ToArray();
                 if (job.State is JobState.Completed or JobState.Failed or JobState.Cancelled) break;
                 await Task.Delay(100);
             }
@@ -212,12 +230,23 @@ public static class PipelineBench
             double toDone = (job.FinishedAt!.Value - submitted).TotalSeconds, startedToFinished = (job.FinishedAt!.Value - job.StartedAt!.Value).TotalSeconds;
             return new ServiceRow(workers, threadsPerWorker, submitSeconds, toDone, startedToFinished, n / toDone, n / startedToFinished,
                 inProcess / startedToFinished, inProcess / toDone, job.Counts.Done, job.Counts.Failed, rssTenth,
-                processes.Skip(1).Select(p => Rss(p.Id, "VmRSS")).ToArray(), processes.Skip(1).Select(p => Rss(p.Id, "VmHWM")).ToArray(), stages, cpu);
+                processes.Skip(1).Select(p => Rss(p.Id, "VmRSS")).ToArray(), processes.Skip(1).Select(p => Rss(p.Id, "VmHWM")).ToArray(),
+                MedianRss(rssSamples, workers, n * 5 / 100, n * 15 / 100), MedianRss(rssSamples, workers, n * 9 / 10, n), rssSamples.Count, stages, cpu);
         }
         finally
         {
             foreach (var p in processes) { try { p.Kill(entireProcessTree: true); p.WaitForExit(10_000); } catch (Exception) { } p.Dispose(); }
             try { await management.DeleteAsync($"api/vhosts/{name}"); } catch (Exception) { }
+            try
+            {
+                // The job's objects by their recorded keys: listing a bucket of 20,000 objects page by page costs the local
+                // S3 server minutes of CPU (each page walks the whole bucket); what is left is listed below.
+                await using var db = new SddDbContext(SddDb.Options(settings.Postgres.ConnectionString()));
+                var keys = await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.ToListAsync(
+                    db.JobItems.Where(i => i.SourceBucket == null).Select(i => i.SourceKey).Concat(db.JobItems.Where(i => i.OutputKey != null).Select(i => i.OutputKey!)));
+                foreach (var chunk in keys.Chunk(1000)) await store.DeleteManyAsync(settings.S3.JobsBucket, chunk);
+            }
+            catch (Exception) { }
             try
             {
                 NpgsqlConnection.ClearAllPools();

@@ -6,14 +6,14 @@ namespace Sdd.Edit.Editing;
 /// <summary>The stages of a batch, as timed in <see cref="EditMetrics.Stage"/>.</summary>
 public static class EditStage
 {
-    public const string Download = "download", Decode = "decode", Edit = "edit", Encode = "encode", Upload = "upload", Record = "record";
-    public static readonly string[] All = [Download, Decode, Edit, Encode, Upload, Record];
+    public const string Download = "download", Decode = "decode", Edit = "edit", Encode = "encode", Upload = "upload", Record = "record", Trim = "trim";
+    public static readonly string[] All = [Download, Decode, Edit, Encode, Upload, Record, Trim];
 }
 
 /// <summary>
 /// The edit worker's Prometheus metrics (served at /metrics with the process's own, e.g. process_working_set_bytes):
 /// items by outcome (their rate is the worker's images per second), batch latency and size, the wall seconds each stage of a
-/// batch took (download, decode, edit, encode, upload, record; batches overlap, so the sums may exceed the elapsed time),
+/// batch took (download, decode, edit, encode, upload, record, and the trim of the native heap after it; batches overlap, so the sums may exceed the elapsed time),
 /// the wait for the forward-pass gate, editor cache hits and loads, and each job's accepted-to-finished latency, observed
 /// once by the worker that completes the job (so replicas never count it twice).
 /// </summary>
@@ -30,7 +30,7 @@ public sealed class EditMetrics
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.01, 2, 16) });
         _batchImages = factory.CreateHistogram("sdd_edit_batch_images", "Images of a batch still to edit when it arrived.",
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(1, 2, 10) });
-        _stageSeconds = factory.CreateHistogram("sdd_edit_stage_seconds", "Seconds a batch spent in each stage (download, decode, edit, encode, upload, record).",
+        _stageSeconds = factory.CreateHistogram("sdd_edit_stage_seconds", "Seconds a batch spent in each stage (download, decode, edit, encode, upload, record; trim: the native heap handed back after a batch).",
             new HistogramConfiguration { LabelNames = ["stage"], Buckets = Histogram.ExponentialBuckets(0.001, 2, 18) });
         _gateWait = factory.CreateHistogram("sdd_edit_gate_wait_seconds", "Wait of a batch's images for the forward pass (another batch editing).",
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 2, 18) });

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using System.Runtime.ExceptionServices;
 using System.Text.Json;
 using Minio.Exceptions;
 using Sdd.Ingest.Dispatch;
@@ -57,7 +58,7 @@ public static class JobsApi
     public static string ItemStateName(ItemState s) => s.ToString().ToLowerInvariant();
 
     public static async Task<Results<Accepted<JobAccepted>, ProblemHttpResult>> Submit(HttpRequest http, ClaimsPrincipal user, SddDbContext db,
-        ObjectStore store, EditDispatcher dispatcher, IngestSettings settings, CancellationToken ct)
+        ObjectStore store, EditDispatcher dispatcher, IngestSettings settings, ILogger<EditJob> log, CancellationToken ct)
     {
         // The webhook and format are read before any file is stored, so a bad one leaves nothing behind.
         if (http.ContentLength > settings.MaxUploadBytes)
@@ -66,6 +67,7 @@ public static class JobsApi
         if (await OwnerQuota.JobsAsync(http.HttpContext, db, owner, settings, ct) is { } quota) return quota;
         var job = new EditJob { Id = Guid.NewGuid(), Owner = owner, State = JobState.Pending, CreatedAt = DateTimeOffset.UtcNow };
         List<JobItem> items;
+        List<CheckedUpload>? uploads = null; // files of a multipart job: checked, not yet stored
         long? maxPixels = null; // known for uploads: their batches are sized by pixels
         if (http.HasFormContentType)
         {
@@ -76,9 +78,10 @@ public static class JobsApi
             if (form.Files.Count == 0) return Problems.BadRequest("Attach one or more image files (form field 'files').");
             if (form.Files.Count > settings.MaxItemsPerJob)
                 return Problems.Unprocessable($"{form.Files.Count} files; a job holds at most {settings.MaxItemsPerJob} (SDD_MAX_ITEMS_PER_JOB).");
-            var (stored, pixels, problem) = await StoreUploadsAsync(form.Files, owner, job.Id, store, settings, ct);
+            var (checkedFiles, pixels, problem) = await CheckUploadsAsync(form.Files, owner, job.Id, settings);
             if (problem is not null) return problem;
-            items = stored!;
+            uploads = checkedFiles!;
+            items = uploads.Select(u => u.Item).ToList();
             maxPixels = pixels;
         }
         else if (http.HasJsonContentType())
@@ -100,7 +103,14 @@ public static class JobsApi
         }
 
         job.ItemCount = items.Count;
-        foreach (var item in items) item.JobId = job.Id;
+        // Uploaded items are claimed by this request from the start: their objects are stored after the rows exist, and
+        // the sweeper must not send an item before its input is there (it re-sends a claimed item only once it is stale).
+        var claim = EditDispatcher.ClaimTime();
+        foreach (var item in items)
+        {
+            item.JobId = job.Id;
+            if (uploads is not null) item.DispatchedAt = claim;
+        }
         // The job and all its items in one transaction: the job row by EF, the items by one COPY.
         await using (var transaction = await db.Database.BeginTransactionAsync(ct))
         {
@@ -109,8 +119,18 @@ public static class JobsApi
             await JobRows.CopyItemsAsync(db, items, ct);
             await transaction.CommitAsync(ct);
         }
-        // Accepted now: a send that fails here is the sweeper's to retry, so the client's going away must not stop it.
-        await dispatcher.DispatchAsync(job.Id, items.Select(i => i.Id).ToList(), DateTimeOffset.MinValue, CancellationToken.None, settings.BatchSizeFor(maxPixels));
+        var batchSize = settings.BatchSizeFor(maxPixels);
+        if (uploads is not null)
+        {
+            // The request's bytes are all here, so the client's going away does not stop the storing either.
+            if (await StoreAndDispatchAsync(job, uploads, claim, batchSize, db, store, dispatcher, settings, log) is { } storeFailure)
+                ExceptionDispatchInfo.Throw(storeFailure);
+        }
+        else
+        {
+            // Accepted now: a send that fails here is the sweeper's to retry, so the client's going away must not stop it.
+            await dispatcher.DispatchAsync(job.Id, items.Select(i => i.Id).ToList(), DateTimeOffset.MinValue, CancellationToken.None, batchSize);
+        }
         return TypedResults.Accepted($"/v1/jobs/{job.Id}", new JobAccepted(job.Id, items.Count));
     }
 
@@ -355,11 +375,18 @@ public static class JobsApi
     /// behind; then stores them in parallel (SDD_UPLOAD_PARALLELISM at once, pooled connections). A failed store deletes
     /// what was stored.
     /// </summary>
-    private static async Task<(List<JobItem>?, long MaxPixels, ProblemHttpResult?)> StoreUploadsAsync(IFormFileCollection files, string owner, Guid jobId, ObjectStore store,
-        IngestSettings settings, CancellationToken ct)
+    /// <summary>An uploaded file that passed its checks, with the item it becomes.</summary>
+    private sealed record CheckedUpload(JobItem Item, IFormFile File, string ContentType);
+
+    /// <summary>
+    /// Every file's name and header is checked before anything is stored or written, so a refused upload leaves nothing
+    /// behind; returns the items (their input keys chosen) and the largest image's pixels.
+    /// </summary>
+    private static async Task<(List<CheckedUpload>?, long MaxPixels, ProblemHttpResult?)> CheckUploadsAsync(IFormFileCollection files, string owner, Guid jobId,
+        IngestSettings settings)
     {
         long maxPixels = 0;
-        var items = new List<(JobItem Item, IFormFile File, string ContentType)>(files.Count);
+        var uploads = new List<CheckedUpload>(files.Count);
         foreach (var file in files)
         {
             var name = Path.GetFileName(file.FileName.Replace('\\', '/'));
@@ -373,22 +400,71 @@ public static class JobsApi
             maxPixels = Math.Max(maxPixels, (long)header.Width * header.Height);
             var itemId = Guid.NewGuid();
             var key = KeyLayout.JobInput(owner, jobId, itemId, header.Extension);
-            items.Add((new JobItem { Id = itemId, JobId = jobId, Name = name, SourceKey = key, State = ItemState.Pending }, file, header.ContentType));
+            uploads.Add(new CheckedUpload(new JobItem { Id = itemId, JobId = jobId, Name = name, SourceKey = key, State = ItemState.Pending }, file, header.ContentType));
         }
+        return (uploads, maxPixels, null);
+    }
+
+    /// <summary>
+    /// Stores the checked uploads of a job whose rows exist (SDD_UPLOAD_PARALLELISM at a time, in upload order) and sends
+    /// each batch of <paramref name="batchSize"/> as soon as its inputs are stored, so the workers start while the rest is
+    /// still being stored. If storing fails before any batch was sent, the job is undone (its rows and stored inputs
+    /// deleted) and the failure returned for the request to answer with; after that, the inputs that were stored are sent
+    /// and the others fail with the reason, so the job still finishes.
+    /// </summary>
+    private static async Task<Exception?> StoreAndDispatchAsync(EditJob job, List<CheckedUpload> uploads, DateTimeOffset claim, int batchSize,
+        SddDbContext db, ObjectStore store, EditDispatcher dispatcher, IngestSettings settings, ILogger log)
+    {
+        var stored = new bool[uploads.Count];
+        var left = uploads.Chunk(batchSize).Select(b => b.Length).ToArray();
+        var sent = new bool[uploads.Count];
+        var ready = System.Threading.Channels.Channel.CreateUnbounded<int>(new() { SingleReader = true });
+        var sending = Task.Run(async () =>
+        {
+            // One reader: the request's DbContext is used by one thing at a time.
+            await foreach (var b in ready.Reader.ReadAllAsync())
+            {
+                var ids = Enumerable.Range(b * batchSize, left.Length - 1 == b ? uploads.Count - b * batchSize : batchSize).ToList();
+                foreach (var k in ids) sent[k] = true;
+                try { await dispatcher.DispatchAsync(job.Id, ids.Select(k => uploads[k].Item.Id).ToList(), DateTimeOffset.MinValue, CancellationToken.None, batchSize, claim); }
+                catch (Exception e)
+                {
+                    // The claim could not be written (database unreachable): the items stay claimed, the sweeper sends them once stale.
+                    log.LogWarning(e, "Job {JobId}: a batch could not be dispatched; the sweeper will send it", job.Id);
+                }
+            }
+        });
+        Exception? failure = null;
         try
         {
-            await Parallel.ForEachAsync(items, new ParallelOptions { MaxDegreeOfParallelism = settings.UploadParallelism, CancellationToken = ct }, async (x, token) =>
+            await Parallel.ForEachAsync(Enumerable.Range(0, uploads.Count), new ParallelOptions { MaxDegreeOfParallelism = settings.UploadParallelism }, async (k, token) =>
             {
-                await using var content = x.File.OpenReadStream(); // buffered by the form reader
-                await store.PutAsync(store.JobsBucket, x.Item.SourceKey, content, x.ContentType, token);
+                var x = uploads[k];
+                await using (var content = x.File.OpenReadStream()) // buffered by the form reader
+                    await store.PutAsync(store.JobsBucket, x.Item.SourceKey, content, x.ContentType, token);
+                stored[k] = true;
+                if (Interlocked.Decrement(ref left[k / batchSize]) == 0) ready.Writer.TryWrite(k / batchSize);
             });
         }
-        catch
+        catch (Exception e) { failure = e; }
+        ready.Writer.Complete();
+        await sending;
+        if (failure is null) return null;
+
+        if (!sent.Any(s => s))
         {
-            await DeleteQuietly(store, items.Select(x => x.Item).ToList());
-            throw;
+            // Nothing reached a worker: undo the job as if it had never been accepted.
+            await db.EditJobs.Where(j => j.Id == job.Id).ExecuteDeleteAsync(CancellationToken.None);
+            await DeleteQuietly(store, uploads.Where((_, k) => stored[k]).Select(x => x.Item));
+            return failure;
         }
-        return (items.Select(x => x.Item).ToList(), maxPixels, null);
+        // Part of the job is at the workers: it goes on with what was stored; the rest fails with the reason.
+        log.LogError(failure, "Job {JobId}: storing its uploads failed after some batches were sent; the unstored items fail", job.Id);
+        var storedUnsent = Enumerable.Range(0, uploads.Count).Where(k => stored[k] && !sent[k]).Select(k => uploads[k].Item.Id).ToList();
+        if (storedUnsent.Count > 0) await dispatcher.DispatchAsync(job.Id, storedUnsent, DateTimeOffset.MinValue, CancellationToken.None, batchSize, claim);
+        var unstored = Enumerable.Range(0, uploads.Count).Where(k => !stored[k]).Select(k => uploads[k].Item.Id).ToArray();
+        await JobRows.FailItemsAsync(db, job.Id, unstored, $"The upload could not be stored: {failure.GetType().Name}: {failure.Message}", CancellationToken.None);
+        return null;
     }
 
     /// <summary>

@@ -13,19 +13,29 @@ public sealed class EditDispatcher(SddDbContext db, ISendEndpointProvider sender
 {
     private static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(15);
 
+    /// <summary>Now, to the microsecond PostgreSQL keeps, so a claim read back compares equal to the one written.</summary>
+    public static DateTimeOffset ClaimTime()
+    {
+        var now = DateTimeOffset.UtcNow;
+        return new DateTimeOffset(now.Ticks - now.Ticks % 10, TimeSpan.Zero);
+    }
+
     /// <summary>
-    /// Claims the items still pending and unsent (or sent before <paramref name="staleBefore"/>) in one statement, then
+    /// Claims the items still pending and unsent (or sent before <paramref name="staleBefore"/>, or claimed at
+    /// <paramref name="ownClaim"/> by the caller itself: a job's uploads while they are stored) in one statement, then
     /// sends them in batches of <paramref name="batchSize"/> (unknown sizes: <see cref="IngestSettings.BatchSizeFor"/>), a few sends in flight; returns how many were sent. A batch whose send
     /// fails is unclaimed (DispatchedAt cleared) for the sweeper, and so is every batch after it.
     /// </summary>
-    public async Task<int> DispatchAsync(Guid jobId, IReadOnlyList<Guid> itemIds, DateTimeOffset staleBefore, CancellationToken ct, int? batchSize = null)
+    public async Task<int> DispatchAsync(Guid jobId, IReadOnlyList<Guid> itemIds, DateTimeOffset staleBefore, CancellationToken ct, int? batchSize = null,
+        DateTimeOffset? ownClaim = null)
     {
-        var now = DateTimeOffset.UtcNow;
+        var now = ClaimTime();
         var ids = itemIds.ToArray();
+        var own = ownClaim ?? DateTimeOffset.MinValue; // no item is claimed at -infinity
         var claimed = await db.Database.SqlQuery<Guid>($"""
-            UPDATE job_items SET "DispatchedAt" = {now}, "Attempts" = "Attempts" + CASE WHEN "DispatchedAt" IS NULL THEN 0 ELSE 1 END
+            UPDATE job_items SET "DispatchedAt" = {now}, "Attempts" = "Attempts" + CASE WHEN "DispatchedAt" IS NULL OR "DispatchedAt" = {own} THEN 0 ELSE 1 END
             WHERE "JobId" = {jobId} AND "Id" = ANY({ids}) AND "State" = 'Pending'
-              AND ("DispatchedAt" IS NULL OR "DispatchedAt" < {staleBefore})
+              AND ("DispatchedAt" IS NULL OR "DispatchedAt" < {staleBefore} OR "DispatchedAt" = {own})
             RETURNING "Id" AS "Value"
             """).ToListAsync(ct);
         if (claimed.Count == 0) return 0;
