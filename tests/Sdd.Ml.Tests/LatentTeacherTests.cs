@@ -115,6 +115,30 @@ public sealed class LatentTeacherTests
     }
 
     [Fact]
+    public void Top_k_through_the_decoder_keeps_the_largest_values_of_the_image_gradient()
+    {
+        using var scope = NewDisposeScope();
+        using var teacher = LatentSupport.Teacher(85);
+        var (x, _) = Tiny.Portraits(85, 0, 2, S);
+        using var _ = no_grad();
+        var z = teacher.ToModelSpace(x);
+        // A latent step in one corner: it decodes to a large change there and a faint one everywhere else.
+        var g = zeros_like(z);
+        g[TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Slice(0, 2), TensorIndex.Slice(0, 2)] = ones(2, z.shape[1], 2, 2);
+        var dense = ScoreDistillation.DecodedGradient(teacher, z, g);
+        int k = (int)(dense.numel() / 20);
+        var sparse = ScoreDistillation.DecodedGradient(teacher, z, g, topK: k);
+
+        Assert.True(dense.ne(0).sum().item<long>() > 2 * k, "the dense image gradient should reach well beyond the corner");
+        long kept = sparse.ne(0).sum().item<long>();
+        Assert.InRange(kept, k, k + 16); // ties at the threshold aside
+        // What is kept is the dense gradient itself, at its largest values.
+        var where = sparse.ne(0);
+        Assert.Equal(0f, (sparse - dense).masked_select(where).abs().max().item<float>());
+        Assert.True(dense.abs().masked_select(where).min().item<float>() >= dense.abs().masked_select(where.logical_not()).max().item<float>());
+    }
+
+    [Fact]
     public void Distillation_through_the_decoder_trains_the_editor_another_way_and_leaves_the_autoencoder_without_a_gradient()
     {
         using var scope = NewDisposeScope();

@@ -203,25 +203,37 @@ public static class PipelineBench
             foreach (var url in workerUrls) foreach (var (k, v) in await StagesAsync(http, url)) baseline[k] = baseline.GetValueOrDefault(k) + v;
 
             var cpuBefore = CpuSeconds(processes);
+            // The workers' RSS is a sawtooth (batches in flight, the heap trimmed after each): sampled every 100 ms from the
+            // submit on (editing starts while the upload is stored), against the items the workers have finished (their
+            // /metrics), its median around the first 10 % of the images and over the last 10 % say whether it grows.
+            var warmItems = await FinishedItemsAsync(http, workerUrls);
+            var rssSamples = new List<(int Done, long[] Rss)>();
+            long[] rssTenth = [];
+            using var sampling = new CancellationTokenSource();
+            var sampler = Task.Run(async () =>
+            {
+                while (!sampling.IsCancellationRequested)
+                {
+                    int finished = (int)(await FinishedItemsAsync(http, workerUrls) - warmItems);
+                    var rss = processes.Skip(1).Select(p => Rss(p.Id, "VmRSS")).ToArray();
+                    rssSamples.Add((finished, rss));
+                    if (rssTenth.Length == 0 && finished >= n / 10) rssTenth = rss;
+                    try { await Task.Delay(100, sampling.Token); } catch (OperationCanceledException) { }
+                }
+            });
             var submitted = DateTimeOffset.UtcNow;
             var sw = Stopwatch.StartNew();
             var accepted = await api.Jobs.SubmitFilesAsync(attribute, photos.Select(p => UploadFile.FromBytes(p.Name, p.Bytes)).ToList());
             double submitSeconds = sw.Elapsed.TotalSeconds;
-            long[] rssTenth = [];
-            // The workers' RSS is a sawtooth (batches in flight, the heap trimmed after each): sampled at every poll, its
-            // median around the first 10 % of the images and over the last 10 % say whether it grows over a long job.
-            var rssSamples = new List<(int Done, long[] Rss)>();
             JobStatus job;
             while (true)
             {
                 job = await api.Jobs.GetAsync(accepted.JobId);
-                int finished = job.Counts.Done + job.Counts.Failed;
-                if (job.State is not (JobState.Completed or JobState.Failed or JobState.Cancelled))
-                    rssSamples.Add((finished, processes.Skip(1).Select(p => Rss(p.Id, "VmRSS")).ToArray()));
-                if (rssTenth.Length == 0 && finished >= n / 10) rssTenth = processes.Skip(1).Select(p => Rss(p.Id, "VmRSS")).ToArray();
                 if (job.State is JobState.Completed or JobState.Failed or JobState.Cancelled) break;
                 await Task.Delay(100);
             }
+            sampling.Cancel();
+            await sampler;
             var cpuAfter = CpuSeconds(processes);
             var cpu = cpuAfter.ToDictionary(kv => kv.Key, kv => Math.Round(kv.Value - cpuBefore.GetValueOrDefault(kv.Key), 2));
             var stages = new Dictionary<string, double>();
@@ -259,6 +271,19 @@ public static class PipelineBench
             foreach (var bucket in new[] { settings.S3.DatasetsBucket, settings.S3.ModelsBucket, settings.S3.JobsBucket })
                 try { await store.DeleteBucketAsync(bucket); } catch (Exception) { }
         }
+    }
+
+    /// <summary>The items the workers have finished so far (done and failed), from their /metrics.</summary>
+    private static async Task<double> FinishedItemsAsync(HttpClient http, IEnumerable<string> workerUrls)
+    {
+        double finished = 0;
+        foreach (var url in workerUrls)
+            foreach (var line in (await http.GetStringAsync(url + "/metrics")).Split('\n'))
+            {
+                var m = System.Text.RegularExpressions.Regex.Match(line, "^sdd_edit_items_total\\{outcome=\"(done|failed)\"\\} (?<v>\\S+)$");
+                if (m.Success) finished += double.Parse(m.Groups["v"].Value, CultureInfo.InvariantCulture);
+            }
+        return finished;
     }
 
     /// <summary>The worker's stage seconds so far (and its forward-gate wait), from its /metrics.</summary>

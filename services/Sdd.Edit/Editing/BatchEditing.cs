@@ -126,12 +126,14 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, EditMet
 
     /// <summary>
     /// <see cref="TorchRuntime.TrimNativeHeap"/> (tens of milliseconds on a heap of a gigabyte) after a batch: always when
-    /// it was the last batch in flight (the worker goes idle at its working set), else at most once a second.
+    /// it was the last batch in flight (the worker goes idle at its working set), else at most once every
+    /// SDD_EDIT_TRIM_SECONDS (the pages handed back are faulted in again by the next batches).
     /// </summary>
     private void TrimNativeHeap(bool idle)
     {
         long now = Environment.TickCount64, last = Interlocked.Read(ref _trimmedAt);
-        if (!idle && (now - last < 1000 || Interlocked.CompareExchange(ref _trimmedAt, now, last) != last)) return;
+        if (!idle && (options.TrimSeconds == 0 || now - last < options.TrimSeconds * 1000
+                      || Interlocked.CompareExchange(ref _trimmedAt, now, last) != last)) return;
         Interlocked.Exchange(ref _trimmedAt, now);
         using (metrics.Time(EditStage.Trim)) TorchRuntime.TrimNativeHeap();
     }

@@ -46,7 +46,10 @@ public sealed record GuidanceSettings
     public GuidanceMode Mode { get; init; } = GuidanceMode.Delta;
     /// <summary>Guidance scale s (official code: 100 for SDS); null = automatic, calibrated on the validation split to the target editability.</summary>
     public double? Scale { get; init; }
-    /// <summary>Keep only the k largest |gradient| values of the batch (0 = off).</summary>
+    /// <summary>
+    /// Keep only the k largest |gradient| values of the batch (0 = off): of the teacher's gradient, or, for a latent teacher
+    /// through the decoder (<see cref="LatentGradient.Decoder"/>), of the image gradient it decodes to.
+    /// </summary>
     public int TopK { get; init; }
 
     public bool AutoScale => Scale is null;

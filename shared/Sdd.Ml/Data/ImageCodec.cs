@@ -211,7 +211,10 @@ public static class ImageCodec
         using var low = (-1.0).ToScalar();
         using var one = 1.0.ToScalar();
         using var half = 127.5.ToScalar();
-        var b = chw.detach().cpu().clamp(low, one).add(one).mul(half).round().to_type(ScalarType.Byte).permute(1, 2, 0).contiguous();
+        // add(one, one), not add(one): TorchSharp's one-argument add makes its alpha = 1 an implicit Scalar it does not keep
+        // alive, which the finalizer can free while the native add still reads it (seen at 256 px under parallel encode:
+        // "Expected false to be true" from c10::Scalar::toFloat in add).
+        var b = chw.detach().cpu().clamp(low, one).add(one, one).mul(half).round().to_type(ScalarType.Byte).permute(1, 2, 0).contiguous();
         return b.data<byte>().ToArray();
     }
 

@@ -103,9 +103,12 @@ public sealed class Distillation : IDisposable
         {
             Tensor z;
             using (no_grad()) z = _teacher.ToModelSpace(y.detach());
-            var grad = ScoreDistillation.Gradient(_teacher, z, t, eps, target, source, _s.Guidance);
+            // Top-k, when on, keeps the largest values of the image gradient, not of the latent one: a latent step decodes to
+            // the edit where it is large plus a faint change everywhere (the decoder's group norms and attention see the
+            // whole image), and it is that faint change that top-k should drop.
+            var grad = ScoreDistillation.Gradient(_teacher, z, t, eps, target, source, _s.Guidance with { TopK = 0 });
             // d/dy of the first term is J_D grad / f^2; of the second 2 lambda (y - x).
-            surrogate = (ScoreDistillation.DecodedGradient(_teacher, z, grad) * y).sum() + _s.Lambda * edit.sum();
+            surrogate = (ScoreDistillation.DecodedGradient(_teacher, z, grad, topK: _s.Guidance.TopK) * y).sum() + _s.Lambda * edit.sum();
         }
         else
         {

@@ -45,9 +45,10 @@ public static class ScoreDistillation
     /// f x f pixels of a latent cell so that for a decoder that merely upsamples it equals what the encoder's transpose
     /// gives (J_E^T g) and the guidance scales stay comparable. The step is <paramref name="relativeStep"/> of each latent's
     /// RMS along g's direction, small enough for the difference to be the derivative and large enough for float32. An
-    /// image whose g is zero (one that already has the attribute) gets exactly zero.
+    /// image whose g is zero (one that already has the attribute) gets exactly zero. <paramref name="topK"/> &gt; 0 keeps
+    /// only the k largest |values| of the batch's image gradient (<see cref="TopK"/>).
     /// </summary>
-    public static Tensor DecodedGradient(Teacher teacher, Tensor z, Tensor g, double relativeStep = 0.05)
+    public static Tensor DecodedGradient(Teacher teacher, Tensor z, Tensor g, double relativeStep = 0.05, int topK = 0)
     {
         var ae = teacher.Autoencoder ?? throw new ArgumentException("A pixel teacher's gradient is on the images already.", nameof(teacher));
         using var _ = no_grad();
@@ -59,7 +60,9 @@ public static class ScoreDistillation
         var both = ae.Decode(cat([z + h * g, z - h * g]), clamp: false).chunk(2);
         int f = ae.Config.Downsampling;
         var d = (both[0] - both[1]) / (2 * h * f * f);
-        return where(gRms.gt(0), d, zeros_like(d)).MoveToOuterDisposeScope();
+        var image = where(gRms.gt(0), d, zeros_like(d));
+        if (topK > 0) image = TopK(image, topK);
+        return image.MoveToOuterDisposeScope();
     }
 
     /// <summary>Zeroes all but the k largest |values| of the batch (the official code's sparsification).</summary>
