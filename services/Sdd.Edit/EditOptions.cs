@@ -25,7 +25,8 @@ public sealed record EditOptions
     /// <summary>
     /// Seconds between hand-backs of the native heap's free pages while batches keep coming (SDD_EDIT_TRIM_SECONDS, default
     /// 10; 0 = only when the worker goes idle). Each trim costs the batches after it page faults to take the memory back,
-    /// so trimming after every batch made the worker's CPU per image a third higher at 256 px.
+    /// so trimming at most once a second cost the worker 15 % more CPU at 256 px (190.6 against 166.3 core-seconds for 10,000
+    /// images every 10 s; 164.3 without trimming).
     /// </summary>
     public long TrimSeconds { get; init; } = 10;
 
