@@ -74,7 +74,8 @@ public static class BenchCommands
         return cts.IsCancellationRequested ? 130 : 0;
     }
 
-    public sealed record EditorsReport(string Attribute, int Images, string Judge, List<SizedQualityRow> Rows);
+    /// <summary>Split: test (the held-out portraits figures are reported on) or validation (the ones choices are made on).</summary>
+    public sealed record EditorsReport(string Attribute, int Images, string Judge, List<SizedQualityRow> Rows, string Split = "test");
 
     /// <summary><c>bench editors</c>: editors of one attribute on the same held-out portraits at each size (residual mode below it), sharpness included.</summary>
     public static int Editors(Options o)
@@ -84,6 +85,13 @@ public static class BenchCommands
         var sizes = (o.String("sizes") ?? "128,512").Split(',').Select(x => int.TryParse(x, out var v) && v is >= 8 and <= 4096 ? v : throw new UsageException($"--sizes takes sides like 128,512, got '{x}'")).ToArray();
         int images = o.Int("images", 100, 2, 10_000);
         var json = o.String("json");
+        var split = o.String("split") ?? "test";
+        int seed = split switch
+        {
+            "test" => HeldOutPortraits.HeldOutSeed,
+            "validation" => HeldOutPortraits.ValidationSeed,
+            _ => throw new UsageException($"--split must be test or validation, got '{split}'"),
+        };
         o.EnsureAllUsed();
         using var judge = Judge.Load(judgeDir, TorchRuntime.Device);
         var editors = names.Select(d => (Name: Path.GetFileName(Path.TrimEndingDirectorySeparator(d)), Editor: Editor.Load(d, TorchRuntime.Device))).ToList();
@@ -91,11 +99,11 @@ public static class BenchCommands
         {
             var attribute = editors[0].Editor.Config.Attribute;
             if (editors.Any(e => e.Editor.Config.Attribute != attribute)) throw new UsageException("--editors must all edit the same attribute");
-            Console.WriteLine($"editors of {attribute} on {images} held-out portraits lacking it, rendered at {string.Join(", ", sizes)} px (residual mode above an editor's size); judge {judgeDir}");
+            Console.WriteLine($"editors of {attribute} on {images} {split} portraits lacking it, rendered at {string.Join(", ", sizes)} px (residual mode above an editor's size); judge {judgeDir}");
             Console.WriteLine($"{"editor",-20} {"editor px",9} {"image px",8} {"edit%",6} {"in-region",10} {"outside",8} {"whole cf",9} {"sharpness",9} {"ms/img",8}");
-            var rows = EditorComparison.Run(editors, judge, attribute, sizes, images, report: r =>
+            var rows = EditorComparison.Run(editors, judge, attribute, sizes, images, seed, report: r =>
                 Console.WriteLine($"{r.Editor,-20} {r.EditorSize,9} {r.ImageSize,8} {r.Row.Editability * 100,6:0.0} {r.Row.PsnrInRegion,10:0.00} {r.Row.PsnrOutsideRegion,8:0.00} {r.Row.PsnrCounterfactual,9:0.00} {r.Row.Sharpness,9:0.00} {r.Row.MsPerImage,8:0.0}"));
-            if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new EditorsReport(attribute, images, judgeDir, rows), ModelFolder.Json));
+            if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new EditorsReport(attribute, images, judgeDir, rows, split), ModelFolder.Json));
         }
         finally { foreach (var e in editors) e.Editor.Dispose(); }
         return 0;
