@@ -186,4 +186,25 @@ public sealed class EditCommandTests
         Assert.Throws<UsageException>(() => Run("--editor", editor, "--in", inDir, "--out", dir["out2"], "--format", "gif"));
         Assert.False(Directory.Exists(dir["out2"]));
     }
+
+    [Fact]
+    public void Editor_gate_sets_a_masked_editors_gate_and_refuses_a_residual_editor_or_a_gate_out_of_range()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        var residual = SaveUntrainedEditor(dir);
+        random.manual_seed(62);
+        var masked = dir["masked"];
+        using (var e = new Editor(MethodSupport.EditorConfig() with { Architecture = EditorArchitecture.Masked })) e.Save(masked);
+        int Gate(params string[] args) => MethodCommands.Gate(new Options(args, Flags));
+
+        Assert.Equal(0, Gate("--editor", masked, "--gate", "0.45"));
+        Assert.Equal(0.45, Editor.ReadConfig(masked).MaskGate);
+        Assert.Throws<UsageException>(() => Gate("--editor", masked, "--gate", "1"));
+        Assert.Throws<UsageException>(() => Gate("--editor", masked, "--gate", "half"));
+        Assert.Equal(0.45, Editor.ReadConfig(masked).MaskGate);
+        var refused = Assert.Throws<UsageException>(() => Gate("--editor", residual, "--gate", "0.3"));
+        Assert.Contains("masked", refused.Message);
+        Assert.Equal(0, Editor.ReadConfig(residual).MaskGate);
+    }
 }

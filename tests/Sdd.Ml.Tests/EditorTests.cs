@@ -122,4 +122,74 @@ public sealed class EditorTests
         var e = Assert.Throws<FileNotFoundException>(() => Editor.Load(dir.Path));
         Assert.Contains(Teacher.ConfigFile, e.Message);
     }
+
+    [Fact]
+    public void The_mask_gate_zeroes_faint_mask_values_ramps_to_the_gate_and_keeps_the_rest()
+    {
+        using var scope = NewDisposeScope();
+        var m = tensor(new float[] { 0f, 0.1f, 0.19f, 0.2f, 0.3f, 0.4f, 0.5f, 0.9f, 1f });
+        Assert.True(Tiny.BitEqual(EditorNet.Gate(m, 0), m));
+        var gated = EditorNet.Gate(m, 0.4);
+        // Below gate / 2 nothing; at the gate and above, m itself; halfway between, half of m.
+        var expected = tensor(new float[] { 0f, 0f, 0f, 0f, 0.15f, 0.4f, 0.5f, 0.9f, 1f });
+        Assert.True(gated.allclose(expected, rtol: 0, atol: 1e-6), string.Join(", ", gated.data<float>().ToArray()));
+    }
+
+    [Fact]
+    public void A_masked_editors_gate_travels_in_its_config_and_leaves_gated_pixels_bit_identical()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        random.manual_seed(34);
+        var config = MethodSupport.EditorConfig() with { Architecture = EditorArchitecture.Masked };
+        using var editor = new Editor(config);
+        Tiny.Perturb(editor.Net, 34, scale: 0.3);
+        var x = MethodSupport.Images(9, 2, 3, S, S) * 0.5;
+        Tensor change, mask;
+        using (no_grad()) { var parts = editor.Net.Parts(x); change = parts.Change; mask = parts.Mask!; }
+        // A gate whose half is the mask's lower quartile: a quarter of the pixels stop editing.
+        double gate = 2 * mask.flatten().sort().Values[mask.numel() / 4].item<float>();
+        Assert.InRange(gate, 0.05, 0.95);
+        var ungated = editor.Edit(x);
+        editor.Save(dir.Path);
+        Assert.Equal(0, Editor.ReadConfig(dir.Path).MaskGate);
+
+        Editor.SetGate(dir.Path, gate);
+        using var loaded = Editor.Load(dir.Path);
+        Assert.Equal(gate, loaded.Config.MaskGate);
+        Assert.Equal(gate, loaded.Net.MaskGate);
+        var y = loaded.Edit(x);
+        Assert.True(y.allclose((x + EditorNet.Gate(mask, gate) * change).clamp(-1, 1), rtol: 0, atol: 1e-6));
+        var off = mask.lt(gate / 2).expand_as(x);
+        Assert.True(off.any().item<bool>());
+        Assert.True(Tiny.BitEqual(y.masked_select(off), x.masked_select(off)), "a gated pixel must come back as it went in");
+        Assert.True((ungated.masked_select(off) - x.masked_select(off)).abs().max().item<float>() > 0, "without the gate those pixels were edited");
+        var on = mask.ge(gate).expand_as(x);
+        Assert.True(Tiny.BitEqual(y.masked_select(on), ungated.masked_select(on)), "above the gate the edit is the ungated one");
+
+        // The workers load editors from their config and weights as bytes: the gate comes with them.
+        using var fromBytes = Editor.Load(File.ReadAllText(Path.Combine(dir.Path, Teacher.ConfigFile)), File.ReadAllBytes(Path.Combine(dir.Path, Teacher.WeightsFile)));
+        Assert.True(Tiny.BitEqual(fromBytes.Edit(x), y));
+
+        Editor.SetGate(dir.Path, 0);
+        using var reopened = Editor.Load(dir.Path);
+        Assert.True(Tiny.BitEqual(reopened.Edit(x), ungated));
+    }
+
+    [Fact]
+    public void A_gate_out_of_range_or_on_a_residual_editor_is_refused_with_the_reason()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        random.manual_seed(35);
+        using (var residual = new Editor(MethodSupport.EditorConfig())) residual.Save(dir.Path);
+        var before = File.ReadAllText(Path.Combine(dir.Path, Teacher.ConfigFile));
+        var e = Assert.Throws<InvalidDataException>(() => Editor.SetGate(dir.Path, 0.3));
+        Assert.Contains("only a masked editor", e.Message);
+        Assert.Equal(before, File.ReadAllText(Path.Combine(dir.Path, Teacher.ConfigFile)));
+
+        var masked = MethodSupport.EditorConfig() with { Architecture = EditorArchitecture.Masked, MaskGate = 1.5 };
+        e = Assert.Throws<InvalidDataException>(() => new Editor(masked));
+        Assert.Contains("mask_gate must be in [0, 1)", e.Message);
+    }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using Sdd.Ml.Data;
 using Sdd.Ml.Diffusion;
@@ -85,6 +86,7 @@ public static class BenchCommands
         var sizes = (o.String("sizes") ?? "128,512").Split(',').Select(x => int.TryParse(x, out var v) && v is >= 8 and <= 4096 ? v : throw new UsageException($"--sizes takes sides like 128,512, got '{x}'")).ToArray();
         int images = o.Int("images", 100, 2, 10_000);
         var json = o.String("json");
+        var grid = o.String("grid");
         var split = o.String("split") ?? "test";
         int seed = split switch
         {
@@ -92,9 +94,26 @@ public static class BenchCommands
             "validation" => HeldOutPortraits.ValidationSeed,
             _ => throw new UsageException($"--split must be test or validation, got '{split}'"),
         };
+        // --gates: each masked editor once per gate (rows "NAME gate G"), to choose its gate on the validation split.
+        var gates = o.String("gates") is { } g
+            ? g.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(x => double.TryParse(x, CultureInfo.InvariantCulture, out var v) && v is >= 0 and < 1 ? v : throw new UsageException($"--gates takes mask gates in [0, 1) like 0,0.2,0.3, got '{x}'")).Distinct().ToArray()
+            : null;
         o.EnsureAllUsed();
         using var judge = Judge.Load(judgeDir, TorchRuntime.Device);
-        var editors = names.Select(d => (Name: Path.GetFileName(Path.TrimEndingDirectorySeparator(d)), Editor: Editor.Load(d, TorchRuntime.Device))).ToList();
+        var editors = new List<(string Name, Editor Editor)>();
+        foreach (var d in names)
+        {
+            var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(d));
+            var first = Editor.Load(d, TorchRuntime.Device);
+            if (gates is null || !first.Net.Masked) { editors.Add((name, first)); continue; }
+            first.Dispose();
+            foreach (var gate in gates)
+            {
+                var e = Editor.Load(d, TorchRuntime.Device);
+                e.Net.MaskGate = gate;
+                editors.Add((FormattableString.Invariant($"{name} gate {gate}"), e));
+            }
+        }
         try
         {
             var attribute = editors[0].Editor.Config.Attribute;
@@ -102,7 +121,7 @@ public static class BenchCommands
             Console.WriteLine($"editors of {attribute} on {images} {split} portraits lacking it, rendered at {string.Join(", ", sizes)} px (residual mode above an editor's size); judge {judgeDir}");
             Console.WriteLine($"{"editor",-20} {"editor px",9} {"image px",8} {"edit%",6} {"in-region",10} {"outside",8} {"whole cf",9} {"sharpness",9} {"ms/img",8}");
             var rows = EditorComparison.Run(editors, judge, attribute, sizes, images, seed, report: r =>
-                Console.WriteLine($"{r.Editor,-20} {r.EditorSize,9} {r.ImageSize,8} {r.Row.Editability * 100,6:0.0} {r.Row.PsnrInRegion,10:0.00} {r.Row.PsnrOutsideRegion,8:0.00} {r.Row.PsnrCounterfactual,9:0.00} {r.Row.Sharpness,9:0.00} {r.Row.MsPerImage,8:0.0}"));
+                Console.WriteLine($"{r.Editor,-20} {r.EditorSize,9} {r.ImageSize,8} {r.Row.Editability * 100,6:0.0} {r.Row.PsnrInRegion,10:0.00} {r.Row.PsnrOutsideRegion,8:0.00} {r.Row.PsnrCounterfactual,9:0.00} {r.Row.Sharpness,9:0.00} {r.Row.MsPerImage,8:0.0}"), grid: grid);
             if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new EditorsReport(attribute, images, judgeDir, rows, split), ModelFolder.Json));
         }
         finally { foreach (var e in editors) e.Editor.Dispose(); }

@@ -168,6 +168,21 @@ public static class MethodCommands
 
     private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tga", ".tif", ".tiff"];
 
+    /// <summary><c>editor gate</c>: sets a masked editor's mask gate in its folder (chosen on the validation split with bench editors --gates).</summary>
+    public static int Gate(Options o)
+    {
+        var dir = o.Required("editor");
+        var text = o.Required("gate");
+        o.EnsureAllUsed();
+        if (!double.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var gate) || gate is < 0 or >= 1)
+            throw new UsageException($"--gate takes a number in [0, 1), got '{text}'");
+        var before = Editor.ReadConfig(dir).MaskGate;
+        try { Editor.SetGate(dir, gate); }
+        catch (InvalidDataException e) { throw new UsageException(e.Message); }
+        Console.WriteLine(FormattableString.Invariant($"{dir}: mask gate {before} -> {gate}"));
+        return 0;
+    }
+
     public static int Edit(Options o)
     {
         var editorDir = o.Required("editor");

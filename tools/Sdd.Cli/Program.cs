@@ -16,11 +16,14 @@ usage: sdd <command> [options]
   distill           [--teacher DIR] --attribute A --dataset DIR --out DIR [--steps N --timesteps hqs|random|fixed:T|list:T1,T2
                     --mode delta|sds --scale auto|S --target 0.95 --calibration-steps N --lambda L --batch B --lr X
                     --editor masked|residual --mask-sparsity W --mask-smoothness W --positive-share F
-                    --latent-gradient encoder|decoder (latent teachers) --resume]
+                    --latent-gradient encoder|decoder (latent teachers) --topk K --resume]
+  editor gate       --editor DIR --gate G  (a masked editor's mask gate, 0 to 1: mask values below G/2 no longer edit; 0 turns it off)
   edit              --editor DIR --in DIR|FILES --out DIR [--batch 32 --format jpeg|png|webp (default: each input's)]
   bench quality     [--teacher DIR --judge DIR --attributes A,B (all) --seeds 1,2,3 --images 100 --double-images 50 --policies hqs,random,fixed:500
                      --sdedit 100,150,200,300,400,600 --inversion 300,600 --json docs/results/bench-quality.json --work DIR --readme README.md]  (resumable; --tables-only: tables from the JSON)
-  bench editors     --editors DIR[,DIR...] [--judge DIR --sizes 128,512 --images 100 --split test|validation --json FILE]  (the same portraits at each size; sharpness)
+  bench editors     --editors DIR[,DIR...] [--judge DIR --sizes 128,512 --images 100 --split test|validation --gates 0,0.2,0.3 --json FILE --grid FILE.png]
+                    (the same portraits at each size; sharpness; --gates: each masked editor once per mask gate;
+                    --grid: 8 portraits of the first size, a row per editor between the sources and the counterfactuals)
   bench speed       [--teacher DIR --editor DIR --sizes 32,256,1024,2048 --quality FILE | --t0 N --json FILE --repeats 5]
   bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --worker-threads T --json FILE]  (needs ./sdd up)
   vae train         --dataset DIR --out DIR [--size 128 --channels 32,64,64 --steps 3000 --batch 16 --crop 0 (whole) --kl 1e-6 --resume]
@@ -34,7 +37,7 @@ try
 {
     if (args.Length == 0 || args[0] is "-h" or "--help" or "help") { Console.WriteLine(Usage); return 0; }
     var verb = args[0];
-    string[] grouped = ["dataset", "teacher", "judge", "bench", "vae"];
+    string[] grouped = ["dataset", "teacher", "judge", "bench", "vae", "editor"];
     var sub = grouped.Contains(verb) && args.Length > 1 && !args[1].StartsWith("--", StringComparison.Ordinal) ? args[1] : null;
     var opts = new Options(args.Skip(sub is null ? 1 : 2), flags);
     Func<Options, int> command = (verb, sub) switch
@@ -47,6 +50,7 @@ try
         ("indicator", null) => MethodCommands.Indicator,
         ("distill", null) => MethodCommands.Distill,
         ("edit", null) => MethodCommands.Edit,
+        ("editor", "gate") => MethodCommands.Gate,
         ("bench", "quality") => BenchCommands.Quality,
         ("bench", "speed") => BenchCommands.Speed,
         ("bench", "editors") => BenchCommands.Editors,
