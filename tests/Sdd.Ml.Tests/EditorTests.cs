@@ -1,6 +1,8 @@
 using Sdd.Ml.Diffusion;
 using Sdd.Ml.Editors;
 using Sdd.Ml.Guidance;
+using Sdd.Ml.Judging;
+using Sdd.Ml.Portraits;
 
 namespace Sdd.Ml.Tests;
 
@@ -191,5 +193,52 @@ public sealed class EditorTests
         var masked = MethodSupport.EditorConfig() with { Architecture = EditorArchitecture.Masked, MaskGate = 1.5 };
         e = Assert.Throws<InvalidDataException>(() => new Editor(masked));
         Assert.Contains("mask_gate must be in [0, 1)", e.Message);
+    }
+
+    [Fact]
+    public void The_gate_chosen_is_the_last_before_editability_first_falls_below_the_target()
+    {
+        var measured = new Dictionary<double, double> { [0] = 1.0, [0.05] = 0.97, [0.1] = 0.96, [0.15] = 0.90, [0.2] = 0.98 };
+        var choice = MaskGating.Choose(g => measured[g], 0.95, [0.2, 0.1, 0.05, 0.15]);
+        Assert.Equal(0.1, choice.Gate); // 0.2 would pass again, but 0.15 already failed
+        Assert.Equal([0, 0.05, 0.1, 0.15], choice.Trials.Select(t => t.Gate));
+        Assert.Equal(0.90, choice.Trials[^1].Editability);
+
+        var weak = MaskGating.Choose(g => 0.5, 0.95);
+        Assert.Equal(0, weak.Gate);
+        Assert.Single(weak.Trials);
+    }
+
+    [Fact]
+    public void Choosing_a_gate_measures_each_gate_as_the_gated_editor_edits()
+    {
+        using var scope = NewDisposeScope();
+        random.manual_seed(36);
+        using var editor = new Editor(MethodSupport.EditorConfig() with { Architecture = EditorArchitecture.Masked });
+        Tiny.Perturb(editor.Net, 36, scale: 0.3);
+        using var judge = new Judge(new JudgeConfig { AttributeNames = [.. PortraitAttributes.All], ImageSize = S, Channels = [8, 8] });
+        Tiny.Perturb(judge.Net, 37, scale: 0.5);
+        var x = MethodSupport.Images(10, 12, 3, S, S) * 0.5;
+        int a = judge.AttributeIndex(PortraitAttributes.Smiling);
+        // Centre the untrained judge's call on these edits, so that some of them flip as the gate takes parts of the edit away.
+        using (no_grad())
+        {
+            var logits = judge.Net.forward(editor.Edit(x))[.., a];
+            var bias = judge.Net.named_parameters().Single(p => p.name == "head.bias").parameter;
+            bias[a] -= logits.median();
+        }
+        double[] gates = [0, 0.3, 0.6, 0.9];
+        var choice = MaskGating.Choose(editor, judge, PortraitAttributes.Smiling, x, target: 0, gates);
+        Assert.Equal(0.9, choice.Gate); // a target of 0 keeps every gate
+        Assert.Equal(0, editor.Net.MaskGate); // left as it was
+        foreach (var t in choice.Trials)
+        {
+            editor.Net.MaskGate = t.Gate;
+            var called = judge.Probabilities(editor.Edit(x))[.., a].gt(0.5).to_type(ScalarType.Float32).mean().item<float>();
+            Assert.Equal(called, t.Editability, 6);
+        }
+        Assert.True(choice.Trials.Select(t => t.Editability).Distinct().Count() > 1, "the gates should change what this judge calls edited: " + string.Join(", ", choice.Trials));
+        using var residual = new Editor(MethodSupport.EditorConfig());
+        Assert.Throws<ArgumentException>(() => MaskGating.Choose(residual, judge, PortraitAttributes.Smiling, x, 0.9));
     }
 }

@@ -3,6 +3,7 @@ using Sdd.Configuration;
 using Sdd.Ml.Data;
 using Sdd.Ml.Diffusion;
 using Sdd.Ml.Editors;
+using Sdd.Ml.Evaluation;
 using Sdd.Ml.Indicator;
 using Sdd.Ml.Judging;
 using Sdd.Ml.Procedures;
@@ -168,15 +169,39 @@ public static class MethodCommands
 
     private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tga", ".tif", ".tiff"];
 
-    /// <summary><c>editor gate</c>: sets a masked editor's mask gate in its folder (chosen on the validation split with bench editors --gates).</summary>
+    /// <summary>
+    /// <c>editor gate</c>: sets a masked editor's mask gate in its folder, given (--gate G) or chosen (--auto) on the
+    /// validation portraits lacking the attribute: the largest gate that keeps the judge's editability at --target.
+    /// </summary>
     public static int Gate(Options o)
     {
         var dir = o.Required("editor");
-        var text = o.Required("gate");
+        var text = o.String("gate");
+        bool auto = o.Has("auto");
+        var judgeDir = o.String("judge") ?? ModelHome.Judge;
+        double target = o.Double("target", 0.95, 0.01, 1);
+        int images = o.Int("images", 100, 8, 10_000);
         o.EnsureAllUsed();
-        if (!double.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var gate) || gate is < 0 or >= 1)
-            throw new UsageException($"--gate takes a number in [0, 1), got '{text}'");
+        if (auto == (text is not null)) throw new UsageException("give either --gate G or --auto");
         var before = Editor.ReadConfig(dir).MaskGate;
+        double gate;
+        if (text is not null)
+        {
+            if (!double.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out gate) || gate is < 0 or >= 1)
+                throw new UsageException($"--gate takes a number in [0, 1), got '{text}'");
+        }
+        else
+        {
+            using var editor = Editor.Load(dir, TorchRuntime.Device);
+            if (!editor.Net.Masked) throw new UsageException($"{dir} is a {editor.Config.Network.ToString().ToLowerInvariant()} editor; only a masked editor has a mask to gate.");
+            using var judge = Judge.Load(judgeDir, TorchRuntime.Device);
+            var attribute = editor.Config.Attribute;
+            using var held = HeldOutPortraits.Render(attribute, present: false, images, editor.Size, HeldOutPortraits.ValidationSeed);
+            var choice = MaskGating.Choose(editor, judge, attribute, held.Images, target);
+            Console.WriteLine($"{images} validation portraits lacking {attribute}, at {editor.Size} px; judge {judgeDir}; target editability {target:P0}");
+            foreach (var t in choice.Trials) Console.WriteLine(FormattableString.Invariant($"  gate {t.Gate,4:0.00}: editability {t.Editability * 100,5:0.0} %"));
+            gate = choice.Gate;
+        }
         try { Editor.SetGate(dir, gate); }
         catch (InvalidDataException e) { throw new UsageException(e.Message); }
         Console.WriteLine(FormattableString.Invariant($"{dir}: mask gate {before} -> {gate}"));
