@@ -196,17 +196,17 @@ public sealed class EditorTests
     }
 
     [Fact]
-    public void The_gate_chosen_is_the_last_before_editability_first_falls_below_the_target()
+    public void The_gate_chosen_is_the_largest_that_keeps_editability_at_the_target()
     {
-        var measured = new Dictionary<double, double> { [0] = 1.0, [0.05] = 0.97, [0.1] = 0.96, [0.15] = 0.90, [0.2] = 0.98 };
-        var choice = MaskGating.Choose(g => measured[g], 0.95, [0.2, 0.1, 0.05, 0.15]);
-        Assert.Equal(0.1, choice.Gate); // 0.2 would pass again, but 0.15 already failed
-        Assert.Equal([0, 0.05, 0.1, 0.15], choice.Trials.Select(t => t.Gate));
-        Assert.Equal(0.90, choice.Trials[^1].Editability);
+        var measured = new Dictionary<double, double> { [0] = 1.0, [0.05] = 0.97, [0.1] = 0.94, [0.15] = 0.96, [0.2] = 0.95, [0.25] = 0.6 };
+        var choice = MaskGating.Choose(g => measured[g], 0.95, [0.25, 0.2, 0.1, 0.05, 0.15]);
+        Assert.Equal(0.2, choice.Gate); // past the dip at 0.1; 0.25 loses the edit
+        Assert.Equal([0, 0.05, 0.1, 0.15, 0.2, 0.25], choice.Trials.Select(t => t.Gate));
+        Assert.Equal(0.6, choice.Trials[^1].Editability);
 
-        var weak = MaskGating.Choose(g => 0.5, 0.95);
+        var weak = MaskGating.Choose(g => 0.5, 0.95, [0, 0.5]);
         Assert.Equal(0, weak.Gate);
-        Assert.Single(weak.Trials);
+        Assert.Equal(2, weak.Trials.Count);
     }
 
     [Fact]

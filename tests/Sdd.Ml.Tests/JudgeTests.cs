@@ -157,4 +157,16 @@ public sealed class JudgeTests(ITestOutputHelper output)
         Assert.Equal(2.0 / 3.0, acc[0], 5);
         Assert.Equal(new[] { 1.0, 0.0, 1.0, 1.0 }, acc[1..]);
     }
+
+    [Fact]
+    public void The_share_called_present_is_an_exact_count_so_95_of_100_meets_a_95_percent_target()
+    {
+        using var scope = NewDisposeScope();
+        var p = cat([full(95, 0.9f), full(5, 0.1f)]);
+        Assert.True(p.gt(0.5).to_type(ScalarType.Float32).mean().item<float>() < 0.95); // the float32 mean that refused it
+        Assert.Equal(0.95, Judge.ShareCalledPresent(p));
+        Assert.True(Judge.ShareCalledPresent(p) >= 0.95);
+        Assert.Equal(0.0, Judge.ShareCalledPresent(full(3, 0.5f))); // exactly 0.5 is not "present"
+        Assert.True(double.IsNaN(Judge.ShareCalledPresent(zeros(0))));
+    }
 }

@@ -16,10 +16,10 @@ usage: sdd <command> [options]
   distill           [--teacher DIR] --attribute A --dataset DIR --out DIR [--steps N --timesteps hqs|random|fixed:T|list:T1,T2
                     --mode delta|sds --scale auto|S --target 0.95 --calibration-steps N --lambda L --batch B --lr X
                     --editor masked|residual --mask-sparsity W --mask-smoothness W --positive-share F
-                    --latent-gradient encoder|decoder (latent teachers) --topk K --resume]
+                    --latent-gradient encoder|decoder (latent teachers) --topk K --seed K --resume]
   editor gate       --editor DIR --gate G | --auto [--judge DIR --target 0.95 --images 100]
                     (a masked editor's mask gate, 0 to 1: mask values below G/2 no longer edit, 0 turns it off; --auto: the
-                    largest gate keeping the judge's editability on validation portraits at --target)
+                    largest gate at which the judge's editability on validation portraits is at --target or above)
   edit              --editor DIR --in DIR|FILES --out DIR [--batch 32 --format jpeg|png|webp (default: each input's)]
   bench quality     [--teacher DIR --judge DIR --attributes A,B (all) --seeds 1,2,3 --images 100 --double-images 50 --policies hqs,random,fixed:500
                      --sdedit 100,150,200,300,400,600 --inversion 300,600 --json docs/results/bench-quality.json --work DIR --readme README.md]  (resumable; --tables-only: tables from the JSON)

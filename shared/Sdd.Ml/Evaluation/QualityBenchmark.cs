@@ -36,7 +36,7 @@ public sealed class QualityScorer(Judge judge, string attribute, Tensor sources,
     {
         using var scope = NewDisposeScope();
         var p = judge.Probabilities(edited);
-        double editability = p[.., _a].gt(0.5).to_type(ScalarType.Float32).mean().item<float>();
+        double editability = Judge.ShareCalledPresent(p[.., _a]);
         // Other attributes kept: the judge's call on each other attribute matches the source's label.
         var others = Enumerable.Range(0, (int)labels.shape[1]).Where(i => i != _a).ToArray();
         double kept = 1;

@@ -285,7 +285,7 @@ public sealed class EditorDistillation : IDisposable
         var (edited, _) = Timed.Map(images, 64, editor.Edit);
         using var _ = edited;
         using var scope = NewDisposeScope();
-        return Math.Round(judge.Probabilities(edited)[.., a].gt(0.5).to_type(ScalarType.Float32).mean().item<float>(), 4);
+        return Math.Round(Judge.ShareCalledPresent(judge.Probabilities(edited)[.., a]), 4);
     }
 
     /// <summary>

@@ -165,7 +165,7 @@ public sealed class QualityEvaluation(Teacher teacher, Judge judge, QualityBench
                 using (var scope = NewDisposeScope())
                 {
                     doublePsnr = Math.Round(ImageMetrics.Psnr(again, doubles).mean().item<float>(), 2);
-                    kept = Math.Round(judge.Probabilities(again)[.., ja].gt(0.5).to_type(ScalarType.Float32).mean().item<float>(), 4);
+                    kept = Math.Round(Judge.ShareCalledPresent(judge.Probabilities(again)[.., ja]), 4);
                 }
                 if (seed == settings.Seeds[0])
                 {
