@@ -94,9 +94,12 @@ public static class BenchCommands
             "validation" => HeldOutPortraits.ValidationSeed,
             _ => throw new UsageException($"--split must be test or validation, got '{split}'"),
         };
-        // --gates: each masked editor once per gate (rows "NAME gate G"), to choose its gate on the validation split.
+        // --gates: each masked editor once per gate (rows "NAME gate G"), to choose its gate on the validation split;
+        // "own" is the gate in the editor's config (rows "NAME gate G (own)").
         var gates = o.String("gates") is { } g
-            ? g.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(x => double.TryParse(x, CultureInfo.InvariantCulture, out var v) && v is >= 0 and < 1 ? v : throw new UsageException($"--gates takes mask gates in [0, 1) like 0,0.2,0.3, got '{x}'")).Distinct().ToArray()
+            ? g.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(x => x == "own" ? double.NaN
+                : double.TryParse(x, CultureInfo.InvariantCulture, out var v) && v is >= 0 and < 1 ? v
+                : throw new UsageException($"--gates takes mask gates in [0, 1) or own, like 0,0.3,own; got '{x}'")).Distinct().ToArray()
             : null;
         o.EnsureAllUsed();
         using var judge = Judge.Load(judgeDir, TorchRuntime.Device);
@@ -106,13 +109,14 @@ public static class BenchCommands
             var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(d));
             var first = Editor.Load(d, TorchRuntime.Device);
             if (gates is null || !first.Net.Masked) { editors.Add((name, first)); continue; }
-            first.Dispose();
             foreach (var gate in gates)
             {
+                if (double.IsNaN(gate) && gates.Contains(first.Config.MaskGate)) continue; // its own gate is already a row
                 var e = Editor.Load(d, TorchRuntime.Device);
-                e.Net.MaskGate = gate;
-                editors.Add((FormattableString.Invariant($"{name} gate {gate}"), e));
+                if (!double.IsNaN(gate)) e.Net.MaskGate = gate;
+                editors.Add((FormattableString.Invariant($"{name} gate {e.Net.MaskGate}{(double.IsNaN(gate) ? " (own)" : "")}"), e));
             }
+            first.Dispose();
         }
         try
         {
