@@ -114,7 +114,15 @@ public sealed class EditorNet : nn.Module<Tensor, Tensor>
     public static Tensor Gate(Tensor m, double gate)
     {
         if (gate <= 0) return m;
-        return m * ((2 * m - gate) / gate).clamp(0, 1);
+        // Explicit scalars, kept alive through the native calls: this runs in the edit worker's hot path, where an implicit
+        // Scalar freed by the finalizer mid-call has been seen (ImageCodec.ToRgb24).
+        using var two = 2.0.ToScalar();
+        using var minusGate = (-gate).ToScalar();
+        using var one = 1.0.ToScalar();
+        using var g = gate.ToScalar();
+        using var zero = 0.0.ToScalar();
+        using var ramp = m.mul(two).add(minusGate, one).div(g);
+        return m.mul(ramp.clamp(zero, one));
     }
 
     public override Tensor forward(Tensor x) => x + Delta(x);
