@@ -202,6 +202,8 @@ public sealed class EditCommandTests
         Assert.Equal(0.45, Editor.ReadConfig(masked).MaskGate);
         Assert.Throws<UsageException>(() => Gate("--editor", masked, "--gate", "1"));
         Assert.Throws<UsageException>(() => Gate("--editor", masked, "--gate", "half"));
+        Assert.Contains("only goes with --auto", Assert.Throws<UsageException>(() => Gate("--editor", masked, "--gate", "0.2", "--target", "0.9")).Message);
+        Assert.Throws<UsageException>(() => Gate("--editor", masked)); // neither --gate nor --auto
         Assert.Equal(0.45, Editor.ReadConfig(masked).MaskGate);
         var refused = Assert.Throws<UsageException>(() => Gate("--editor", residual, "--gate", "0.3"));
         Assert.Contains("masked", refused.Message);

@@ -178,11 +178,13 @@ public static class MethodCommands
         var dir = o.Required("editor");
         var text = o.String("gate");
         bool auto = o.Has("auto");
+        if (auto == (text is not null)) throw new UsageException("give either --gate G or --auto");
+        if (!auto && new[] { "judge", "target", "images" }.FirstOrDefault(o.Has) is { } unused)
+            throw new UsageException($"--{unused} only goes with --auto; --gate G sets the gate as given");
         var judgeDir = o.String("judge") ?? ModelHome.Judge;
         double target = o.Double("target", 0.95, 0.01, 1);
         int images = o.Int("images", 100, 8, 10_000);
         o.EnsureAllUsed();
-        if (auto == (text is not null)) throw new UsageException("give either --gate G or --auto");
         var before = Editor.ReadConfig(dir).MaskGate;
         double gate;
         if (text is not null)
