@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Sdd.Ml.Diffusion;
 using Sdd.Ml.Editors;
 using Sdd.Ml.Evaluation;
@@ -158,6 +159,61 @@ public sealed class CalibrationTests
             if (name.StartsWith("head.", StringComparison.Ordinal)) p.zero_();
         judge.Net.named_parameters().Single(p => p.name == "head.bias").parameter[0] = present ? 20f : -20f;
         return judge;
+    }
+
+    [Fact]
+    public void Finishing_chooses_the_automatic_mask_gate_on_validation_images_by_the_rule_and_evaluates_the_gated_editor()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        using var teacher = MethodSupport.Teacher(76);
+        var (x, y) = Tiny.Portraits(76, 0, 16, S);
+        using var data = new LabeledTensors(x, y);
+        using var validation = RunImages.Portraits(PortraitAttributes.Smiling, 6, S, HeldOutPortraits.ValidationSeed, teacher.Attributes);
+        using var held = RunImages.Portraits(PortraitAttributes.Smiling, 4, S, HeldOutPortraits.HeldOutSeed, teacher.Attributes);
+        var settings = new DistillSettings { Steps = 2, BatchSize = 4, Seed = 5, Timesteps = "list:300,500", Guidance = new GuidanceSettings { Scale = 10 } };
+        var sizes = new DistillationSizes { ValidationImages = 6, EvalImages = 4 };
+        using var always = FixedJudge(present: true);
+        using var never = FixedJudge(present: false);
+        Assert.True(settings.AutoMaskGate);
+
+        DistilledEditor Run(string name, DistillSettings s, Judge judge, LabeledTensors? gateImages)
+        {
+            using var run = EditorDistillation.Open(dir[name], teacher, PortraitAttributes.Smiling, data, s, sizes);
+            run.AdvanceToEnd();
+            return run.Finish(held, judge, gateImages);
+        }
+
+        // Every gate keeps the judge's editability at 1: the rule takes the largest of the grid, and the evaluation is the gated editor's.
+        var gated = Run("always", settings, always, validation);
+        var config = Editor.ReadConfig(dir["always"]);
+        Assert.Equal(MaskGating.DefaultGates.Max(), config.MaskGate);
+        Assert.Equal(config.MaskGate, gated.Metrics["maskGate"]);
+        Assert.Equal((1.0, 1.0), (gated.Metrics["gateValidationEditability"], gated.Metrics["ungatedValidationEditability"]));
+        var choice = JsonSerializer.Deserialize<GateChoice>(File.ReadAllText(Path.Combine(dir["always"], EditorDistillation.GateFile)), Sdd.Formats.Models.ModelFolder.Json)!;
+        Assert.Equal(MaskGating.DefaultGates, choice.Trials.Select(t => t.Gate));
+        Assert.Equal(0.95, choice.Target);
+        using (var editor = Editor.Load(dir["always"]))
+        {
+            using var edited = editor.Edit(held.Images);
+            Assert.Equal(gated.Metrics["psnrSource"], Math.Round(ImageMetrics.Psnr(edited, held.Images).mean().item<float>(), 2), 0.011);
+            Editor.SetGate(dir["always"], 0);
+            using var ungated = Editor.Load(dir["always"]);
+            using var plain = ungated.Edit(held.Images);
+            Assert.NotEqual(gated.Metrics["psnrSource"], Math.Round(ImageMetrics.Psnr(plain, held.Images).mean().item<float>(), 2));
+        }
+
+        // No gate keeps it: the editor stays ungated, and the trials say why.
+        Assert.Equal(0, Run("never", settings, never, validation).Metrics["maskGate"]);
+        Assert.Equal(0, Editor.ReadConfig(dir["never"]).MaskGate);
+        Assert.True(File.Exists(Path.Combine(dir["never"], EditorDistillation.GateFile)));
+
+        // A given gate is kept whatever the judge says; without validation images the automatic gate is off.
+        Assert.Equal(0.3, Run("given", settings with { MaskGate = 0.3 }, always, validation).Metrics["maskGate"]);
+        Assert.Equal(0.3, Editor.ReadConfig(dir["given"]).MaskGate);
+        Assert.False(File.Exists(Path.Combine(dir["given"], EditorDistillation.GateFile)));
+        Assert.Equal(0, Run("unseen", settings, always, null).Metrics["maskGate"]);
+        Assert.Equal(0, Editor.ReadConfig(dir["unseen"]).MaskGate);
     }
 
     [Fact]

@@ -116,7 +116,27 @@ public sealed class FormatsTests
         Assert.Equal(given, DistillSettings.FromApiJson(given.ToApiJson()));
     }
 
+    [Fact]
+    public void The_mask_gate_is_automatic_unless_given_and_a_residual_editor_cannot_have_one()
+    {
+        var defaults = new DistillSettings();
+        Assert.True(defaults.AutoMaskGate);
+        Assert.Equal("auto", defaults.ToApi()["maskGate"]!.GetValue<string>());
+        Assert.Equal(defaults, DistillSettings.FromApi(new JsonObject { ["mask_gate"] = "auto" }));
+        var given = DistillSettings.FromApi(new JsonObject { ["maskGate"] = 0.45 });
+        Assert.Equal(0.45, given.MaskGate);
+        Assert.False(given.AutoMaskGate);
+        Assert.Equal(given, DistillSettings.FromApiJson(given.ToApiJson()));
+        var off = DistillSettings.FromApi(new JsonObject { ["maskGate"] = 0, ["editor"] = "residual" });
+        Assert.Equal(0.0, off.MaskGate);
+        Assert.True(DistillSettings.FromApi(new JsonObject { ["editor"] = "residual" }).AutoMaskGate);
+    }
+
     [Theory]
+    [InlineData("{\"maskGate\":1}", "settings.maskGate")]
+    [InlineData("{\"maskGate\":-0.1}", "settings.maskGate")]
+    [InlineData("{\"maskGate\":\"half\"}", "settings.maskGate")]
+    [InlineData("{\"maskGate\":0.3,\"editor\":\"residual\"}", "settings.maskGate")]
     [InlineData("{\"scale\":\"automatic\"}", "settings.scale")]
     [InlineData("{\"targetEditability\":1.5}", "settings.targetEditability")]
     [InlineData("{\"mode\":\"sds\",\"positiveShare\":0.2}", "settings.positiveShare")]

@@ -55,6 +55,9 @@ public static class MethodCommands
             Editor = editor,
             MaskSparsity = o.Double("mask-sparsity", d.MaskSparsity, 0, 1e6),
             MaskSmoothness = o.Double("mask-smoothness", d.MaskSmoothness, 0, 1e6),
+            MaskGate = o.String("gate") is not { } gateArg || gateArg.Equals("auto", StringComparison.OrdinalIgnoreCase) ? null
+                : double.TryParse(gateArg, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var gate) && gate is >= 0 and < 1 ? gate
+                : throw new UsageException($"--gate must be auto or a number in [0, 1), got '{gateArg}'"),
             LatentGradient = o.String("latent-gradient") switch
             {
                 null => d.LatentGradient,
@@ -161,7 +164,12 @@ public static class MethodCommands
 
         IReadOnlyList<string> columns = judge is not null && judge.Config.AttributeNames.Contains(attribute) ? judge.Config.AttributeNames : teacher.Attributes;
         using var held = RunImages.Evaluation(dataset, attribute, sizes.EvalImages, teacher.Size, columns);
-        var result = run.Finish(held, judge);
+        using var gateImages = judge is null || !run.Editor.Net.Masked || !s.AutoMaskGate ? null : RunImages.Validation(dataset, attribute, sizes.ValidationImages, teacher.Size, teacher.Attributes);
+        var result = run.Finish(held, judge, gateImages);
+        if (run.Editor.Net.Masked)
+            Console.WriteLine(s.AutoMaskGate && File.Exists(Path.Combine(outDir, EditorDistillation.GateFile))
+                ? FormattableString.Invariant($"mask gate {result.Metrics["maskGate"]} (automatic: the largest keeping editability >= {s.TargetEditability} on {gateImages!.Images.shape[0]} validation images; {result.Metrics["gateValidationEditability"]} there, ungated {result.Metrics["ungatedValidationEditability"]})")
+                : FormattableString.Invariant($"mask gate {result.Metrics["maskGate"]} ({(s.AutoMaskGate ? "automatic, but no judge or validation images: off" : "as given")})"));
         Console.WriteLine($"evaluated on {held.Images.shape[0]} held-out images{(judge is null ? " (no judge)" : "")}: " +
                           string.Join(", ", result.Metrics.Select(kv => FormattableString.Invariant($"{kv.Key} {kv.Value}"))) + $"; {EditorDistillation.GridFile} written");
         return 0;

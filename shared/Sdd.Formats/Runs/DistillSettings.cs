@@ -110,6 +110,14 @@ public sealed partial record DistillSettings
     public double MaskSmoothness { get; init; } = 0.05;
     /// <summary>Latent teachers: how the latent gradient reaches the image (<see cref="Runs.LatentGradient"/>).</summary>
     public LatentGradient LatentGradient { get; init; } = LatentGradient.Encoder;
+    /// <summary>
+    /// Masked editors: the mask gate in [0, 1) (mask values below gate / 2 stop editing; 0 = off), or null = automatic:
+    /// chosen after training on the validation images, the largest gate of 0, 0.05, ..., 0.9 that keeps the judge's
+    /// editability at <see cref="TargetEditability"/> (0 when there is no judge or no validation image).
+    /// </summary>
+    public double? MaskGate { get; init; }
+
+    public bool AutoMaskGate => MaskGate is null;
 
     /// <summary>0.25 in delta mode; 0 for SDS, whose guidance on an image with the attribute is not zero (it would be pushed further).</summary>
     public static double DefaultPositiveShare(GuidanceMode mode) => mode == GuidanceMode.Delta ? 0.25 : 0;
@@ -134,6 +142,8 @@ public sealed partial record DistillSettings
         if (!(MaskSparsity >= 0) || double.IsInfinity(MaskSparsity)) throw new FormatException("settings.maskSparsity must be a number >= 0.");
         if (!(MaskSmoothness >= 0) || double.IsInfinity(MaskSmoothness)) throw new FormatException("settings.maskSmoothness must be a number >= 0.");
         if (Guidance.TopK < 0) throw new FormatException("settings.topK must be >= 0.");
+        if (MaskGate is { } gate && !(gate >= 0 && gate < 1)) throw new FormatException("settings.maskGate must be a number in [0, 1) or \"auto\".");
+        if (MaskGate > 0 && Editor != EditorArchitecture.Masked) throw new FormatException("settings.maskGate must be 0 or \"auto\" for a residual editor (it has no mask to gate).");
         if (!TimestepsPattern().IsMatch(Timesteps ?? ""))
             throw new FormatException("settings.timesteps must be 'hqs', 'random', 'fixed:T' or 'list:T1,T2,...' with 0 <= T < 1000.");
         return this;
@@ -141,8 +151,8 @@ public sealed partial record DistillSettings
 
     /// <summary>
     /// The API's settings object ({ steps, mode, scale, lambda, timesteps, batchSize, learningRate, weightDecay, topK, seed,
-    /// targetEditability, calibrationSteps, positiveShare, editor, maskSparsity, maskSmoothness, latentGradient }, any casing, '_' ignored;
-    /// batch and lr as short names; null or absent = the default; scale absent, null or "auto" = automatic) as validated settings.
+    /// targetEditability, calibrationSteps, positiveShare, editor, maskSparsity, maskSmoothness, latentGradient, maskGate }, any casing, '_' ignored;
+    /// batch and lr as short names; null or absent = the default; scale or maskGate absent, null or "auto" = automatic) as validated settings.
     /// Unknown keys are refused, so nothing a caller sends is silently ignored.
     /// </summary>
     public static DistillSettings FromApi(JsonObject? given)
@@ -184,7 +194,8 @@ public sealed partial record DistillSettings
             "sds" => GuidanceMode.Sds,
             var m => throw new FormatException($"settings.mode must be 'delta' or 'sds', got '{m}'."),
         };
-        var scaleGiven = o.TryGetValue("scale", out var sv) && !(sv!.GetValueKind() == JsonValueKind.String && sv.GetValue<string>().Trim().Equals("auto", StringComparison.OrdinalIgnoreCase));
+        bool Given(string name) => o.TryGetValue(name, out var v) && !(v!.GetValueKind() == JsonValueKind.String && v.GetValue<string>().Trim().Equals("auto", StringComparison.OrdinalIgnoreCase));
+        var scaleGiven = Given("scale");
         var editor = Str("editor")?.ToLowerInvariant() switch
         {
             null => d.Editor,
@@ -217,6 +228,7 @@ public sealed partial record DistillSettings
             MaskSparsity = Num("maskSparsity") ?? d.MaskSparsity,
             MaskSmoothness = Num("maskSmoothness") ?? d.MaskSmoothness,
             LatentGradient = latentGradient,
+            MaskGate = Given("maskGate") ? Num("maskGate") : null,
         }.Validated();
     }
 
@@ -251,12 +263,13 @@ public sealed partial record DistillSettings
         ["maskSparsity"] = MaskSparsity,
         ["maskSmoothness"] = MaskSmoothness,
         ["latentGradient"] = LatentGradient.ToString().ToLowerInvariant(),
+        ["maskGate"] = MaskGate is { } gate ? JsonValue.Create(gate) : JsonValue.Create("auto"),
     };
 
     public string ToApiJson() => ToApi().ToJsonString();
 
     private static readonly string[] ApiKeys = ["steps", "mode", "scale", "lambda", "timesteps", "batchSize", "learningRate", "weightDecay", "topK", "seed",
-        "targetEditability", "calibrationSteps", "calibrationRefinements", "positiveShare", "editor", "maskSparsity", "maskSmoothness", "latentGradient"];
+        "targetEditability", "calibrationSteps", "calibrationRefinements", "positiveShare", "editor", "maskSparsity", "maskSmoothness", "latentGradient", "maskGate"];
 
     [GeneratedRegex(@"^(hqs|random|fixed:\d{1,3}|list:\d{1,3}(,\d{1,3})*)$")]
     private static partial Regex TimestepsPattern();

@@ -163,6 +163,13 @@ public sealed class Distillation : IDisposable
     public void Run(int untilStep, Action<TrainingProgress>? progress = null, CancellationToken cancel = default) =>
         Advance(_ => !cancel.IsCancellationRequested, untilStep, progress);
 
+    /// <summary>Sets the editor's mask gate (<see cref="EditorConfig.MaskGate"/>); its config records it at the next checkpoint.</summary>
+    public void SetMaskGate(double gate)
+    {
+        _config = _config with { MaskGate = gate };
+        Editor.Net.MaskGate = Editor.GateOf(_config);
+    }
+
     public void Checkpoint(Dictionary<string, double>? metrics = null)
     {
         var train = Path.Combine(_dir, "train");

@@ -48,6 +48,7 @@ public sealed class EditorDistillation : IDisposable
     public const string GridFile = "grid.png";
     public const string CalibrationFile = "calibration.json";
     public const string ProbesFile = "calibration-probes.json";
+    public const string GateFile = "gate.json";
     private const string ProbeDir = "calibrate";
 
     private readonly Teacher _teacher;
@@ -112,7 +113,7 @@ public sealed class EditorDistillation : IDisposable
         int a = teacher.AttributeIndex(attribute);
         if (settings.Timesteps != "hqs") TimestepSampler.Parse(settings.Timesteps, teacher.Config.TimeSteps); // a bad rule fails now
         if (!resume)
-            foreach (var stale in new[] { Path.Combine(dir, "train"), Path.Combine(dir, CurveFile), Path.Combine(dir, CalibrationFile), Path.Combine(dir, ProbesFile), Path.Combine(dir, ProbeDir) })
+            foreach (var stale in new[] { Path.Combine(dir, "train"), Path.Combine(dir, CurveFile), Path.Combine(dir, CalibrationFile), Path.Combine(dir, ProbesFile), Path.Combine(dir, ProbeDir), Path.Combine(dir, GateFile) })
             {
                 if (Directory.Exists(stale)) Directory.Delete(stale, recursive: true);
                 else if (File.Exists(stale)) File.Delete(stale);
@@ -180,6 +181,7 @@ public sealed class EditorDistillation : IDisposable
         Architecture = settings.Editor,
         Calibration = Calibration,
         Metrics = CalibrationMetrics(settings),
+        MaskGate = settings.MaskGate ?? 0,
     };
 
     /// <summary>The scale and, when it was automatic, how it was found: metrics the registry shows beside the evaluation's.</summary>
@@ -309,13 +311,17 @@ public sealed class EditorDistillation : IDisposable
     /// Evaluates the trained editor on held-out images lacking the attribute (<paramref name="held"/>, labels in
     /// <paramref name="judge"/>'s attribute order when judged, else the teacher's): editability, fidelity and the other
     /// attributes kept as the teacher's judge sees them, the counterfactual PSNR where the images have counterfactuals,
-    /// speed. Writes the metrics into the editor's config and the before/after grid.png.
+    /// speed. Writes the metrics into the editor's config and the before/after grid.png. A masked editor's automatic gate
+    /// (<see cref="DistillSettings.MaskGate"/> null) is chosen first, on <paramref name="validation"/> (images lacking the
+    /// attribute, the ones the scale was calibrated on) by <see cref="MaskGating"/>'s rule at the target editability, and
+    /// written to gate.json; without a judge or validation images the editor stays ungated. The evaluation is the gated editor's.
     /// </summary>
-    public DistilledEditor Finish(LabeledTensors held, Judge? judge)
+    public DistilledEditor Finish(LabeledTensors held, Judge? judge, LabeledTensors? validation = null)
     {
         if (!Trained) throw new InvalidOperationException($"The run is at step {Step} of {Settings.Steps}: advance it to the end before finishing.");
         var run = Trainer();
         var editor = run.Editor;
+        var gateMetrics = ApplyMaskGate(judge, validation);
         editor.Edit(held.Images[TensorIndex.Slice(0, 1)]).Dispose(); // warm-up, so the timing is the steady state
         var (edited, ms) = Timed.Map(held.Images, 64, editor.Edit);
         using var _ = edited;
@@ -350,10 +356,39 @@ public sealed class EditorDistillation : IDisposable
             m["ssimSource"] = Math.Round(ImageMetrics.Ssim(edited, held.Images).mean().item<float>(), 4);
             if (held.Counterfactuals is { } c) m["psnrCounterfactual"] = Math.Round(ImageMetrics.Psnr(edited, c).mean().item<float>(), 2);
         }
+        foreach (var kv in gateMetrics) m[kv.Key] = kv.Value;
         WriteGrid(held, edited, Path.Combine(Dir, GridFile));
         run.Checkpoint(m);
         // The config's metrics: the evaluation's and the guidance scale's (how it was calibrated), as the registry shows them.
         return new DistilledEditor(editor.Config.SelectedTimesteps, new Dictionary<string, double>(editor.Config.Metrics), Curve);
+    }
+
+    /// <summary>
+    /// Sets the trained editor's mask gate: the automatic one chosen on <paramref name="validation"/> (see
+    /// <see cref="Finish"/>, which calls this), else the given one. Returns its metrics (maskGate, and for a chosen gate the
+    /// validation editability with and without it).
+    /// </summary>
+    public Dictionary<string, double> ApplyMaskGate(Judge? judge, LabeledTensors? validation)
+    {
+        if (!Trained) throw new InvalidOperationException($"The run is at step {Step} of {Settings.Steps}: the gate is chosen on the trained editor.");
+        var run = Trainer();
+        var path = Path.Combine(Dir, GateFile);
+        if (File.Exists(path)) File.Delete(path);
+        if (!Settings.AutoMaskGate || !run.Editor.Net.Masked) return new() { ["maskGate"] = run.Editor.Net.MaskGate };
+        if (judge is null || !judge.Config.AttributeNames.Contains(Attribute) || validation is null || validation.Images.shape[0] == 0)
+        {
+            run.SetMaskGate(0);
+            return new() { ["maskGate"] = 0 };
+        }
+        var choice = MaskGating.Choose(run.Editor, judge, Attribute, validation.Images, Settings.TargetEditability);
+        run.SetMaskGate(choice.Gate);
+        AtomicFile.Write(path, p => File.WriteAllText(p, JsonSerializer.Serialize(choice, ModelFolder.Json)));
+        return new()
+        {
+            ["maskGate"] = choice.Gate,
+            ["gateValidationEditability"] = Math.Round(choice.Trials.Single(t => t.Gate == choice.Gate).Editability, 4),
+            ["ungatedValidationEditability"] = Math.Round(choice.Trials.Single(t => t.Gate == 0).Editability, 4),
+        };
     }
 
     /// <summary>Before/after grid: sources on top, the edits below, the true counterfactuals last when known; 8 columns, 3x.</summary>

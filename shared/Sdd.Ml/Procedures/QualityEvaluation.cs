@@ -216,6 +216,11 @@ public sealed class QualityEvaluation(Teacher teacher, Judge judge, QualityBench
                     scale ??= run.Effective.Guidance.RequireScale();
                     run.AdvanceToEnd(cancel: cancel);
                     if (!run.Trained) return;
+                    if (run.Settings.AutoMaskGate && run.Editor.Net.Masked)
+                    {
+                        validation ??= RunImages.Validation(null, attribute, settings.Sizes.ValidationImages, teacher.Size, teacher.Attributes);
+                        run.ApplyMaskGate(judge, validation);
+                    }
                     var editor = run.Editor;
                     Measure(method, seed, (x, _) => editor.Edit(x), 0, scale, reached, Math.Round(sw.Elapsed.TotalSeconds, 1), run.Curve?.Selected);
                 }
