@@ -29,6 +29,33 @@ public sealed class ImageMetricsTests
     }
 
     [Fact]
+    public void Every_metric_gives_the_same_values_on_chunks_of_images_as_on_the_whole_batch()
+    {
+        using var scope = NewDisposeScope();
+        var (x, _) = Tiny.Portraits(53, 0, 7, 16);
+        var y = Noisy(x, 0.1, 3);
+        var mask = ImageMetrics.Region(x, Noisy(x, 0.03, 4));
+        long threeImages = 3 * 16 * 16; // chunks of 3, 3 and 1 images
+        var metrics = new (string Name, Tensor[] Inputs, Func<Tensor[], Tensor> Metric)[]
+        {
+            ("psnr", [x, y], t => ImageMetrics.Psnr(t[0], t[1])),
+            ("ssim", [x, y], t => ImageMetrics.Ssim(t[0], t[1])),
+            ("masked psnr", [x, y, mask], t => ImageMetrics.MaskedPsnr(t[0], t[1], t[2])),
+            ("laplacian energy", [y, mask], t => ImageMetrics.LaplacianEnergy(t[0], t[1])),
+            ("region", [x, y], t => ImageMetrics.Region(t[0], t[1]).flatten(1).sum([1])),
+        };
+        foreach (var (name, inputs, metric) in metrics)
+        {
+            var whole = metric(inputs);
+            var chunked = ImageMetrics.PerImage(inputs, metric, threeImages);
+            Assert.Equal(new long[] { 7 }, chunked.shape);
+            Assert.True(whole.allclose(chunked, rtol: 1e-5, atol: 1e-5, equal_nan: true), $"{name}: {string.Join(",", whole.data<float>().ToArray())} vs {string.Join(",", chunked.data<float>().ToArray())}");
+            // Per image: each image's value is the metric of that image alone.
+            Assert.Equal(whole[6].item<float>(), metric(inputs.Select(t => t[6..7]).ToArray())[0].item<float>(), 4);
+        }
+    }
+
+    [Fact]
     public void Ssim_is_1_for_identical_images_and_falls_with_noise()
     {
         using var scope = NewDisposeScope();
