@@ -117,6 +117,18 @@ public sealed class FormatsTests
     }
 
     [Fact]
+    public void Cfg_mode_is_stored_and_takes_positives_and_the_delta_reference_scale()
+    {
+        var cfg = DistillSettings.FromApi(new JsonObject { ["mode"] = "CFG" });
+        Assert.Equal(GuidanceMode.Cfg, cfg.Guidance.Mode);
+        Assert.Equal("cfg", cfg.ToApi()["mode"]!.GetValue<string>());
+        Assert.Equal(0.25, cfg.PositiveShare);
+        Assert.Equal(10, GuidanceSettings.DefaultScale(GuidanceMode.Cfg));
+        Assert.Equal(cfg, DistillSettings.FromApiJson(cfg.ToApiJson()));
+        Assert.True(GuidanceSettings.FromSource(GuidanceMode.Cfg) && GuidanceSettings.FromSource(GuidanceMode.Delta) && !GuidanceSettings.FromSource(GuidanceMode.Sds));
+    }
+
+    [Fact]
     public void The_mask_gate_is_automatic_unless_given_and_a_residual_editor_cannot_have_one()
     {
         var defaults = new DistillSettings();

@@ -111,6 +111,38 @@ public sealed class ScoreDistillationTests
     }
 
     [Fact]
+    public void Cfg_is_w_s_times_target_minus_the_source_with_the_attribute_unknown_and_zero_when_they_match()
+    {
+        using var scope = NewDisposeScope();
+        using var teacher = MethodSupport.Teacher(24);
+        var y = MethodSupport.Images(9, 2, 3, S, S);
+        long[] ts = [300, 500];
+        var t = tensor(ts);
+        var eps = randn([2, 3, S, S], generator: new Generator(10));
+        // As distillation states them: the image's own labels, and the same with the attribute (0) present.
+        var source = AttributeCondition.Single(2, 5, 0, present: false, CPU);
+        source[.., 1] = AttributeCondition.Present;
+        source[.., 3] = AttributeCondition.Absent;
+        var target = source.clone();
+        target[.., 0] = AttributeCondition.Present;
+        using var _ = no_grad();
+        var settings = new GuidanceSettings { Mode = GuidanceMode.Cfg, Scale = 10 };
+
+        Assert.Equal(0f, ScoreDistillation.Gradient(teacher, y, t, eps, target, target.clone(), settings).abs().max().item<float>());
+
+        var g = ScoreDistillation.Gradient(teacher, y, t, eps, target, source, settings);
+        var (xt, w) = ByHand(teacher.Schedule, y, ts, eps);
+        var unknown = source.clone();
+        unknown[.., 0] = AttributeCondition.Unknown; // only the attribute; the other labels stay stated
+        var expected = w * 10 * (teacher.Net.forward(xt, t, target) - teacher.Net.forward(xt, t, unknown));
+        Assert.True(g.abs().max().item<float>() > 0);
+        Assert.True(g.allclose(expected, rtol: 1e-4, atol: 1e-4), $"max diff {(g - expected).abs().max().item<float>()}");
+        var delta = ScoreDistillation.Gradient(teacher, y, t, eps, target, source, settings with { Mode = GuidanceMode.Delta });
+        Assert.False(g.allclose(delta, rtol: 1e-3, atol: 1e-3), "cfg is not the delta score");
+        Assert.Throws<ArgumentException>(() => ScoreDistillation.Gradient(teacher, y, t, eps, target, null, settings));
+    }
+
+    [Fact]
     public void TopK_keeps_exactly_the_k_largest_magnitudes()
     {
         using var scope = NewDisposeScope();

@@ -26,7 +26,8 @@ public static class MethodCommands
         {
             "delta" => GuidanceMode.Delta,
             "sds" => GuidanceMode.Sds,
-            var m => throw new UsageException($"--mode must be delta or sds, got '{m}'"),
+            "cfg" => GuidanceMode.Cfg,
+            var m => throw new UsageException($"--mode must be delta, cfg or sds, got '{m}'"),
         };
         var scaleArg = o.String("scale");
         double? scale = scaleArg is null || scaleArg.Equals("auto", StringComparison.OrdinalIgnoreCase) ? null

@@ -12,9 +12,9 @@ usage: sdd <command> [options]
                     (--decay-from: the learning rate falls along a half cosine from that step to zero at the last)
   teacher sample    [--teacher DIR] --set smiling=1,hat=-1 [--count 16 --guidance G --steps N --seed K] --out grid.png
   teacher eval      [--teacher DIR --judge DIR --samples 64 --guidance G --steps N --json FILE --misses DIR (grids of the samples judged wrong)]
-  indicator         [--teacher DIR] --attribute A --dataset DIR --out DIR [--samples 32 --k 5 | --xi X --mode delta|sds --scale auto|S]
+  indicator         [--teacher DIR] --attribute A --dataset DIR --out DIR [--samples 32 --k 5 | --xi X --mode delta|cfg|sds --scale auto|S]
   distill           [--teacher DIR] --attribute A --dataset DIR --out DIR [--steps N --timesteps hqs|random|fixed:T|list:T1,T2
-                    --mode delta|sds --scale auto|S --target 0.95 --calibration-steps N --lambda L --batch B --lr X
+                    --mode delta|cfg|sds --scale auto|S --target 0.95 --calibration-steps N --lambda L --batch B --lr X
                     --editor masked|residual --mask-sparsity W --mask-smoothness W --positive-share F
                     --latent-gradient encoder|decoder (latent teachers) --topk K --seed K --gate auto|G --resume]
                     (--gate: a masked editor's mask gate; auto, the default, chooses it after training as editor gate --auto does)

@@ -12,6 +12,12 @@ public enum GuidanceMode
     Sds,
     /// <summary>Reference-conditioned delta score: w(t) s (eps(x_t, c_target) - eps(x_t, c_source)), c_source = the image's own labels, c_target = the same with the attribute set.</summary>
     Delta,
+    /// <summary>
+    /// The attribute's own classifier-free guidance direction: w(t) s (eps(x_t, c_target) - eps(x_t, c_source with the
+    /// attribute unknown)). Where the delta score keeps pushing by the same amount whatever the image already shows (its
+    /// c_source still says the attribute is absent), this one fades as the teacher reads the attribute in the edited image.
+    /// </summary>
+    Cfg,
 }
 
 /// <summary>Which network an editor is (its config says; weights differ).</summary>
@@ -59,7 +65,10 @@ public sealed record GuidanceSettings
     /// of the automatic search's grid, the scale the indicator is computed at when the scale is automatic, and the scale
     /// used when automatic calibration has no judge to read.
     /// </summary>
-    public static double DefaultScale(GuidanceMode mode) => mode == GuidanceMode.Delta ? 10 : 30;
+    public static double DefaultScale(GuidanceMode mode) => mode == GuidanceMode.Sds ? 30 : 10;
+
+    /// <summary>Whether the gradient is taken against the image's own condition (delta, cfg), not against the noise (SDS).</summary>
+    public static bool FromSource(GuidanceMode mode) => mode != GuidanceMode.Sds;
 
     /// <summary>These settings with the scale filled in: the given one, else the mode's reference scale.</summary>
     public GuidanceSettings WithReferenceScale() => Scale is null ? this with { Scale = DefaultScale(Mode) } : this;
@@ -120,7 +129,7 @@ public sealed partial record DistillSettings
     public bool AutoMaskGate => MaskGate is null;
 
     /// <summary>0.25 in delta mode; 0 for SDS, whose guidance on an image with the attribute is not zero (it would be pushed further).</summary>
-    public static double DefaultPositiveShare(GuidanceMode mode) => mode == GuidanceMode.Delta ? 0.25 : 0;
+    public static double DefaultPositiveShare(GuidanceMode mode) => GuidanceSettings.FromSource(mode) ? 0.25 : 0;
 
     public const int MaxSteps = 1_000_000;
 
@@ -137,7 +146,7 @@ public sealed partial record DistillSettings
         if (CalibrationSteps is < 1 or > MaxSteps) throw new FormatException($"settings.calibrationSteps must be between 1 and {MaxSteps}.");
         if (CalibrationRefinements is < 0 or > 6) throw new FormatException("settings.calibrationRefinements must be between 0 and 6.");
         if (!(PositiveShare >= 0 && PositiveShare < 1)) throw new FormatException("settings.positiveShare must be in [0, 1).");
-        if (PositiveShare > 0 && Guidance.Mode != GuidanceMode.Delta)
+        if (PositiveShare > 0 && !GuidanceSettings.FromSource(Guidance.Mode))
             throw new FormatException("settings.positiveShare must be 0 with mode sds (its guidance on an image that has the attribute is not zero).");
         if (!(MaskSparsity >= 0) || double.IsInfinity(MaskSparsity)) throw new FormatException("settings.maskSparsity must be a number >= 0.");
         if (!(MaskSmoothness >= 0) || double.IsInfinity(MaskSmoothness)) throw new FormatException("settings.maskSmoothness must be a number >= 0.");
@@ -192,7 +201,8 @@ public sealed partial record DistillSettings
             null => d.Guidance.Mode,
             "delta" => GuidanceMode.Delta,
             "sds" => GuidanceMode.Sds,
-            var m => throw new FormatException($"settings.mode must be 'delta' or 'sds', got '{m}'."),
+            "cfg" => GuidanceMode.Cfg,
+            var m => throw new FormatException($"settings.mode must be 'delta', 'cfg' or 'sds', got '{m}'."),
         };
         bool Given(string name) => o.TryGetValue(name, out var v) && !(v!.GetValueKind() == JsonValueKind.String && v.GetValue<string>().Trim().Equals("auto", StringComparison.OrdinalIgnoreCase));
         var scaleGiven = Given("scale");

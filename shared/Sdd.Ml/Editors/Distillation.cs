@@ -86,7 +86,7 @@ public sealed class Distillation : IDisposable
             x = cat([x, _positives.index_select(0, pidx)]);
             source = cat([source, _positiveStates!.index_select(0, pidx)]);
         }
-        var target = _s.Guidance.Mode == GuidanceMode.Delta ? source.clone() : AttributeCondition.Null(b, _teacher.Attributes.Count, x.device);
+        var target = GuidanceSettings.FromSource(_s.Guidance.Mode) ? source.clone() : AttributeCondition.Null(b, _teacher.Attributes.Count, x.device);
         target[.., _attribute] = AttributeCondition.Present;
         var t = _timesteps.Sample(b, _gen, x.device);
         var eps = randn(_teacher.ModelShape(x.shape), generator: _gen, device: x.device);

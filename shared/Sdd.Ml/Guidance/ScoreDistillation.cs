@@ -13,7 +13,8 @@ public static class ScoreDistillation
 
     /// <summary>
     /// The gradient for y at timesteps t with noise eps. <paramref name="target"/>: attribute states with the
-    /// attribute present; <paramref name="source"/>: the image's own states (used by <see cref="GuidanceMode.Delta"/>).
+    /// attribute present; <paramref name="source"/>: the image's own states (used by <see cref="GuidanceMode.Delta"/> and
+    /// <see cref="GuidanceMode.Cfg"/>, which states the attributes that <paramref name="target"/> sets as unknown).
     /// </summary>
     public static Tensor Gradient(Teacher teacher, Tensor y, Tensor t, Tensor eps, Tensor target, Tensor? source, GuidanceSettings s)
     {
@@ -27,11 +28,13 @@ public static class ScoreDistillation
         }
         else
         {
-            if (source is null) throw new ArgumentException("The delta gradient needs the source images' attribute states.");
-            var both = teacher.PredictNoise(cat([xt, xt]), cat([t, t]), cat([target, source])).chunk(2);
+            if (source is null) throw new ArgumentException($"The {s.Mode.ToString().ToLowerInvariant()} gradient needs the source images' attribute states.");
+            var changed = target.ne(source);
+            var reference = s.Mode == GuidanceMode.Cfg ? where(changed, AttributeCondition.Unknown, source) : source;
+            var both = teacher.PredictNoise(cat([xt, xt]), cat([t, t]), cat([target, reference])).chunk(2);
             // An image that already has the attribute has c_target = c_source: its guidance is exactly zero (not merely
             // the round-off of two batched passes), so in training only fidelity and the mask penalties act on it.
-            var differs = target.ne(source).any(1).to_type(y.dtype).view(-1, 1, 1, 1);
+            var differs = changed.any(1).to_type(y.dtype).view(-1, 1, 1, 1);
             g = s.RequireScale() * (both[0] - both[1]) * differs;
         }
         g = Weight(teacher.Schedule, t) * g;

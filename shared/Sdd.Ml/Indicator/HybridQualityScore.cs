@@ -79,7 +79,7 @@ public static class HybridQualityScore
             Tensor x;
             using (no_grad()) x = teacher.ToModelSpace(images[TensorIndex.Slice(i, Math.Min(i + batch, n))].to(teacher.Device)); // latents for a latent teacher
             var src = sourceStates[TensorIndex.Slice(i, Math.Min(i + batch, n))].to(teacher.Device);
-            var target = guidance.Mode == GuidanceMode.Delta ? src.clone() : AttributeCondition.Null((int)x.shape[0], teacher.Attributes.Count, teacher.Device);
+            var target = GuidanceSettings.FromSource(guidance.Mode) ? src.clone() : AttributeCondition.Null((int)x.shape[0], teacher.Attributes.Count, teacher.Device);
             target[.., a] = AttributeCondition.Present;
             var eps = randn(x.shape, generator: gen, device: teacher.Device);
             for (int j = 0; j < grid.Length; j++)
