@@ -114,6 +114,12 @@ public sealed class FormatsTests
         var given = DistillSettings.FromApi(new JsonObject { ["latent_gradient"] = "Decoder" });
         Assert.Equal(LatentGradient.Decoder, given.LatentGradient);
         Assert.Equal(given, DistillSettings.FromApiJson(given.ToApiJson()));
+        // The decoder's derivative unless a finite step is given.
+        Assert.Null(given.DecoderStep);
+        Assert.Null(defaults.ToApi()["decoderStep"]);
+        var step = DistillSettings.FromApi(new JsonObject { ["latentGradient"] = "decoder", ["decoder_step"] = 3 });
+        Assert.Equal(3.0, step.DecoderStep);
+        Assert.Equal(step, DistillSettings.FromApiJson(step.ToApiJson()));
     }
 
     [Fact]
@@ -156,6 +162,9 @@ public sealed class FormatsTests
     [InlineData("{\"maskSmoothness\":-1}", "settings.maskSmoothness")]
     [InlineData("{\"latentGradient\":\"both\"}", "settings.latentGradient")]
     [InlineData("{\"latentGradient\":1}", "settings.latentGradient")]
+    [InlineData("{\"decoderStep\":3}", "settings.decoderStep")]
+    [InlineData("{\"latentGradient\":\"decoder\",\"decoderStep\":0}", "settings.decoderStep")]
+    [InlineData("{\"latentGradient\":\"decoder\",\"decoderStep\":1000}", "settings.decoderStep")]
     [InlineData("{\"steps\":0}", "settings.steps")]
     [InlineData("{\"steps\":1.5}", "settings.steps")]
     [InlineData("{\"mode\":\"magic\"}", "settings.mode")]

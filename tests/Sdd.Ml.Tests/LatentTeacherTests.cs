@@ -115,6 +115,49 @@ public sealed class LatentTeacherTests
     }
 
     [Fact]
+    public void The_finite_decoder_step_decodes_k_times_the_teachers_change_of_its_clean_latent_prediction()
+    {
+        using var scope = NewDisposeScope();
+        using var teacher = LatentSupport.Teacher(91);
+        var (x, labels) = Tiny.Portraits(91, 0, 3, S);
+        using var _ = no_grad();
+        var z = teacher.ToModelSpace(x);
+        long[] ts = [300, 450, 600];
+        var t = tensor(ts);
+        var eps = randn(z.shape, generator: new Generator(8));
+        var source = AttributeCondition.Single(3, teacher.Attributes.Count, 0, present: false, CPU);
+        var target = source.clone();
+        target[.., 0] = AttributeCondition.Present;
+        target[2] = source[2].clone(); // the third image already "has" it: no guidance
+        const double s = 40, k = 3;
+        var g = ScoreDistillation.Gradient(teacher, z, t, eps, target, source, new GuidanceSettings { Mode = GuidanceMode.Delta, Scale = s });
+        var d = ScoreDistillation.DecodedStep(teacher, z, g, t, s, k);
+        Assert.Equal(x.shape, d.shape);
+        Assert.Equal(0f, d[2].abs().max().item<float>());
+
+        // By hand: the teacher's two predictions of the clean latent, x0 = (x_t - sqrt(1 - ab) eps_hat) / sqrt(ab).
+        var ae = teacher.Autoencoder!;
+        var ab = teacher.Schedule.AlphaBar(t);
+        var xt = teacher.Schedule.AddNoise(z, t, eps);
+        Tensor X0(Tensor states) => (xt - (1 - ab).sqrt() * teacher.PredictNoise(xt, t, states)) / ab.sqrt();
+        var change = X0(target) - X0(source);
+        var h = k / (s * (ab * (1 - ab)).sqrt());
+        var expected = (ae.Decode(z, clamp: false) - ae.Decode(z + k * change, clamp: false)) / (h * 16);
+        for (int i = 0; i < 2; i++)
+            Assert.True(d[i].allclose(expected[i], rtol: 1e-3, atol: 1e-4 * expected[i].abs().max().item<float>()),
+                $"image {i}: max diff {(d[i] - expected[i]).abs().max().item<float>()} of {expected[i].abs().max().item<float>()}");
+
+        // A small step is the derivative again; a large one is not.
+        var lin = ScoreDistillation.DecodedGradient(teacher, z, g);
+        double Cosine(Tensor a, Tensor b) => (a.flatten().dot(b.flatten()) / (a.norm() * b.norm())).item<float>();
+        var small = ScoreDistillation.DecodedStep(teacher, z, g, t, s, 1e-3);
+        Assert.True(Cosine(small[..2], lin[..2]) > 0.99, $"cosine {Cosine(small[..2], lin[..2])}");
+        Assert.InRange((small[..2].norm() / lin[..2].norm()).item<float>(), 0.9, 1.1);
+        Assert.True(Cosine(ScoreDistillation.DecodedStep(teacher, z, g, t, s, 50)[..2], lin[..2]) < Cosine(small[..2], lin[..2]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ScoreDistillation.DecodedStep(teacher, z, g, t, s, 0));
+    }
+
+    [Fact]
     public void Top_k_through_the_decoder_keeps_the_largest_values_of_the_image_gradient()
     {
         using var scope = NewDisposeScope();
@@ -136,6 +179,64 @@ public sealed class LatentTeacherTests
         var where = sparse.ne(0);
         Assert.Equal(0f, (sparse - dense).masked_select(where).abs().max().item<float>());
         Assert.True(dense.abs().masked_select(where).min().item<float>() >= dense.abs().masked_select(where.logical_not()).max().item<float>());
+    }
+
+    [Fact]
+    public void The_encoded_gradient_is_what_back_propagation_through_the_encoder_gives_and_top_k_keeps_its_largest_values()
+    {
+        using var scope = NewDisposeScope();
+        using var teacher = LatentSupport.Teacher(88);
+        var (x, _) = Tiny.Portraits(88, 0, 3, S);
+        var g = randn(teacher.ModelShape(x.shape), generator: new Generator(6));
+        bool? latentHadGraph = null;
+        var dense = ScoreDistillation.EncodedGradient(teacher, x, z => { latentHadGraph = z.requires_grad; return g; });
+        Assert.All(teacher.Autoencoder!.Net.parameters(), p => Assert.True(p.grad is null || p.grad.abs().sum().item<float>() == 0, "the frozen encoder got a gradient"));
+        // By hand: d/dx of sum(g * E(x)).
+        var leaf = x.detach().requires_grad_(true);
+        (teacher.ToModelSpace(leaf) * g).sum().backward();
+        Assert.Equal(x.shape, dense.shape);
+        Assert.True((dense - leaf.grad!).abs().max().item<float>() < 1e-5f * leaf.grad!.abs().max().item<float>());
+        Assert.False(latentHadGraph, "the latent gradient must be taken on a latent without a graph");
+        Assert.False(dense.requires_grad);
+
+        int k = (int)(dense.numel() / 10);
+        var sparse = ScoreDistillation.EncodedGradient(teacher, x, _ => g, topK: k);
+        long kept = sparse.ne(0).sum().item<long>();
+        Assert.InRange(kept, k, k + 16);
+        var where = sparse.ne(0);
+        Assert.Equal(0f, (sparse - dense).masked_select(where).abs().max().item<float>());
+        Assert.True(dense.abs().masked_select(where).min().item<float>() >= dense.abs().masked_select(where.logical_not()).max().item<float>());
+        Assert.Throws<ArgumentException>(() => ScoreDistillation.EncodedGradient(MethodSupport.Teacher(1), x, _ => x));
+    }
+
+    [Fact]
+    public void Distillation_through_the_encoder_with_top_k_pushes_the_editor_only_by_the_kept_image_gradient()
+    {
+        using var scope = NewDisposeScope();
+        var images = MethodSupport.Images(89, 6, 3, S, S);
+        var labels = MethodSupport.LabelsLackingSmiling(6);
+        var settings = new DistillSettings { Steps = 3, BatchSize = 4, LearningRate = 1e-3, Lambda = 0.1, Guidance = new GuidanceSettings { Scale = 10 }, Timesteps = "list:300,500", Seed = 3, LatentGradient = LatentGradient.Encoder };
+        var x = MethodSupport.Images(90, 2, 3, S, S);
+        using var latent = LatentSupport.Teacher(89);
+        Tensor EditedAfterTwoSteps(int topK)
+        {
+            using var dir = new TempDir();
+            var s = settings with { Guidance = settings.Guidance with { TopK = topK } };
+            using var run = new Distillation(dir.Path, latent, MethodSupport.EditorConfig(s), TimestepSampler.FromSet([300, 500], "list:300,500"), images, labels, resume: false);
+            run.TrainStep();
+            run.TrainStep();
+            using var _ = no_grad();
+            return run.Editor.Edit(x).MoveToOuterDisposeScope();
+        }
+        var aeBefore = MethodSupport.Snapshot(latent.Autoencoder!.Net);
+        var all = EditedAfterTwoSteps(0);
+        // Top-k as large as the batch's image gradient keeps all of it: the same editor as plain back-propagation, to round-off.
+        var everything = EditedAfterTwoSteps(4 * 3 * S * S);
+        Assert.True((all - everything).abs().max().item<float>() < 1e-4f, "top-k over every value differs from back-propagation");
+        var sparse = EditedAfterTwoSteps(50);
+        Assert.False(Tiny.BitEqual(sparse, x), "the kept gradient did not reach the editor");
+        Assert.True((all - sparse).abs().max().item<float>() > 1e-4f, "top-k changed nothing");
+        Assert.Empty(MethodSupport.Changed(latent.Autoencoder.Net, aeBefore));
     }
 
     [Fact]

@@ -66,6 +66,7 @@ public static class MethodCommands
                 "decoder" => LatentGradient.Decoder,
                 var g => throw new UsageException($"--latent-gradient must be encoder or decoder, got '{g}'"),
             },
+            DecoderStep = o.Has("decoder-step") ? o.Double("decoder-step", 3, 1e-6, 100) : null,
         };
         try { return s.Validated(); }
         catch (FormatException e) { throw new UsageException(e.Message); }

@@ -16,7 +16,7 @@ usage: sdd <command> [options]
   distill           [--teacher DIR] --attribute A --dataset DIR --out DIR [--steps N --timesteps hqs|random|fixed:T|list:T1,T2
                     --mode delta|cfg|sds --scale auto|S --target 0.95 --calibration-steps N --lambda L --batch B --lr X
                     --editor masked|residual --mask-sparsity W --mask-smoothness W --positive-share F
-                    --latent-gradient encoder|decoder (latent teachers) --topk K --seed K --gate auto|G --resume]
+                    --latent-gradient encoder|decoder (latent teachers) --decoder-step K --topk K --seed K --gate auto|G --resume]
                     (--gate: a masked editor's mask gate; auto, the default, chooses it after training as editor gate --auto does)
   editor gate       --editor DIR --gate G | --auto [--judge DIR --target 0.95 --images 100]
                     (a masked editor's mask gate, 0 to 1: mask values below G/2 no longer edit, 0 turns it off; --auto: the

@@ -53,8 +53,8 @@ public sealed record GuidanceSettings
     /// <summary>Guidance scale s (official code: 100 for SDS); null = automatic, calibrated on the validation split to the target editability.</summary>
     public double? Scale { get; init; }
     /// <summary>
-    /// Keep only the k largest |gradient| values of the batch (0 = off): of the teacher's gradient, or, for a latent teacher
-    /// through the decoder (<see cref="LatentGradient.Decoder"/>), of the image gradient it decodes to.
+    /// Keep only the k largest |gradient| values of the batch (0 = off): of the teacher's gradient on the images, or, for a
+    /// latent teacher, of the image gradient its latent gradient stands for (decoded, or through the encoder's transpose).
     /// </summary>
     public int TopK { get; init; }
 
@@ -120,6 +120,14 @@ public sealed partial record DistillSettings
     /// <summary>Latent teachers: how the latent gradient reaches the image (<see cref="Runs.LatentGradient"/>).</summary>
     public LatentGradient LatentGradient { get; init; } = LatentGradient.Encoder;
     /// <summary>
+    /// Latent teachers through the decoder: null = the decoder's derivative along g (J_D g, a small central difference);
+    /// a number k &gt; 0 = the finite change the teacher's own step decodes to, D(z) - D(z + k (x0_target - x0_reference)),
+    /// with x0 the teacher's predictions of the clean latent (k = 3 is the guided sampler's step), rescaled so that for
+    /// a small k it is the derivative again. The derivative follows the decoder's slope at the unedited image; the finite
+    /// step follows what the decoder draws for a latent that has the attribute.
+    /// </summary>
+    public double? DecoderStep { get; init; }
+    /// <summary>
     /// Masked editors: the mask gate in [0, 1) (mask values below gate / 2 stop editing; 0 = off), or null = automatic:
     /// chosen after training on the validation images, the largest gate of 0, 0.05, ..., 0.9 that keeps the judge's
     /// editability at <see cref="TargetEditability"/> (0 when there is no judge or no validation image).
@@ -152,6 +160,8 @@ public sealed partial record DistillSettings
         if (!(MaskSmoothness >= 0) || double.IsInfinity(MaskSmoothness)) throw new FormatException("settings.maskSmoothness must be a number >= 0.");
         if (Guidance.TopK < 0) throw new FormatException("settings.topK must be >= 0.");
         if (MaskGate is { } gate && !(gate >= 0 && gate < 1)) throw new FormatException("settings.maskGate must be a number in [0, 1) or \"auto\".");
+        if (DecoderStep is { } step && !(step > 0 && step <= 100)) throw new FormatException("settings.decoderStep must be a number in (0, 100] or null.");
+        if (DecoderStep is not null && LatentGradient != LatentGradient.Decoder) throw new FormatException("settings.decoderStep needs latentGradient 'decoder'.");
         if (MaskGate > 0 && Editor != EditorArchitecture.Masked) throw new FormatException("settings.maskGate must be 0 or \"auto\" for a residual editor (it has no mask to gate).");
         if (!TimestepsPattern().IsMatch(Timesteps ?? ""))
             throw new FormatException("settings.timesteps must be 'hqs', 'random', 'fixed:T' or 'list:T1,T2,...' with 0 <= T < 1000.");
@@ -160,7 +170,7 @@ public sealed partial record DistillSettings
 
     /// <summary>
     /// The API's settings object ({ steps, mode, scale, lambda, timesteps, batchSize, learningRate, weightDecay, topK, seed,
-    /// targetEditability, calibrationSteps, positiveShare, editor, maskSparsity, maskSmoothness, latentGradient, maskGate }, any casing, '_' ignored;
+    /// targetEditability, calibrationSteps, positiveShare, editor, maskSparsity, maskSmoothness, latentGradient, maskGate, decoderStep }, any casing, '_' ignored;
     /// batch and lr as short names; null or absent = the default; scale or maskGate absent, null or "auto" = automatic) as validated settings.
     /// Unknown keys are refused, so nothing a caller sends is silently ignored.
     /// </summary>
@@ -239,6 +249,7 @@ public sealed partial record DistillSettings
             MaskSmoothness = Num("maskSmoothness") ?? d.MaskSmoothness,
             LatentGradient = latentGradient,
             MaskGate = Given("maskGate") ? Num("maskGate") : null,
+            DecoderStep = Num("decoderStep"),
         }.Validated();
     }
 
@@ -274,12 +285,13 @@ public sealed partial record DistillSettings
         ["maskSmoothness"] = MaskSmoothness,
         ["latentGradient"] = LatentGradient.ToString().ToLowerInvariant(),
         ["maskGate"] = MaskGate is { } gate ? JsonValue.Create(gate) : JsonValue.Create("auto"),
+        ["decoderStep"] = DecoderStep, // null: the decoder's derivative
     };
 
     public string ToApiJson() => ToApi().ToJsonString();
 
     private static readonly string[] ApiKeys = ["steps", "mode", "scale", "lambda", "timesteps", "batchSize", "learningRate", "weightDecay", "topK", "seed",
-        "targetEditability", "calibrationSteps", "calibrationRefinements", "positiveShare", "editor", "maskSparsity", "maskSmoothness", "latentGradient", "maskGate"];
+        "targetEditability", "calibrationSteps", "calibrationRefinements", "positiveShare", "editor", "maskSparsity", "maskSmoothness", "latentGradient", "maskGate", "decoderStep"];
 
     [GeneratedRegex(@"^(hqs|random|fixed:\d{1,3}|list:\d{1,3}(,\d{1,3})*)$")]
     private static partial Regex TimestepsPattern();

@@ -108,7 +108,19 @@ public sealed class Distillation : IDisposable
             // whole image), and it is that faint change that top-k should drop.
             var grad = ScoreDistillation.Gradient(_teacher, z, t, eps, target, source, _s.Guidance with { TopK = 0 });
             // d/dy of the first term is J_D grad / f^2; of the second 2 lambda (y - x).
-            surrogate = (ScoreDistillation.DecodedGradient(_teacher, z, grad, topK: _s.Guidance.TopK) * y).sum() + _s.Lambda * edit.sum();
+            var decoded = _s.DecoderStep is { } step
+                ? ScoreDistillation.DecodedStep(_teacher, z, grad, t, _s.Guidance.RequireScale(), step, _s.Guidance.TopK)
+                : ScoreDistillation.DecodedGradient(_teacher, z, grad, topK: _s.Guidance.TopK);
+            surrogate = (decoded * y).sum() + _s.Lambda * edit.sum();
+        }
+        else if (_teacher.Latent && _s.Guidance.TopK > 0)
+        {
+            // Through the encoder with top-k: as in the decoder setting, top-k keeps the largest values of the image gradient
+            // (J_E^T g), not of the latent one, so the editor is pushed only where the teacher's step lands in pixels and not by
+            // the faint spread the encoder's transpose gives it everywhere.
+            var pixels = ScoreDistillation.EncodedGradient(_teacher, y,
+                z => ScoreDistillation.Gradient(_teacher, z, t, eps, target, source, _s.Guidance with { TopK = 0 }), _s.Guidance.TopK);
+            surrogate = (pixels * y).sum() + _s.Lambda * edit.sum();
         }
         else
         {

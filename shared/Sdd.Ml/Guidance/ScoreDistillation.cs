@@ -68,6 +68,52 @@ public static class ScoreDistillation
         return image.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// <see cref="DecodedGradient(Teacher, Tensor, Tensor, double, int)"/> by a finite step: the image change the teacher's own
+    /// step decodes to. For a delta, cfg or SDS gradient g = w(t) s (eps_a - eps_b) at timesteps <paramref name="t"/> and scale
+    /// <paramref name="scale"/>, the step h g with h = k / (s sqrt(ab (1 - ab))) is k (x0_b - x0_a), k times the difference of
+    /// the teacher's two predictions of the clean latent; the result is (D(z) - D(z - h g)) / (h f^2), which for a small k
+    /// is J_D g / f^2 again, so the guidance scales stay comparable. An image whose g is zero gets exactly zero.
+    /// </summary>
+    public static Tensor DecodedStep(Teacher teacher, Tensor z, Tensor g, Tensor t, double scale, double step, int topK = 0)
+    {
+        var ae = teacher.Autoencoder ?? throw new ArgumentException("A pixel teacher's gradient is on the images already.", nameof(teacher));
+        if (!(step > 0) || !(scale > 0)) throw new ArgumentOutOfRangeException(nameof(step), "The step and the scale must be positive.");
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var ab = teacher.Schedule.AlphaBar(t);
+        var h = step / (scale * (ab * (1 - ab)).sqrt());
+        var both = ae.Decode(cat([z, z - h * g]), clamp: false).chunk(2);
+        int f = ae.Config.Downsampling;
+        var d = (both[0] - both[1]) / (h * f * f);
+        var nonzero = g.pow(2).sum([1, 2, 3], keepdim: true).gt(0);
+        var image = where(nonzero, d, zeros_like(d));
+        if (topK > 0) image = TopK(image, topK);
+        return image.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// A latent teacher's gradient as a gradient on the images <paramref name="y"/> through the frozen encoder, J_E^T g, where
+    /// g = <paramref name="latentGradient"/>(E(y)) (taken without autograd, like <see cref="Gradient"/>): what back-propagating
+    /// g through E gives, but as a tensor, so that <paramref name="topK"/> &gt; 0 can keep only the k largest |values| of the
+    /// batch's image gradient (<see cref="TopK"/>). Nothing reaches the encoder's parameters or <paramref name="y"/>'s graph.
+    /// </summary>
+    public static Tensor EncodedGradient(Teacher teacher, Tensor y, Func<Tensor, Tensor> latentGradient, int topK = 0)
+    {
+        if (!teacher.Latent) throw new ArgumentException("A pixel teacher's gradient is on the images already.", nameof(teacher));
+        using var scope = NewDisposeScope();
+        var leaf = y.detach().requires_grad_(true);
+        Tensor image;
+        using (enable_grad())
+        {
+            var z = teacher.ToModelSpace(leaf);
+            var g = latentGradient(z.detach());
+            image = autograd.grad([z], [leaf], [g])[0].detach();
+        }
+        if (topK > 0) image = TopK(image, topK);
+        return image.MoveToOuterDisposeScope();
+    }
+
     /// <summary>Zeroes all but the k largest |values| of the batch (the official code's sparsification).</summary>
     public static Tensor TopK(Tensor g, int k)
     {
