@@ -133,6 +133,15 @@ public sealed class TeacherTrainingTests
         Assert.Equal(cli.Unet.Channels, worker.Unet.Channels);
         Assert.Equal((cli.Unet.ImageSize, cli.Unet.AttentionBelow, cli.Unet.Heads), (worker.Unet.ImageSize, worker.Unet.AttentionBelow, worker.Unet.Heads));
         AssertSameWeights(dir["cli"], dir["worker"]);
+
+        // `sdd teacher eval --attributes`: only the rows asked for; an attribute the teacher lacks is a usage error.
+        string[] eval = ["--teacher", dir["cli"], "--judge", dir["cli/judge"], "--samples", "2", "--steps", "2", "--json", dir["eval.json"]];
+        Assert.Equal(0, TeacherCommands.Eval(new Options([.. eval, "--attributes", "hat, smiling"], new HashSet<string>())));
+        var report = System.Text.Json.JsonSerializer.Deserialize<TeacherCommands.EvalReport>(File.ReadAllText(dir["eval.json"]), TeacherConfig.Json)!;
+        Assert.Equal(["smiling", "hat"], report.Attributes.Select(a => a.Name)); // in the teacher's order
+        Assert.All(report.Attributes, a => Assert.True(a.PresentRate is 0 or 0.5 or 1 && a.AbsentRate is 0 or 0.5 or 1));
+        var unknown = Assert.Throws<UsageException>(() => TeacherCommands.Eval(new Options([.. eval, "--attributes", "freckles"], new HashSet<string>())));
+        Assert.Contains("freckles", unknown.Message);
     }
 
     [Fact]

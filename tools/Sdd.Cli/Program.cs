@@ -11,7 +11,8 @@ usage: sdd <command> [options]
                     --judge-steps N (then the judge under DIR/judge; 0: none) | --resume [--steps N --decay-from N --judge-steps N]]
                     (--decay-from: the learning rate falls along a half cosine from that step to zero at the last)
   teacher sample    [--teacher DIR] --set smiling=1,hat=-1 [--count 16 --guidance G --steps N --seed K] --out grid.png
-  teacher eval      [--teacher DIR --judge DIR --samples 64 --guidance G --steps N --json FILE --misses DIR (grids of the samples judged wrong)]
+  teacher eval      [--teacher DIR --judge DIR --samples 64 --guidance G --steps N --seed K --attributes A,B --json FILE
+                    --misses DIR (grids of the samples judged wrong)]
   indicator         [--teacher DIR] --attribute A --dataset DIR --out DIR [--samples 32 --k 5 | --xi X --mode delta|cfg|sds --scale auto|S]
   distill           [--teacher DIR] --attribute A --dataset DIR --out DIR [--steps N --timesteps hqs|random|fixed:T|list:T1,T2
                     --mode delta|cfg|sds --scale auto|S --target 0.95 --calibration-steps N --lambda L --batch B --lr X

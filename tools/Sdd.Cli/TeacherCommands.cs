@@ -134,11 +134,14 @@ public static class TeacherCommands
         double guidance = o.Double("guidance", 3.0, 0, 1000);
         var json = o.String("json");
         var misses = o.String("misses");
+        var only = o.String("attributes")?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         o.EnsureAllUsed();
         using var teacher = Teacher.Load(dir, TorchRuntime.Device);
         using var judge = Judge.Load(judgeDir, TorchRuntime.Device);
+        foreach (var name in only ?? [])
+            if (!teacher.Attributes.Contains(name)) throw new UsageException($"--attributes: the teacher has no attribute '{name}' (it has {string.Join(", ", teacher.Attributes)})");
         if (misses is not null) Directory.CreateDirectory(misses);
-        var report = Evaluate(teacher, judge, samples, steps, guidance, seed, misses);
+        var report = Evaluate(teacher, judge, samples, steps, guidance, seed, misses, only);
         Console.WriteLine($"teacher {dir} (step {teacher.Config.Step}), {samples} samples per row, guidance {guidance}, {steps} DDIM steps");
         Console.WriteLine($"{"attribute",-14} {"attr=1 judged present",22} {"attr=-1 judged absent",22}");
         foreach (var a in report.Attributes) Console.WriteLine($"{a.Name,-14} {a.PresentRate,22:P1} {a.AbsentRate,22:P1}");
@@ -151,7 +154,8 @@ public static class TeacherCommands
     /// <paramref name="missesDir"/> the samples it disagrees with are saved there as grids (ATTRIBUTE-present.png,
     /// ATTRIBUTE-absent.png), to see whether the teacher or the judge is wrong.
     /// </summary>
-    public static EvalReport Evaluate(Teacher teacher, Judge judge, int samples, int steps, double guidance, int seed, string? missesDir = null)
+    public static EvalReport Evaluate(Teacher teacher, Judge judge, int samples, int steps, double guidance, int seed, string? missesDir = null,
+        IReadOnlyCollection<string>? only = null)
     {
         var rows = new List<AttributeRates>();
         var gen = new Generator((ulong)seed, teacher.Device);
@@ -160,6 +164,7 @@ public static class TeacherCommands
         for (int a = 0; a < teacher.Attributes.Count; a++)
         {
             var name = teacher.Attributes[a];
+            if (only is not null && !only.Contains(name)) continue;
             int j = judge.AttributeIndex(name);
             var rate = new double[2];
             for (int sign = 0; sign < 2; sign++)
