@@ -214,6 +214,16 @@ public sealed class CalibrationTests
         Assert.False(File.Exists(Path.Combine(dir["given"], EditorDistillation.GateFile)));
         Assert.Equal(0, Run("unseen", settings, always, null).Metrics["maskGate"]);
         Assert.Equal(0, Editor.ReadConfig(dir["unseen"]).MaskGate);
+
+        // Callers render validation images for the gate only when it is chosen: an automatic gate on a masked editor.
+        bool Chooses(string name, DistillSettings s)
+        {
+            using var run = EditorDistillation.Open(dir[name], teacher, PortraitAttributes.Smiling, data, s, sizes);
+            return run.ChoosesMaskGate;
+        }
+        Assert.True(Chooses("auto", settings));
+        Assert.False(Chooses("given-0.3", settings with { MaskGate = 0.3 }));
+        Assert.False(Chooses("residual", settings with { Editor = EditorArchitecture.Residual }));
     }
 
     [Fact]

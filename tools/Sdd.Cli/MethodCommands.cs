@@ -166,7 +166,7 @@ public static class MethodCommands
 
         IReadOnlyList<string> columns = judge is not null && judge.Config.AttributeNames.Contains(attribute) ? judge.Config.AttributeNames : teacher.Attributes;
         using var held = RunImages.Evaluation(dataset, attribute, sizes.EvalImages, teacher.Size, columns);
-        using var gateImages = judge is null || !run.Editor.Net.Masked || !s.AutoMaskGate ? null : RunImages.Validation(dataset, attribute, sizes.ValidationImages, teacher.Size, teacher.Attributes);
+        using var gateImages = judge is null || !run.ChoosesMaskGate ? null : RunImages.Validation(dataset, attribute, sizes.ValidationImages, teacher.Size, teacher.Attributes);
         var result = run.Finish(held, judge, gateImages);
         if (run.Editor.Net.Masked)
             Console.WriteLine(s.AutoMaskGate && File.Exists(Path.Combine(outDir, EditorDistillation.GateFile))

@@ -74,6 +74,11 @@ public sealed class EditorDistillation : IDisposable
     public long Positives => _positives?.Images.shape[0] ?? 0;
     public int Step => _run?.Step ?? (File.Exists(StateFile(Dir)) ? TrainingState.Load(StateFile(Dir)).Step : 0);
     public bool Trained => Step >= Settings.Steps;
+    /// <summary>
+    /// Whether <see cref="Finish"/> chooses a mask gate on validation images (an automatic gate and a masked editor), so
+    /// that callers render those images only when they are read.
+    /// </summary>
+    public bool ChoosesMaskGate => Settings.AutoMaskGate && Editor.Net.Masked;
     /// <summary>The editor being trained (after the timesteps are selected).</summary>
     public Editor Editor => Trainer().Editor;
 
@@ -374,7 +379,7 @@ public sealed class EditorDistillation : IDisposable
         var run = Trainer();
         var path = Path.Combine(Dir, GateFile);
         if (File.Exists(path)) File.Delete(path);
-        if (!Settings.AutoMaskGate || !run.Editor.Net.Masked) return new() { ["maskGate"] = run.Editor.Net.MaskGate };
+        if (!ChoosesMaskGate) return new() { ["maskGate"] = run.Editor.Net.MaskGate };
         if (judge is null || !judge.Config.AttributeNames.Contains(Attribute) || validation is null || validation.Images.shape[0] == 0)
         {
             run.SetMaskGate(0);

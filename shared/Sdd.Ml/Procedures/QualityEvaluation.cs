@@ -216,7 +216,7 @@ public sealed class QualityEvaluation(Teacher teacher, Judge judge, QualityBench
                     scale ??= run.Effective.Guidance.RequireScale();
                     run.AdvanceToEnd(cancel: cancel);
                     if (!run.Trained) return;
-                    if (run.Settings.AutoMaskGate && run.Editor.Net.Masked)
+                    if (run.ChoosesMaskGate)
                     {
                         validation ??= RunImages.Validation(null, attribute, settings.Sizes.ValidationImages, teacher.Size, teacher.Attributes);
                         run.ApplyMaskGate(judge, validation);
