@@ -142,6 +142,7 @@ public sealed class TeacherTrainingTests
         Assert.All(report.Attributes, a => Assert.True(a.PresentRate is 0 or 0.5 or 1 && a.AbsentRate is 0 or 0.5 or 1));
         var unknown = Assert.Throws<UsageException>(() => TeacherCommands.Eval(new Options([.. eval, "--attributes", "freckles"], new HashSet<string>())));
         Assert.Contains("freckles", unknown.Message);
+        Assert.Throws<UsageException>(() => TeacherCommands.Eval(new Options([.. eval, "--attributes", " , "], new HashSet<string>())));
     }
 
     [Fact]

@@ -138,6 +138,7 @@ public static class TeacherCommands
         o.EnsureAllUsed();
         using var teacher = Teacher.Load(dir, TorchRuntime.Device);
         using var judge = Judge.Load(judgeDir, TorchRuntime.Device);
+        if (only is { Length: 0 }) throw new UsageException("--attributes names no attribute (give them as A,B)");
         foreach (var name in only ?? [])
             if (!teacher.Attributes.Contains(name)) throw new UsageException($"--attributes: the teacher has no attribute '{name}' (it has {string.Join(", ", teacher.Attributes)})");
         if (misses is not null) Directory.CreateDirectory(misses);
