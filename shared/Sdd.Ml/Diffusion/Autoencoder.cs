@@ -232,7 +232,10 @@ public sealed class Autoencoder : IDisposable
     public Tensor Encode(Tensor images, Generator? generator = null, bool sample = false)
     {
         using var scope = NewDisposeScope();
-        var (mean, logVar) = Net.Encode(images);
+        var parts = is_grad_enabled()
+            ? Pair(Net.Encode(images))
+            : Chunked(images, images.shape[2] * images.shape[3], x => Pair(Net.Encode(x)));
+        Tensor mean = parts[0], logVar = parts[1];
         var z = sample ? mean + (0.5 * logVar).exp() * randn(mean.shape, generator: generator, device: mean.device) : mean;
         return (z * Config.ScalingFactor).MoveToOuterDisposeScope();
     }
@@ -241,8 +244,36 @@ public sealed class Autoencoder : IDisposable
     public Tensor Decode(Tensor latents, bool clamp = true)
     {
         using var scope = NewDisposeScope();
-        var images = Net.Decode(latents / Config.ScalingFactor);
+        var scaled = latents / Config.ScalingFactor;
+        var images = is_grad_enabled()
+            ? Net.Decode(scaled)
+            : Chunked(scaled, latents.shape[2] * latents.shape[3] * Config.Downsampling * Config.Downsampling, z => [Net.Decode(z)])[0];
         return (clamp ? images.clamp(-1, 1) : images).MoveToOuterDisposeScope();
+    }
+
+    private static Tensor[] Pair((Tensor Mean, Tensor LogVar) p) => [p.Mean, p.LogVar];
+
+    /// <summary>Image pixels a chunk of a batch is run over without gradients (by default 16 images at 128 px; at least one image).</summary>
+    public long ChunkPixels { get; set; } = 16 * 128 * 128;
+
+    /// <summary>
+    /// <paramref name="f"/> over chunks of the batch of about <see cref="ChunkPixels"/> image pixels each (at least one image),
+    /// each chunk's temporaries freed before the next: without gradients the networks' activations are not needed after a
+    /// chunk, and a whole batch's (128 images at 128 px) held gigabytes. The outputs are joined along the batch.
+    /// </summary>
+    private Tensor[] Chunked(Tensor input, long pixelsPerImage, Func<Tensor, Tensor[]> f)
+    {
+        long n = input.shape[0], chunk = Math.Max(1, ChunkPixels / Math.Max(1, pixelsPerImage));
+        if (n <= chunk) return f(input);
+        var parts = new List<Tensor[]>();
+        for (long i = 0; i < n; i += chunk)
+        {
+            using var scope = NewDisposeScope();
+            parts.Add([.. f(input[TensorIndex.Slice(i, Math.Min(i + chunk, n))]).Select(t => t.MoveToOuterDisposeScope())]);
+        }
+        var joined = Enumerable.Range(0, parts[0].Length).Select(k => cat(parts.Select(p => p[k]).ToArray())).ToArray();
+        foreach (var p in parts) foreach (var t in p) t.Dispose();
+        return joined;
     }
 
     public void Save(string dir, AutoencoderConfig? config = null)
