@@ -57,6 +57,30 @@ public sealed class PortraitTests
         Assert.Equal(here, stdout.Trim());
     }
 
+    /// <summary>
+    /// The splits are disjoint: no portrait of the validation, test or confirmation seeds is one of the training data's
+    /// (seed 1, as the shipped data set) or of another split, over more portraits than any benchmark reads.
+    /// </summary>
+    [Fact]
+    public void The_training_validation_test_and_confirmation_portraits_are_disjoint()
+    {
+        var splits = new (string Name, int Seed, int Count)[]
+        {
+            ("training", 1, 8000), ("validation", Ml.Evaluation.HeldOutPortraits.ValidationSeed, 3000),
+            ("test", Ml.Evaluation.HeldOutPortraits.HeldOutSeed, 3000), ("confirmation", Ml.Evaluation.HeldOutPortraits.ConfirmationSeed, 3000),
+        };
+        Assert.Equal(splits.Length, splits.Select(s => s.Seed).Distinct().Count());
+        var seen = new Dictionary<Portrait, string>();
+        foreach (var (name, seed, count) in splits)
+            for (int i = 0; i < count; i++)
+            {
+                var p = PortraitDataset.Portrait(seed, i);
+                if (seen.TryGetValue(p, out var other) && other != name) Assert.Fail($"{name} portrait {i} is also in {other}");
+                seen.TryAdd(p, name);
+            }
+        Assert.True(seen.Count > 16_900, $"only {seen.Count} distinct portraits of 17,000");
+    }
+
     public static TheoryData<string> Attributes() => new(PortraitAttributes.All);
 
     [Theory]

@@ -92,7 +92,8 @@ public static class BenchCommands
         {
             "test" => HeldOutPortraits.HeldOutSeed,
             "validation" => HeldOutPortraits.ValidationSeed,
-            _ => throw new UsageException($"--split must be test or validation, got '{split}'"),
+            "confirmation" => HeldOutPortraits.ConfirmationSeed,
+            _ => throw new UsageException($"--split must be test, validation or confirmation, got '{split}'"),
         };
         // --gates: each masked editor once per gate (rows "NAME gate G"), to choose its gate on the validation split;
         // "own" is the gate in the editor's config (rows "NAME gate G (own)").
@@ -125,7 +126,7 @@ public static class BenchCommands
             Console.WriteLine($"editors of {attribute} on {images} {split} portraits lacking it, rendered at {string.Join(", ", sizes)} px (residual mode above an editor's size); judge {judgeDir}");
             Console.WriteLine($"{"editor",-20} {"editor px",9} {"image px",8} {"edit%",6} {"in-region",10} {"outside",8} {"whole cf",9} {"sharpness",9} {"ms/img",8}");
             var rows = EditorComparison.Run(editors, judge, attribute, sizes, images, seed, report: r =>
-                Console.WriteLine($"{r.Editor,-20} {r.EditorSize,9} {r.ImageSize,8} {r.Row.Editability * 100,6:0.0} {r.Row.PsnrInRegion,10:0.00} {r.Row.PsnrOutsideRegion,8:0.00} {r.Row.PsnrCounterfactual,9:0.00} {r.Row.Sharpness,9:0.00} {r.Row.MsPerImage,8:0.0}"), grid: grid);
+                Console.WriteLine($"{r.Editor,-20} {r.EditorSize,9} {r.ImageSize,8} {r.Row.Editability * 100,6:0.0} {r.Row.PsnrInRegion,10:0.00} {r.Row.PsnrOutsideRegion,8:0.00} {r.Row.PsnrCounterfactual,9:0.00} {r.Row.Sharpness,9:0.000} {r.Row.MsPerImage,8:0.0}"), grid: grid);
             if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(new EditorsReport(attribute, images, judgeDir, rows, split), ModelFolder.Json));
         }
         finally { foreach (var e in editors) e.Editor.Dispose(); }

@@ -15,6 +15,11 @@ public static class HeldOutPortraits
     public const int HeldOutSeed = 1_000_003;
     /// <summary>The validation portraits (every choice is made on them, never on <see cref="HeldOutSeed"/>'s).</summary>
     public const int ValidationSeed = 2_000_003;
+    /// <summary>
+    /// A second test set, for a figure no choice has seen once the test split has been read for a family of choices
+    /// (an earlier setting measured there, a later one chosen on validation): read once, like the test split.
+    /// </summary>
+    public const int ConfirmationSeed = 3_000_003;
 
     /// <summary>
     /// The first <paramref name="count"/> portraits of <paramref name="seed"/> whose attribute equals
