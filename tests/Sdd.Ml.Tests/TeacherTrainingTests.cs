@@ -143,6 +143,17 @@ public sealed class TeacherTrainingTests
         var unknown = Assert.Throws<UsageException>(() => TeacherCommands.Eval(new Options([.. eval, "--attributes", "freckles"], new HashSet<string>())));
         Assert.Contains("freckles", unknown.Message);
         Assert.Throws<UsageException>(() => TeacherCommands.Eval(new Options([.. eval, "--attributes", " , "], new HashSet<string>())));
+        Assert.Equal(dir["cli/judge"], report.Judge);
+        // Without --judge, the teacher's own judge (trained at its size), not the shipped 32 px one.
+        Assert.Equal(dir["cli/judge"], ModelHome.JudgeFor(dir["cli"]));
+        Assert.Equal(ModelHome.Judge, ModelHome.JudgeFor(dir["portraits"]));
+        // Editors' commands (bench editors, editor gate) default to the shipped judge of the editors' size.
+        Assert.Equal(Path.Combine(ModelHome.Root, "shared", "models", "latent128", "judge"), ModelHome.JudgeForSize(128));
+        Assert.Equal(ModelHome.Judge, ModelHome.JudgeForSize(32));
+        Assert.Equal(ModelHome.Judge, ModelHome.JudgeForSize(64));
+        string[] ownJudge = ["--teacher", dir["cli"], "--samples", "2", "--steps", "2", "--attributes", "hat", "--json", dir["own.json"]];
+        Assert.Equal(0, TeacherCommands.Eval(new Options(ownJudge, new HashSet<string>())));
+        Assert.Equal(dir["cli/judge"], System.Text.Json.JsonSerializer.Deserialize<TeacherCommands.EvalReport>(File.ReadAllText(dir["own.json"]), TeacherConfig.Json)!.Judge);
     }
 
     [Fact]

@@ -22,7 +22,7 @@ public static class BenchCommands
     public static int Quality(Options o)
     {
         var teacherDir = o.String("teacher") ?? ModelHome.Teacher;
-        var judgeDir = o.String("judge") ?? ModelHome.Judge;
+        var judgeDir = o.String("judge") ?? ModelHome.JudgeFor(teacherDir);
         var attributeList = o.String("attributes") ?? o.String("attribute");
         var d = new QualityBenchSettings { Attributes = [] };
         var seeds = (o.String("seeds") ?? string.Join(",", d.Seeds)).Split(',').Select(x => int.TryParse(x, out var v) && v > 0 ? v : throw new UsageException($"--seeds takes positive integers like 1,2,3, got '{x}'")).Distinct().ToArray();
@@ -82,7 +82,7 @@ public static class BenchCommands
     public static int Editors(Options o)
     {
         var names = (o.String("editors") ?? throw new UsageException("missing required option --editors DIR[,DIR...]")).Split(',', StringSplitOptions.RemoveEmptyEntries);
-        var judgeDir = o.String("judge") ?? ModelHome.Judge;
+        var judgeDir = o.String("judge") ?? ModelHome.JudgeForSize(names.Max(d => Editor.ReadConfig(d).ImageSize));
         var sizes = (o.String("sizes") ?? "128,512").Split(',').Select(x => int.TryParse(x, out var v) && v is >= 8 and <= 4096 ? v : throw new UsageException($"--sizes takes sides like 128,512, got '{x}'")).ToArray();
         int images = o.Int("images", 100, 2, 10_000);
         var json = o.String("json");

@@ -125,7 +125,7 @@ public static class MethodCommands
     public static int Distill(Options o)
     {
         var teacherDir = o.String("teacher") ?? ModelHome.Teacher;
-        var judgeDir = o.String("judge") ?? ModelHome.Judge;
+        var judgeDir = o.String("judge") ?? ModelHome.JudgeFor(teacherDir);
         var attribute = o.Required("attribute");
         var datasetDir = o.Required("dataset");
         var outDir = o.Required("out");
@@ -191,7 +191,7 @@ public static class MethodCommands
         if (auto == (text is not null)) throw new UsageException("give either --gate G or --auto");
         if (!auto && new[] { "judge", "target", "images" }.FirstOrDefault(o.Has) is { } unused)
             throw new UsageException($"--{unused} only goes with --auto; --gate G sets the gate as given");
-        var judgeDir = o.String("judge") ?? ModelHome.Judge;
+        var judgeDir = o.String("judge") ?? ModelHome.JudgeForSize(Editor.ReadConfig(dir).ImageSize);
         double target = o.Double("target", 0.95, 0.01, 1);
         int images = o.Int("images", 100, 8, 10_000);
         o.EnsureAllUsed();

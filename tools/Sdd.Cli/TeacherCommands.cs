@@ -124,12 +124,12 @@ public static class TeacherCommands
     }
 
     public sealed record AttributeRates(string Name, double PresentRate, double AbsentRate);
-    public sealed record EvalReport(double Guidance, int Samples, int DdimSteps, List<AttributeRates> Attributes, int? TeacherStep = null);
+    public sealed record EvalReport(double Guidance, int Samples, int DdimSteps, List<AttributeRates> Attributes, int? TeacherStep = null, string? Judge = null);
 
     public static int Eval(Options o)
     {
         var dir = o.String("teacher") ?? ModelHome.Teacher;
-        var judgeDir = o.String("judge") ?? ModelHome.Judge;
+        var judgeDir = o.String("judge") ?? ModelHome.JudgeFor(dir);
         int samples = o.Int("samples", 64, 2, 100_000), steps = o.Int("steps", 50, 1, 1000), seed = o.Int("seed", 1);
         double guidance = o.Double("guidance", 3.0, 0, 1000);
         var json = o.String("json");
@@ -142,8 +142,8 @@ public static class TeacherCommands
         foreach (var name in only ?? [])
             if (!teacher.Attributes.Contains(name)) throw new UsageException($"--attributes: the teacher has no attribute '{name}' (it has {string.Join(", ", teacher.Attributes)})");
         if (misses is not null) Directory.CreateDirectory(misses);
-        var report = Evaluate(teacher, judge, samples, steps, guidance, seed, misses, only);
-        Console.WriteLine($"teacher {dir} (step {teacher.Config.Step}), {samples} samples per row, guidance {guidance}, {steps} DDIM steps");
+        var report = Evaluate(teacher, judge, samples, steps, guidance, seed, misses, only) with { Judge = judgeDir };
+        Console.WriteLine($"teacher {dir} (step {teacher.Config.Step}), judge {judgeDir}, {samples} samples per row, guidance {guidance}, {steps} DDIM steps");
         Console.WriteLine($"{"attribute",-14} {"attr=1 judged present",22} {"attr=-1 judged absent",22}");
         foreach (var a in report.Attributes) Console.WriteLine($"{a.Name,-14} {a.PresentRate,22:P1} {a.AbsentRate,22:P1}");
         if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(report, TeacherConfig.Json));
