@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Sdd.Ml.Diffusion;
+using Sdd.Ml.Editors;
 using Sdd.Ml.Evaluation;
 using Sdd.Ml.Judging;
 using Sdd.Ml.Portraits;
@@ -162,6 +163,18 @@ public sealed class QualityEvaluationTests
             Assert.Equal(report.Cells.Where(c => c.Method == "sdd-fixed-500").Average(c => c.Row.PsnrInRegion!.Value), sdd.Figures["psnrInRegion"].Mean, 3);
             Assert.Equal(10, sdd.Figures["scale"].Mean);
             Assert.Contains("| sdd-fixed-500 | 10 |", File.ReadAllText(md));
+            // Each SDD cell records the mask gate its editor was measured with (chosen on validation); the baselines have none.
+            var sddCells = report.Cells.Where(c => c.Method == "sdd-fixed-500").ToList();
+            foreach (var c in sddCells)
+            {
+                using var editor = Editor.Load(Path.Combine(dir, "work", "smiling", $"sdd-fixed-500-seed{c.Seed}"));
+                Assert.Equal(editor.Net.MaskGate, c.MaskGate);
+            }
+            Assert.All(report.Cells.Where(c => !c.Method.StartsWith("sdd-", StringComparison.Ordinal)), c => Assert.Null(c.MaskGate));
+            Assert.Equal(sddCells.Average(c => c.MaskGate!.Value), sdd.Figures["maskGate"].Mean, 4);
+            var table = File.ReadAllText(md);
+            Assert.Contains(" mask gate |", table);
+            Assert.Contains("| no edit | - |", table);
             Assert.True(File.Exists(Path.Combine(dir, "work", "smiling", "grid.png")));
 
             // Resumed from the file: nothing is measured again.

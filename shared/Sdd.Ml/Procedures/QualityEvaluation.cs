@@ -45,7 +45,7 @@ public sealed record QualityBenchSettings
 /// have the attribute: PSNR to their source and the share the judge still sees with it.
 /// </summary>
 public sealed record QualityCell(string Attribute, string Method, int Seed, QualityRow Row, double? DoublePsnrSource, double? DoubleKept,
-    double? Scale = null, bool? ScaleReached = null, double? TrainSeconds = null, int[]? Timesteps = null);
+    double? Scale = null, bool? ScaleReached = null, double? TrainSeconds = null, int[]? Timesteps = null, double? MaskGate = null);
 
 public sealed record Spread(double Mean, double Std, int N);
 
@@ -120,7 +120,7 @@ public sealed class QualityEvaluation(Teacher teacher, Judge judge, QualityBench
         _cells.Add(cell);
         var r = cell.Row;
         log?.Invoke($"  {cell.Attribute} {cell.Method} seed {cell.Seed}: edit {r.Editability:P0}, in-region {r.PsnrInRegion:0.00} dB, outside {r.PsnrOutsideRegion:0.00} dB, " +
-                    $"double {cell.DoublePsnrSource:0.00} dB, KID {r.Kid * 1000:0.00}e-3, {r.MsPerImage:0.0} ms/img" + (cell.Scale is { } s ? $", s={s}" : ""));
+                    $"double {cell.DoublePsnrSource:0.00} dB, KID {r.Kid * 1000:0.00}e-3, {r.MsPerImage:0.0} ms/img" + (cell.Scale is { } s ? $", s={s}" : "") + (cell.MaskGate is { } g ? $", mask gate {g}" : ""));
         Save();
     }
 
@@ -153,7 +153,8 @@ public sealed class QualityEvaluation(Teacher teacher, Judge judge, QualityBench
         SaveStrip(test.Counterfactuals!, Path.Combine(strips, "counterfactual.png"));
         SaveStrip(doubles, Path.Combine(strips, "source-double.png"));
 
-        void Measure(string method, int seed, Func<Tensor, Tensor, Tensor> edit, double nfe, double? scale = null, bool? reached = null, double? trainSeconds = null, int[]? timesteps = null)
+        void Measure(string method, int seed, Func<Tensor, Tensor, Tensor> edit, double nfe, double? scale = null, bool? reached = null, double? trainSeconds = null, int[]? timesteps = null,
+            double? maskGate = null)
         {
             edit(test.Images[TensorIndex.Slice(0, 2)], testStates[TensorIndex.Slice(0, 2)]).Dispose(); // warm-up: the timing is the steady state
             var (edited, ms) = MapWithStates(test.Images, testStates, edit);
@@ -172,7 +173,7 @@ public sealed class QualityEvaluation(Teacher teacher, Judge judge, QualityBench
                     SaveStrip(edited, Path.Combine(strips, $"{method}.png"));
                     SaveStrip(again, Path.Combine(strips, $"{method}-double.png"));
                 }
-                Add(new QualityCell(attribute, method, seed, row, doublePsnr, kept, scale, reached, trainSeconds, timesteps));
+                Add(new QualityCell(attribute, method, seed, row, doublePsnr, kept, scale, reached, trainSeconds, timesteps, maskGate));
             }
         }
 
@@ -222,7 +223,8 @@ public sealed class QualityEvaluation(Teacher teacher, Judge judge, QualityBench
                         run.ApplyMaskGate(judge, validation);
                     }
                     var editor = run.Editor;
-                    Measure(method, seed, (x, _) => editor.Edit(x), 0, scale, reached, Math.Round(sw.Elapsed.TotalSeconds, 1), run.Curve?.Selected);
+                    Measure(method, seed, (x, _) => editor.Edit(x), 0, scale, reached, Math.Round(sw.Elapsed.TotalSeconds, 1), run.Curve?.Selected,
+                        editor.Net.Masked ? editor.Net.MaskGate : null);
                 }
             }
         }
@@ -323,6 +325,7 @@ public sealed class QualityEvaluation(Teacher teacher, Judge judge, QualityBench
             Put("msPerImage", c => c.Row.MsPerImage);
             Put("nfe", c => c.Row.Nfe);
             Put("scale", c => c.Scale);
+            Put("maskGate", c => c.MaskGate);
             Put("trainSeconds", c => c.TrainSeconds);
             return new QualitySummary(g.Key.Attribute, g.Key.Method, figures);
         }).ToList();

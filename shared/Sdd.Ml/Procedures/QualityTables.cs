@@ -57,13 +57,16 @@ public static class QualityTables
             sb.AppendLine(CultureInfo.InvariantCulture, $"**{a}**{matched}:");
             sb.AppendLine();
             bool sharp = r.Summary.Any(x => x.Attribute == a && x.Figures.ContainsKey("sharpness"));
-            sb.AppendLine("| method | scale | edit % | in-region dB | outside dB | whole to cf dB | double edit dB | double kept % | KID x1e3 | FD | others kept % | NFE | ms/img |" + (sharp ? " sharpness |" : ""));
-            sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (sharp ? " ---: |" : ""));
+            // The mask gate each SDD editor was evaluated with (chosen on validation); reports made before it was recorded have no column.
+            bool gated = r.Summary.Any(x => x.Attribute == a && x.Figures.ContainsKey("maskGate"));
+            sb.AppendLine("| method | scale | edit % | in-region dB | outside dB | whole to cf dB | double edit dB | double kept % | KID x1e3 | FD | others kept % | NFE | ms/img |" +
+                          (sharp ? " sharpness |" : "") + (gated ? " mask gate |" : ""));
+            sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (sharp ? " ---: |" : "") + (gated ? " ---: |" : ""));
             foreach (var x in r.Summary.Where(x => x.Attribute == a))
                 sb.AppendLine(CultureInfo.InvariantCulture,
                     $"| {x.Method} | {Num(x, "scale", "0.#")} | {Pct(x, "editability")} | {Num(x, "psnrInRegion")} | {Num(x, "psnrOutsideRegion")} | {Num(x, "psnrCounterfactual")} " +
                     $"| {Num(x, "doublePsnrSource")} | {Pct(x, "doubleKept")} | {Num(x, "kid", "0.00", 1000)} | {Num(x, "fd")} | {Pct(x, "othersKept")} | {Num(x, "nfe", "0")} | {Num(x, "msPerImage", "0.0")} |" +
-                    $"{(sharp ? $" {Num(x, "sharpness", "0.00")} |" : "")}");
+                    $"{(sharp ? $" {Num(x, "sharpness", "0.00")} |" : "")}{(gated ? $" {Num(x, "maskGate", "0.##")} |" : "")}");
             sb.AppendLine();
         }
         return sb.ToString();
