@@ -75,7 +75,7 @@ public static class BenchCommands
         return cts.IsCancellationRequested ? 130 : 0;
     }
 
-    /// <summary>Split: test (the held-out portraits figures are reported on) or validation (the ones choices are made on).</summary>
+    /// <summary>Split: test (the held-out portraits figures are reported on), validation (the ones choices are made on) or confirmation (a second test set, read once).</summary>
     public sealed record EditorsReport(string Attribute, int Images, string Judge, List<SizedQualityRow> Rows, string Split = "test");
 
     /// <summary><c>bench editors</c>: editors of one attribute on the same held-out portraits at each size (residual mode below it), sharpness included.</summary>

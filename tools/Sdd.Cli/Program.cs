@@ -12,7 +12,7 @@ usage: sdd <command> [options]
                     (--decay-from: the learning rate falls along a half cosine from that step to zero at the last)
   teacher sample    [--teacher DIR] --set smiling=1,hat=-1 [--count 16 --guidance G --steps N --seed K] --out grid.png
   teacher eval      [--teacher DIR --judge DIR --samples 64 --guidance G --steps N --seed K --attributes A,B --json FILE
-                    --misses DIR (grids of the samples judged wrong)]
+                    --misses DIR (grids of the samples judged wrong)]  (--judge: default the teacher's own, TEACHER/judge, else the shipped one)
   indicator         [--teacher DIR] --attribute A --dataset DIR --out DIR [--samples 32 --k 5 | --xi X --mode delta|cfg|sds --scale auto|S]
   distill           [--teacher DIR] --attribute A --dataset DIR --out DIR [--steps N --timesteps hqs|random|fixed:T|list:T1,T2
                     --mode delta|cfg|sds --scale auto|S --target 0.95 --calibration-steps N --lambda L --batch B --lr X
@@ -25,8 +25,9 @@ usage: sdd <command> [options]
   edit              --editor DIR --in DIR|FILES --out DIR [--batch 32 --format jpeg|png|webp (default: each input's)]
   bench quality     [--teacher DIR --judge DIR --attributes A,B (all) --seeds 1,2,3 --images 100 --double-images 50 --policies hqs,random,fixed:500
                      --sdedit 100,150,200,300,400,600 --inversion 300,600 --json docs/results/bench-quality.json --work DIR --readme README.md]  (resumable; --tables-only: tables from the JSON)
-  bench editors     --editors DIR[,DIR...] [--judge DIR --sizes 128,512 --images 100 --split test|validation --gates 0,0.2,own --json FILE --grid FILE.png]
-                    (the same portraits at each size; sharpness; --gates: each masked editor once per mask gate, own: its config's;
+  bench editors     --editors DIR[,DIR...] [--judge DIR --sizes 128,512 --images 100 --split test|validation|confirmation --gates 0,0.2,own --json FILE --grid FILE.png]
+                    (the same portraits at each size; sharpness; --judge: default the shipped judge of the editors' size;
+                    --split confirmation: a second test set, read once; --gates: each masked editor once per mask gate, own: its config's;
                     --grid: 8 portraits of the first size, a row per editor between the sources and the counterfactuals)
   bench speed       [--teacher DIR --editor DIR --sizes 32,256,1024,2048 --quality FILE | --t0 N --json FILE --repeats 5]
   bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --worker-threads T --json FILE]  (needs ./sdd up)
