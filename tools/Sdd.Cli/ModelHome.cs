@@ -1,3 +1,6 @@
+using Sdd.Formats.Models;
+using Sdd.Ml.Judging;
+
 namespace Sdd.Cli;
 
 /// <summary>Where the models shipped with the project live (<c>$SDD_HOME/shared/models</c>).</summary>
@@ -15,8 +18,8 @@ public static class ModelHome
         }
     }
 
-    public static string Teacher => Path.Combine(Root, "shared", "models", "teacher");
-    public static string Judge => Path.Combine(Root, "shared", "models", "judge");
+    public static string Teacher => ShippedModels.PixelTeacher(Root);
+    public static string Judge => ShippedModels.PixelJudge(Root);
 
     /// <summary>
     /// The judge for a teacher when none is named: the teacher's own (<c>TEACHER/judge</c>, trained at its size by
@@ -25,8 +28,8 @@ public static class ModelHome
     /// </summary>
     public static string JudgeFor(string teacherDir)
     {
-        var own = Path.Combine(teacherDir, Sdd.Ml.Procedures.TeacherTraining.JudgeFolder);
-        return File.Exists(Path.Combine(own, "config.json")) ? own : Judge;
+        var own = ShippedModels.JudgeOf(teacherDir);
+        return File.Exists(Path.Combine(own, ModelFolder.ConfigFile)) ? own : Judge;
     }
 
     /// <summary>
@@ -35,8 +38,8 @@ public static class ModelHome
     /// </summary>
     public static string JudgeForSize(int size)
     {
-        foreach (var dir in new[] { Judge, Path.Combine(Root, "shared", "models", "latent128", Sdd.Ml.Procedures.TeacherTraining.JudgeFolder) })
-            if (File.Exists(Path.Combine(dir, "config.json")) && Sdd.Formats.Models.ModelFolder.ReadConfig<Sdd.Ml.Judging.JudgeConfig>(dir, "judge").ImageSize == size) return dir;
+        foreach (var dir in new[] { Judge, ShippedModels.JudgeOf(ShippedModels.LatentTeacher(Root)) })
+            if (File.Exists(Path.Combine(dir, ModelFolder.ConfigFile)) && ModelFolder.ReadConfig<JudgeConfig>(dir, "judge").ImageSize == size) return dir;
         return Judge;
     }
 }

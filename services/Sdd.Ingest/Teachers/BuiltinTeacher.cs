@@ -18,7 +18,7 @@ public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSet
     public const string PixelName = "builtin-32";
     /// <summary>The latent teacher's name on a registry whose <see cref="Name"/> was already the pixel teacher.</summary>
     public const string LatentName = "builtin-128";
-    public const string LatentFolder = "latent128";
+    public const string LatentFolder = ShippedModels.LatentTeacherFolder;
     private const long LockKey = 0x5DD_0002;
     private static readonly string[] Files = [ModelFolder.ConfigFile, ModelFolder.WeightsFile];
 
@@ -30,19 +30,18 @@ public sealed class BuiltinTeacher(SddDbContext db, ObjectStore store, IngestSet
             log.LogWarning("Builtin teacher not registered: missing {Missing}", "shared/models (no SDD_HOME and no SDD.sln above the app)");
             return;
         }
-        var models = Path.Combine(home, "shared", "models");
-        var latent = Path.Combine(models, LatentFolder);
-        var pixel = (Teacher: Path.Combine(models, "teacher"), Judge: Path.Combine(models, "judge"));
+        var latent = ShippedModels.LatentTeacher(home);
+        var pixel = (Teacher: ShippedModels.PixelTeacher(home), Judge: ShippedModels.PixelJudge(home));
         if (File.Exists(Path.Combine(latent, ModelFolder.ConfigFile)))
         {
             // A registry made before the latent teacher shipped has the pixel teacher as builtin, with its editors: it keeps
             // that name, and the latent teacher comes in beside it as builtin-128.
             var existing = await db.Teachers.Where(t => t.IsBuiltin && t.Name == Name).Select(t => t.Kind).FirstOrDefaultAsync(ct);
             if (existing is not null && existing != TeacherConfig.KindLatentDdpm)
-                await RegisterAsync(LatentName, latent, Path.Combine(latent, "judge"), ct);
+                await RegisterAsync(LatentName, latent, ShippedModels.JudgeOf(latent), ct);
             else
             {
-                await RegisterAsync(Name, latent, Path.Combine(latent, "judge"), ct);
+                await RegisterAsync(Name, latent, ShippedModels.JudgeOf(latent), ct);
                 await RegisterAsync(PixelName, pixel.Teacher, pixel.Judge, ct);
             }
         }

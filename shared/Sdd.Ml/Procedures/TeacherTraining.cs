@@ -18,7 +18,7 @@ public sealed record TrainedJudge(string Dir, int TrainImages, int HeldOutImages
 /// </summary>
 public sealed class TeacherTraining : IDisposable
 {
-    public const string JudgeFolder = "judge";
+    public const string JudgeFolder = Sdd.Formats.Models.ShippedModels.TeacherJudgeFolder;
 
     private readonly TeacherTrainer _trainer;
 
