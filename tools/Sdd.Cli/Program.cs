@@ -35,6 +35,10 @@ usage: sdd <command> [options]
   vae eval          --vae DIR --dataset DIR [--images 200 --json FILE]
   judge train       --dataset DIR --out DIR [--steps N --size S --batch B --lr X --seed K --augment yes|no (default: yes from 64 px) --colour yes|no (hue and saturation among the distortions; default yes)]
   judge eval        [--judge DIR] --dataset DIR [--vae DIR (also through an encode/decode round trip)]
+  sd probe          --teacher DIR|FILE --prompt TEXT --latents L.npy --timestep T --out DIR [--image I.npy --config DIR]
+                    (a Stable Diffusion 1.x/2.x diffusers folder or single .safetensors file: writes input_ids, text_embeddings,
+                    eps, decoded and with --image encoded_mean as .npy; --config: for a single file, a folder with its
+                    tokenizer/ and configs, default the file's folder; also `sdd lab sd probe`)
 """;
 
 var flags = new HashSet<string> { "resume", "help", "no-counterfactuals", "tables-only", "auto" };
@@ -42,7 +46,7 @@ try
 {
     if (args.Length == 0 || args[0] is "-h" or "--help" or "help") { Console.WriteLine(Usage); return 0; }
     var verb = args[0];
-    string[] grouped = ["dataset", "teacher", "judge", "bench", "vae", "editor"];
+    string[] grouped = ["dataset", "teacher", "judge", "bench", "vae", "editor", "sd"];
     var sub = grouped.Contains(verb) && args.Length > 1 && !args[1].StartsWith("--", StringComparison.Ordinal) ? args[1] : null;
     var opts = new Options(args.Skip(sub is null ? 1 : 2), flags);
     Func<Options, int> command = (verb, sub) switch
@@ -64,13 +68,14 @@ try
         ("vae", "eval") => AutoencoderCommands.Eval,
         ("judge", "train") => JudgeCommands.Train,
         ("judge", "eval") => JudgeCommands.Eval,
+        ("sd", "probe") => SdCommands.Probe,
         _ => throw new UsageException($"unknown command '{string.Join(' ', args.Take(sub is null ? 1 : 2))}' (run 'sdd help')"),
     };
     Sdd.Ml.Torch.TorchRuntime.ConfigureThreads(opts.Has("threads") ? opts.Int("threads", 0, 1, 256) : null);
     return command(opts);
 }
 catch (UsageException e) { Console.Error.WriteLine($"sdd: {e.Message}"); return 2; }
-catch (Exception e) when (e is DatasetException or ImageDecodeException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or InvalidDataException or NotSupportedException)
+catch (Exception e) when (e is DatasetException or ImageDecodeException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or InvalidDataException or NotSupportedException or Sdd.Ml.StableDiffusion.WeightsException)
 {
     Console.Error.WriteLine($"sdd: {e.Message}");
     return 1;

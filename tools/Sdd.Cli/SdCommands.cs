@@ -1,0 +1,59 @@
+using Sdd.Ml.StableDiffusion;
+
+namespace Sdd.Cli;
+
+/// <summary>`sdd sd …` (also `sdd lab sd …`): Stable Diffusion weights a user has on disk.</summary>
+public static class SdCommands
+{
+    /// <summary>
+    /// Writes the numerics of a loaded SD pipeline as .npy files, for comparison with another implementation:
+    /// input_ids (int64 [1, 77]), text_embeddings (float32 [1, 77, D]), eps (the UNet's output for every latent at the
+    /// timestep, conditioned on the prompt), decoded (the VAE decode of latents / scaling factor, unclamped) and, with
+    /// --image, encoded_mean (the posterior mean × scaling factor).
+    /// </summary>
+    public static int Probe(Options o)
+    {
+        var teacher = o.Required("teacher");
+        var prompt = o.Required("prompt");
+        var latentsPath = o.Required("latents");
+        var timestepArg = o.Required("timestep");
+        var outDir = o.Required("out");
+        var imagePath = o.String("image");
+        var configDir = o.String("config");
+        o.EnsureAllUsed();
+        if (!long.TryParse(timestepArg, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out long timestep))
+            throw new UsageException($"--timestep must be a whole number, got '{timestepArg}'");
+        using var model = StableDiffusionModel.Load(teacher, configDir);
+        foreach (var a in model.Assumptions) Console.Error.WriteLine($"sdd: assumed {a} (not stored in a single file; --config DIR to read it)");
+        if (timestep < 0 || timestep >= model.Schedule.TrainTimesteps)
+            throw new UsageException($"--timestep must be between 0 and {model.Schedule.TrainTimesteps - 1}, got {timestep}");
+        Directory.CreateDirectory(outDir);
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var ids = model.PromptIds(prompt);
+        Npy.WriteInt64(Path.Combine(outDir, "input_ids.npy"), ids);
+        var text = model.TextEncoder.forward(ids);
+        Npy.WriteFloat32(Path.Combine(outDir, "text_embeddings.npy"), text);
+        var latents = Npy.ReadFloat32(latentsPath);
+        int channels = model.UNet.Config.InChannels, factor = 1 << (model.Vae.Config.BlockOutChannels.Length - 1);
+        if (latents.dim() != 4 || latents.shape[1] != channels || latents.shape[0] is < 1 or > 64)
+            throw new UsageException($"--latents {latentsPath}: [{string.Join(", ", latents.shape)}]; [B, {channels}, h, w] with B ≤ 64 expected");
+        var eps = model.PredictNoise(latents, timestep, text);
+        Npy.WriteFloat32(Path.Combine(outDir, "eps.npy"), eps);
+        var decoded = model.DecodeLatents(latents);
+        Npy.WriteFloat32(Path.Combine(outDir, "decoded.npy"), decoded);
+        Console.WriteLine($"{model.Source}: ids [{string.Join(", ", ids.shape)}], text [{string.Join(", ", text.shape)}], " +
+            $"eps [{string.Join(", ", eps.shape)}] at t = {timestep} ({model.Schedule.PredictionType}), decoded [{string.Join(", ", decoded.shape)}]");
+        if (imagePath is not null)
+        {
+            var image = Npy.ReadFloat32(imagePath);
+            if (image.dim() != 4 || image.shape[0] != 1 || image.shape[1] != model.Vae.Config.InChannels || image.shape[2] % factor != 0 || image.shape[3] % factor != 0)
+                throw new UsageException($"--image {imagePath}: [{string.Join(", ", image.shape)}]; [1, {model.Vae.Config.InChannels}, H, W] with H and W multiples of {factor} expected");
+            var mean = model.EncodeMean(image);
+            Npy.WriteFloat32(Path.Combine(outDir, "encoded_mean.npy"), mean);
+            Console.WriteLine($"encoded_mean [{string.Join(", ", mean.shape)}] (posterior mean × {model.ScalingFactor})");
+        }
+        Console.WriteLine($"wrote {outDir}");
+        return 0;
+    }
+}
