@@ -8,7 +8,7 @@ namespace Sdd.Ml.StableDiffusion;
 /// <summary>
 /// CLIP's byte-level BPE tokenizer, read from a Stable Diffusion <c>tokenizer/</c> folder (vocab.json, merges.txt,
 /// special_tokens_map.json). The rules are OpenAI's: HTML entities unescaped twice, runs of whitespace to one space,
-/// trimmed, lower-cased; split by CLIP's pattern; each piece's UTF-8 bytes mapped to GPT-2's printable byte symbols and
+/// NFC-normalised, trimmed, lower-cased; split by CLIP's pattern; each piece's UTF-8 bytes mapped to GPT-2's printable byte symbols and
 /// merged by rank, the last symbol carrying <c>&lt;/w&gt;</c>; then <c>&lt;|startoftext|&gt;</c>, at most
 /// <c>max − 2</c> ids, <c>&lt;|endoftext|&gt;</c>, padded to <c>max</c> (77) with the pad token. Written here (about a
 /// hundred lines) rather than on Microsoft.ML.Tokenizers' BPE: CLIP's cleaning, its split pattern, the byte map and
@@ -84,7 +84,7 @@ public sealed partial class ClipTokenizer
     /// <summary>The cleaned, lower-cased text CLIP splits.</summary>
     public static string Clean(string text)
     {
-        text = WebUtility.HtmlDecode(WebUtility.HtmlDecode(text)).Trim();
+        text = WebUtility.HtmlDecode(WebUtility.HtmlDecode(text)).Normalize(NormalizationForm.FormC);
         return Whitespace().Replace(text, " ").Trim().ToLowerInvariant();
     }
 

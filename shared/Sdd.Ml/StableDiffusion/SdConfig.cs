@@ -23,10 +23,15 @@ internal sealed class ConfigReader(JsonElement root, string source)
 
     private bool Has(string name, out JsonElement e) => root.TryGetProperty(name, out e) && e.ValueKind != JsonValueKind.Null;
 
-    public int Int(string name, int fallback) => Has(name, out var e) ? e.GetInt32() : fallback;
-    public double Double(string name, double fallback) => Has(name, out var e) ? e.GetDouble() : fallback;
-    public bool Bool(string name, bool fallback) => Has(name, out var e) ? e.GetBoolean() : fallback;
-    public string Str(string name, string fallback) => Has(name, out var e) ? e.GetString() ?? fallback : fallback;
+    public int Int(string name, int fallback) => !Has(name, out var e) ? fallback
+        : e.ValueKind == JsonValueKind.Number && e.TryGetDouble(out double d) && d == Math.Floor(d) && Math.Abs(d) < int.MaxValue ? (int)d
+        : throw new WeightsException($"{source}: '{name}' = {e.GetRawText()} is not a whole number");
+    public double Double(string name, double fallback) => !Has(name, out var e) ? fallback
+        : e.ValueKind == JsonValueKind.Number ? e.GetDouble() : throw new WeightsException($"{source}: '{name}' = {e.GetRawText()} is not a number");
+    public bool Bool(string name, bool fallback) => !Has(name, out var e) ? fallback
+        : e.ValueKind is JsonValueKind.True or JsonValueKind.False ? e.GetBoolean() : throw new WeightsException($"{source}: '{name}' = {e.GetRawText()} is not true or false");
+    public string Str(string name, string fallback) => !Has(name, out var e) ? fallback
+        : e.ValueKind == JsonValueKind.String ? e.GetString()! : throw new WeightsException($"{source}: '{name}' = {e.GetRawText()} is not a string");
     public bool IsSet(string name) => Has(name, out _);
     public JsonValueKind Kind(string name) => Has(name, out var e) ? e.ValueKind : JsonValueKind.Undefined;
 
@@ -51,7 +56,7 @@ internal sealed class ConfigReader(JsonElement root, string source)
         {
             bool b => e.ValueKind is JsonValueKind.True or JsonValueKind.False && e.GetBoolean() == b,
             string s => e.ValueKind == JsonValueKind.String && e.GetString() == s,
-            int i => e.ValueKind == JsonValueKind.Number && e.GetInt32() == i,
+            int i => e.ValueKind == JsonValueKind.Number && e.GetDouble() == i,
             _ => false,
         };
         if (!ok) throw new WeightsException($"{source}: '{name}' = {e.GetRawText()} is not supported (only {JsonSerializer.Serialize(expected)})");

@@ -8,7 +8,7 @@ namespace Sdd.Ml.StableDiffusion;
 // with no renaming and the original single-file layout is renamed once, in SdCheckpoint.
 #pragma warning disable IDE1006 // snake_case fields: they are the weight files' key names
 
-internal static class SdOps
+public static class SdOps
 {
     /// <summary>Multi-head scaled dot-product attention on (B, L, heads·d) projections.</summary>
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, int heads, bool causal = false)
