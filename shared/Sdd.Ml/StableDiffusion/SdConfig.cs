@@ -102,6 +102,7 @@ public sealed record UNetConditionConfig
         c.Require("dual_cross_attention", false);
         c.Require("conv_in_kernel", 3);
         c.Require("conv_out_kernel", 3);
+        c.Require("downsample_padding", 1);
         c.Require("mid_block_type", "UNetMidBlock2DCrossAttn");
         c.Require("mid_block_scale_factor", 1);
         c.Require("mid_block_only_cross_attention", false);
