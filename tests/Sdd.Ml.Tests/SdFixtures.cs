@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using System.Text.Json;
+using Sdd.Ml.Diffusion;
 using Sdd.Ml.StableDiffusion;
 
 namespace Sdd.Ml.Tests;
@@ -115,10 +116,10 @@ public static class SdFixtures
     }
 
     /// <summary>A pipeline's modules, built from configs and moved off their initial values: the reference the loaded copies must equal.</summary>
-    public sealed class Parts(UNet2DCondition unet, AutoencoderKL vae, ClipTextModel text) : IDisposable
+    public sealed class Parts(UNet2DCondition unet, Autoencoder vae, ClipTextModel text) : IDisposable
     {
         public UNet2DCondition UNet { get; } = unet;
-        public AutoencoderKL Vae { get; } = vae;
+        public Autoencoder Vae { get; } = vae;
         public ClipTextModel Text { get; } = text;
 
         public void Dispose()
@@ -142,9 +143,9 @@ public static class SdFixtures
         File.WriteAllText(Path.Combine(dir, "scheduler", "scheduler_config.json"), SchedulerJson);
         WriteTokenizer(Path.Combine(dir, "tokenizer"), TinyMerges);
         var parts = Build(dir, seed);
-        foreach (var m in new nn.Module[] { parts.UNet, parts.Vae, parts.Text }) Round(m, dtype);
+        foreach (var m in new nn.Module[] { parts.UNet, parts.Vae.Net, parts.Text }) Round(m, dtype);
         SafetensorsFile.Write(Path.Combine(dir, "unet", $"diffusion_pytorch_model{variant}.safetensors"), parts.UNet.state_dict(), dtype);
-        SafetensorsFile.Write(Path.Combine(dir, "vae", $"diffusion_pytorch_model{variant}.safetensors"), parts.Vae.state_dict(), dtype);
+        SafetensorsFile.Write(Path.Combine(dir, "vae", $"diffusion_pytorch_model{variant}.safetensors"), parts.Vae.Net.state_dict(), dtype);
         SafetensorsFile.Write(Path.Combine(dir, "text_encoder", $"model{variant}.safetensors"), parts.Text.state_dict(), dtype);
         return parts;
     }
@@ -155,12 +156,12 @@ public static class SdFixtures
         random.manual_seed(seed);
         var parts = new Parts(
             new UNet2DCondition(UNetConditionConfig.Read(Path.Combine(dir, "unet", "config.json"))),
-            new AutoencoderKL(VaeConfig.Read(Path.Combine(dir, "vae", "config.json"))),
+            new Autoencoder(VaeConfig.Read(Path.Combine(dir, "vae", "config.json"))),
             new ClipTextModel(ClipTextConfig.Read(Path.Combine(dir, "text_encoder", "config.json"))));
         Tiny.Perturb(parts.UNet, seed, 0.05);
-        Tiny.Perturb(parts.Vae, seed + 1, 0.05);
+        Tiny.Perturb(parts.Vae.Net, seed + 1, 0.05);
         Tiny.Perturb(parts.Text, seed + 2, 0.05);
-        foreach (var m in new nn.Module[] { parts.UNet, parts.Vae, parts.Text }) m.eval();
+        foreach (var m in new nn.Module[] { parts.UNet, parts.Vae.Net, parts.Text }) m.eval();
         return parts;
     }
 
@@ -179,7 +180,7 @@ public static class SdFixtures
         var uc = p.UNet.Config;
         foreach (var (k, t) in p.UNet.state_dict()) all[SdCheckpoint.UNetPrefix + OriginalUNetKey(k, uc.LayersPerBlock, uc.UpCrossAttention)] = t;
         int levels = p.Vae.Config.BlockOutChannels.Length;
-        foreach (var (k, t) in p.Vae.state_dict())
+        foreach (var (k, t) in p.Vae.Net.state_dict())
         {
             var (key, conv) = OriginalVaeKey(k, levels);
             all[SdCheckpoint.VaePrefix + key] = conv ? t.reshape(t.shape[0], t.shape[1], 1, 1) : t;
@@ -262,8 +263,9 @@ public static class SdFixtures
         using var _ = no_grad();
         var text = p.Text.forward(tensor(ids, [1, ids.Length]));
         var eps = p.UNet.Forward(latents, tensor(t, ScalarType.Int64), text.expand(latents.shape[0], -1, -1));
-        var decoded = p.Vae.Decode(latents / 0.18215);
-        var mean = p.Vae.Encode(image).Mean * 0.18215;
+        // Written out here rather than through Autoencoder.Encode/Decode: the modules' own posterior mean, scaled by hand.
+        var decoded = p.Vae.Net.Decode(latents / 0.18215);
+        var mean = p.Vae.Net.Encode(image).Mean * 0.18215;
         return (text, eps, decoded, mean);
     }
 

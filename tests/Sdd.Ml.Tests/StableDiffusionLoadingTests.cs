@@ -151,7 +151,7 @@ public sealed class StableDiffusionLoadingTests
         foreach (var k in second.Keys) map[k] = "model-00002-of-00002.safetensors";
         File.WriteAllText(dir["sd/text_encoder/model.safetensors.index.json"], JsonSerializer.Serialize(new { metadata = new { total_size = 0 }, weight_map = map }));
         // VAE attention under diffusers' pre-0.14 names (query, key, value, proj_attn), stored as 1×1 convolutions.
-        var vae = parts.Vae.state_dict().ToDictionary(kv => kv.Key.Replace(".to_q.", ".query.").Replace(".to_k.", ".key.").Replace(".to_v.", ".value.").Replace(".to_out.0.", ".proj_attn."),
+        var vae = parts.Vae.Net.state_dict().ToDictionary(kv => kv.Key.Replace(".to_q.", ".query.").Replace(".to_k.", ".key.").Replace(".to_v.", ".value.").Replace(".to_out.0.", ".proj_attn."),
             kv => kv.Key.Contains(".attentions.") && kv.Key.EndsWith(".weight") && kv.Value.dim() == 2 ? kv.Value.reshape(kv.Value.shape[0], kv.Value.shape[1], 1, 1) : kv.Value);
         Assert.Contains("encoder.mid_block.attentions.0.proj_attn.weight", vae.Keys);
         SafetensorsFile.Write(dir["sd/vae/diffusion_pytorch_model.safetensors"], vae);

@@ -141,7 +141,11 @@ public sealed class StableDiffusionNumericsTests
         static (long Params, int Keys) Count(nn.Module m) => (m.parameters().Sum(p => p.numel()), m.state_dict().Count);
         using (var unet = new UNet2DCondition(new UNetConditionConfig()))
             Assert.Equal((859_520_964L, 686), Count(unet));
-        using (var vae = new AutoencoderKL(new VaeConfig { LayersPerBlock = 2 }))
+        using (var vae = new Sdd.Ml.Diffusion.AutoencoderKL(new AutoencoderConfig
+        {
+            BlockOutChannels = [128, 256, 512, 512], DownBlockTypes = [.. Enumerable.Repeat(AutoencoderConfig.DownBlock, 4)],
+            UpBlockTypes = [.. Enumerable.Repeat(AutoencoderConfig.UpBlock, 4)], LayersPerBlock = 2, NormNumGroups = 32,
+        }))
             Assert.Equal((83_653_863L, 248), Count(vae));
         using (var text = new ClipTextModel(new ClipTextConfig()))
             Assert.Equal((123_060_480L, 196), Count(text));

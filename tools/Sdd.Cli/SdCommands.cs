@@ -35,7 +35,7 @@ public static class SdCommands
         var text = model.TextEncoder.forward(ids);
         Npy.WriteFloat32(Path.Combine(outDir, "text_embeddings.npy"), text);
         var latents = Npy.ReadFloat32(latentsPath);
-        int channels = model.UNet.Config.InChannels, factor = 1 << (model.Vae.Config.BlockOutChannels.Length - 1);
+        int channels = model.UNet.Config.InChannels, factor = model.Vae.Config.Downsampling;
         if (latents.dim() != 4 || latents.shape[1] != channels || latents.shape[0] is < 1 or > 64)
             throw new UsageException($"--latents {latentsPath}: [{string.Join(", ", latents.shape)}]; [B, {channels}, h, w] with B ≤ 64 expected");
         var eps = model.PredictNoise(latents, timestep, text);

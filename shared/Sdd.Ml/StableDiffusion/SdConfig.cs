@@ -160,48 +160,43 @@ public sealed record UNetConditionConfig
     }
 }
 
-/// <summary>diffusers' <c>AutoencoderKL</c> config.</summary>
-public sealed record VaeConfig
+/// <summary>
+/// diffusers' <c>AutoencoderKL</c> config, read strictly into the project's <see cref="AutoencoderConfig"/>: the VAE is
+/// the one <see cref="Diffusion.Autoencoder"/> the latent teachers use (same module tree, same keys).
+/// </summary>
+public static class VaeConfig
 {
-    public int InChannels { get; init; } = 3;
-    public int OutChannels { get; init; } = 3;
-    public int LatentChannels { get; init; } = 4;
-    public int[] BlockOutChannels { get; init; } = [128, 256, 512, 512];
-    public int LayersPerBlock { get; init; } = 2;
-    public int NormGroups { get; init; } = 32;
-    public double ScalingFactor { get; init; } = 0.18215;
-    public bool MidBlockAttention { get; init; } = true;
-    public bool UseQuantConv { get; init; } = true;
-    public bool UsePostQuantConv { get; init; } = true;
+    public const double SdScalingFactor = 0.18215;
 
-    public static VaeConfig Read(string path)
+    public static AutoencoderConfig Read(string path)
     {
         var c = ConfigReader.Open(path);
+        c.Require("_class_name", AutoencoderConfig.ClassNameKl);
         c.Require("act_fn", "silu");
+        c.Require("use_quant_conv", true);
+        c.Require("use_post_quant_conv", true);
         c.RequireNull("shift_factor", "latents_mean", "latents_std");
         var channels = c.Ints("block_out_channels", [64]);
-        foreach (var t in c.Strings("down_block_types", ["DownEncoderBlock2D"]))
-            if (t != "DownEncoderBlock2D") throw new WeightsException($"{path}: block type '{t}' is not supported (DownEncoderBlock2D)");
-        foreach (var t in c.Strings("up_block_types", ["UpDecoderBlock2D"]))
-            if (t != "UpDecoderBlock2D") throw new WeightsException($"{path}: block type '{t}' is not supported (UpDecoderBlock2D)");
-        if (c.Strings("down_block_types", ["DownEncoderBlock2D"]).Length != channels.Length)
-            throw new WeightsException($"{path}: down_block_types and block_out_channels differ in length");
-        var config = new VaeConfig
+        var down = c.Strings("down_block_types", [.. channels.Select(_ => AutoencoderConfig.DownBlock)]);
+        var up = c.Strings("up_block_types", [.. channels.Select(_ => AutoencoderConfig.UpBlock)]);
+        try
         {
-            InChannels = c.Int("in_channels", 3),
-            OutChannels = c.Int("out_channels", 3),
-            LatentChannels = c.Int("latent_channels", 4),
-            BlockOutChannels = channels,
-            LayersPerBlock = c.Int("layers_per_block", 1),
-            NormGroups = c.Int("norm_num_groups", 32),
-            ScalingFactor = c.Double("scaling_factor", 0.18215),
-            MidBlockAttention = c.Bool("mid_block_add_attention", true),
-            UseQuantConv = c.Bool("use_quant_conv", true),
-            UsePostQuantConv = c.Bool("use_post_quant_conv", true),
-        };
-        foreach (var ch in channels)
-            if (ch % config.NormGroups != 0) throw new WeightsException($"{path}: {ch} channels do not divide into {config.NormGroups} groups");
-        return config;
+            return new AutoencoderConfig
+            {
+                InChannels = c.Int("in_channels", 3),
+                OutChannels = c.Int("out_channels", 3),
+                LatentChannels = c.Int("latent_channels", 4),
+                BlockOutChannels = channels,
+                DownBlockTypes = down,
+                UpBlockTypes = up,
+                LayersPerBlock = c.Int("layers_per_block", 1),
+                NormNumGroups = c.Int("norm_num_groups", 32),
+                SampleSize = c.Int("sample_size", 512),
+                ScalingFactor = c.Double("scaling_factor", SdScalingFactor),
+                MidBlockAddAttention = c.Bool("mid_block_add_attention", true),
+            }.Validated();
+        }
+        catch (Exception e) when (e is NotSupportedException or InvalidDataException) { throw new WeightsException($"{path}: {e.Message}"); }
     }
 }
 

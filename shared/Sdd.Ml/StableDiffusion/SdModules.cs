@@ -174,20 +174,18 @@ public sealed class Transformer2D : nn.Module<Tensor, Tensor, Tensor>
     }
 }
 
-/// <summary>diffusers' Downsample2D with a conv: stride 2, padding 1 (the UNet) or an asymmetric (0, 1, 0, 1) pad and none (the VAE).</summary>
+/// <summary>diffusers' Downsample2D as the UNet uses it: a 3×3 conv, stride 2, padding 1 (the VAE's is in <see cref="Diffusion.VaeResample"/>).</summary>
 public sealed class SdDownsample : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d conv;
-    private readonly bool asymmetric;
 
-    public SdDownsample(int channels, bool asymmetricPad) : base(nameof(SdDownsample))
+    public SdDownsample(int channels) : base(nameof(SdDownsample))
     {
-        asymmetric = asymmetricPad;
-        conv = nn.Conv2d(channels, channels, 3, stride: 2, padding: asymmetricPad ? 0 : 1);
+        conv = nn.Conv2d(channels, channels, 3, stride: 2, padding: 1);
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => conv.forward(asymmetric ? F.pad(x, [0, 1, 0, 1]) : x);
+    public override Tensor forward(Tensor x) => conv.forward(x);
 }
 
 /// <summary>diffusers' Upsample2D: nearest-neighbour to twice the size (or to the skip's size), then a 3×3 conv.</summary>
@@ -207,19 +205,19 @@ public sealed class SdUpsample : nn.Module<Tensor, long[]?, Tensor>
             : F.interpolate(x, size: size, mode: InterpolationMode.Nearest));
 }
 
-/// <summary>CrossAttnDownBlock2D / DownBlock2D (UNet) and DownEncoderBlock2D (VAE: no time embedding, no attention).</summary>
+/// <summary>CrossAttnDownBlock2D / DownBlock2D.</summary>
 public sealed class SdDownBlock : nn.Module
 {
     private readonly ModuleList<SdResnetBlock> resnets;
     private readonly ModuleList<Transformer2D> attentions;
     private readonly ModuleList<SdDownsample> downsamplers;
 
-    public SdDownBlock(int inCh, int outCh, int layers, int? tembCh, int groups, double eps, Func<Transformer2D>? attention, bool downsample, bool asymmetricPad)
+    public SdDownBlock(int inCh, int outCh, int layers, int? tembCh, int groups, double eps, Func<Transformer2D>? attention, bool downsample)
         : base(nameof(SdDownBlock))
     {
         resnets = nn.ModuleList(Enumerable.Range(0, layers).Select(j => new SdResnetBlock(j == 0 ? inCh : outCh, outCh, tembCh, groups, eps)).ToArray());
         attentions = nn.ModuleList(attention is null ? [] : Enumerable.Range(0, layers).Select(_ => attention()).ToArray());
-        downsamplers = nn.ModuleList(downsample ? [new SdDownsample(outCh, asymmetricPad)] : Array.Empty<SdDownsample>());
+        downsamplers = nn.ModuleList(downsample ? [new SdDownsample(outCh)] : Array.Empty<SdDownsample>());
         RegisterComponents();
     }
 
@@ -241,7 +239,7 @@ public sealed class SdDownBlock : nn.Module
     }
 }
 
-/// <summary>CrossAttnUpBlock2D / UpBlock2D (UNet, each resnet fed the matching skip) and UpDecoderBlock2D (VAE).</summary>
+/// <summary>CrossAttnUpBlock2D / UpBlock2D, each resnet fed the matching skip.</summary>
 public sealed class SdUpBlock : nn.Module
 {
     private readonly ModuleList<SdResnetBlock> resnets;
@@ -337,7 +335,7 @@ public sealed class UNet2DCondition : nn.Module
             int input = output;
             output = ch[i];
             downs.Add(new SdDownBlock(input, output, lpb, temb, c.NormGroups, c.NormEps,
-                c.DownCrossAttention[i] ? Attention(output, c.Heads[i]) : null, downsample: i < n - 1, asymmetricPad: false));
+                c.DownCrossAttention[i] ? Attention(output, c.Heads[i]) : null, downsample: i < n - 1));
         }
         down_blocks = nn.ModuleList(downs.ToArray());
         mid_block = new SdMidBlockCrossAttn(ch[^1], temb, c.NormGroups, c.NormEps, Attention(ch[^1], c.Heads[^1])());
@@ -391,156 +389,6 @@ public sealed class UNet2DCondition : nn.Module
         }
         return conv_out.forward(F.silu(conv_norm_out.forward(h)));
     }
-}
-
-/// <summary>The VAE's mid-block attention: one head over the pixels, group norm, q/k/v/out with bias, plus the input.</summary>
-public sealed class VaeAttention : nn.Module<Tensor, Tensor>
-{
-    private readonly GroupNorm group_norm;
-    private readonly Linear to_q, to_k, to_v;
-    private readonly ModuleList<Linear> to_out;
-
-    public VaeAttention(int ch, int groups) : base(nameof(VaeAttention))
-    {
-        group_norm = Layers.GroupNorm(groups, ch, 1e-6);
-        to_q = nn.Linear(ch, ch);
-        to_k = nn.Linear(ch, ch);
-        to_v = nn.Linear(ch, ch);
-        to_out = nn.ModuleList(nn.Linear(ch, ch));
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor x)
-    {
-        long b = x.shape[0], c = x.shape[1], hh = x.shape[2], ww = x.shape[3];
-        var h = group_norm.forward(x).view(b, c, hh * ww).transpose(1, 2);
-        var o = to_out[0].forward(SdOps.Attend(to_q.forward(h), to_k.forward(h), to_v.forward(h), 1));
-        return o.transpose(1, 2).reshape(b, c, hh, ww) + x;
-    }
-}
-
-/// <summary>UNetMidBlock2D without a time embedding (the VAE's): resnet, attention, resnet.</summary>
-public sealed class VaeMidBlock : nn.Module<Tensor, Tensor>
-{
-    private readonly ModuleList<SdResnetBlock> resnets;
-    private readonly ModuleList<VaeAttention> attentions;
-
-    public VaeMidBlock(int ch, int groups, bool attention) : base(nameof(VaeMidBlock))
-    {
-        resnets = nn.ModuleList(new SdResnetBlock(ch, ch, null, groups, 1e-6), new SdResnetBlock(ch, ch, null, groups, 1e-6));
-        attentions = nn.ModuleList(attention ? [new VaeAttention(ch, groups)] : Array.Empty<VaeAttention>());
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor h)
-    {
-        h = resnets[0].forward(h, null);
-        if (attentions.Count > 0) h = attentions[0].forward(h);
-        return resnets[1].forward(h, null);
-    }
-}
-
-/// <summary>The VAE's encoder: conv_in, DownEncoderBlock2Ds, mid block, norm, SiLU, conv_out to 2 × latent channels.</summary>
-public sealed class VaeEncoder : nn.Module<Tensor, Tensor>
-{
-    private readonly Conv2d conv_in, conv_out;
-    private readonly ModuleList<SdDownBlock> down_blocks;
-    private readonly VaeMidBlock mid_block;
-    private readonly GroupNorm conv_norm_out;
-
-    public VaeEncoder(VaeConfig c) : base(nameof(VaeEncoder))
-    {
-        var ch = c.BlockOutChannels;
-        conv_in = nn.Conv2d(c.InChannels, ch[0], 3, padding: 1);
-        var downs = new List<SdDownBlock>();
-        int output = ch[0];
-        for (int i = 0; i < ch.Length; i++)
-        {
-            int input = output;
-            output = ch[i];
-            downs.Add(new SdDownBlock(input, output, c.LayersPerBlock, null, c.NormGroups, 1e-6, null, downsample: i < ch.Length - 1, asymmetricPad: true));
-        }
-        down_blocks = nn.ModuleList(downs.ToArray());
-        mid_block = new VaeMidBlock(ch[^1], c.NormGroups, c.MidBlockAttention);
-        conv_norm_out = Layers.GroupNorm(c.NormGroups, ch[^1], 1e-6);
-        conv_out = nn.Conv2d(ch[^1], 2 * c.LatentChannels, 3, padding: 1);
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor x)
-    {
-        var h = conv_in.forward(x);
-        foreach (var down in down_blocks) h = down.Forward(h, null, null, null);
-        h = mid_block.forward(h);
-        return conv_out.forward(F.silu(conv_norm_out.forward(h)));
-    }
-}
-
-/// <summary>The VAE's decoder: conv_in from the latent, mid block, UpDecoderBlock2Ds, norm, SiLU, conv_out.</summary>
-public sealed class VaeDecoder : nn.Module<Tensor, Tensor>
-{
-    private readonly Conv2d conv_in, conv_out;
-    private readonly VaeMidBlock mid_block;
-    private readonly ModuleList<SdUpBlock> up_blocks;
-    private readonly GroupNorm conv_norm_out;
-
-    public VaeDecoder(VaeConfig c) : base(nameof(VaeDecoder))
-    {
-        var reversed = c.BlockOutChannels.Reverse().ToArray();
-        conv_in = nn.Conv2d(c.LatentChannels, reversed[0], 3, padding: 1);
-        mid_block = new VaeMidBlock(reversed[0], c.NormGroups, c.MidBlockAttention);
-        var ups = new List<SdUpBlock>();
-        int output = reversed[0];
-        for (int i = 0; i < reversed.Length; i++)
-        {
-            int prev = output;
-            output = reversed[i];
-            ups.Add(new SdUpBlock(prev, output, c.LayersPerBlock + 1, null, null, c.NormGroups, 1e-6, null, upsample: i < reversed.Length - 1));
-        }
-        up_blocks = nn.ModuleList(ups.ToArray());
-        conv_norm_out = Layers.GroupNorm(c.NormGroups, c.BlockOutChannels[0], 1e-6);
-        conv_out = nn.Conv2d(c.BlockOutChannels[0], c.OutChannels, 3, padding: 1);
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor z)
-    {
-        var h = mid_block.forward(conv_in.forward(z));
-        foreach (var up in up_blocks) h = up.Forward(h, null, null, null, null);
-        return conv_out.forward(F.silu(conv_norm_out.forward(h)));
-    }
-}
-
-/// <summary>diffusers' AutoencoderKL: encoder + quant_conv to the posterior's mean and log-variance; post_quant_conv + decoder.</summary>
-public sealed class AutoencoderKL : nn.Module
-{
-    private readonly VaeEncoder encoder;
-    private readonly VaeDecoder decoder;
-    private readonly Conv2d? quant_conv, post_quant_conv;
-
-    public VaeConfig Config { get; }
-
-    public AutoencoderKL(VaeConfig c) : base(nameof(AutoencoderKL))
-    {
-        Config = c;
-        encoder = new VaeEncoder(c);
-        decoder = new VaeDecoder(c);
-        quant_conv = c.UseQuantConv ? nn.Conv2d(2 * c.LatentChannels, 2 * c.LatentChannels, 1) : null;
-        post_quant_conv = c.UsePostQuantConv ? nn.Conv2d(c.LatentChannels, c.LatentChannels, 1) : null;
-        RegisterComponents();
-    }
-
-    /// <summary>The posterior's mean and log-variance for images in [−1, 1] (unscaled latent units).</summary>
-    public (Tensor Mean, Tensor LogVar) Encode(Tensor images)
-    {
-        var moments = encoder.forward(images);
-        if (quant_conv is not null) moments = quant_conv.forward(moments);
-        var parts = moments.chunk(2, 1);
-        return (parts[0], parts[1].clamp(-30, 20));
-    }
-
-    /// <summary>Images (unclamped) from unscaled latents, as diffusers' vae.decode(z).sample.</summary>
-    public Tensor Decode(Tensor z) => decoder.forward(post_quant_conv is null ? z : post_quant_conv.forward(z));
 }
 
 /// <summary>transformers' CLIPAttention: q, k, v, out projections with bias; causal in the text model.</summary>

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Sdd.Ml.Diffusion;
 
 namespace Sdd.Ml.StableDiffusion;
 
@@ -13,7 +14,8 @@ public sealed class StableDiffusionModel : IDisposable
     public required ClipTokenizer Tokenizer { get; init; }
     public required ClipTextModel TextEncoder { get; init; }
     public required UNet2DCondition UNet { get; init; }
-    public required AutoencoderKL Vae { get; init; }
+    /// <summary>The VAE, as the project's latent teachers hold theirs: Encode gives scaled posterior means, Decode takes scaled latents.</summary>
+    public required Autoencoder Vae { get; init; }
     public required SdScheduleConfig Schedule { get; init; }
     /// <summary>Notes on what was assumed rather than read (single files carry no config).</summary>
     public IReadOnlyList<string> Assumptions { get; init; } = [];
@@ -47,10 +49,10 @@ public sealed class StableDiffusionModel : IDisposable
         var schedule = SdScheduleConfig.Read(Path.Combine(dir, "scheduler", "scheduler_config.json"));
         var tokenizer = ClipTokenizer.FromFolder(Path.Combine(dir, "tokenizer"));
         var unet = new UNet2DCondition(unetConfig);
-        var vae = new AutoencoderKL(vaeConfig);
+        var vae = new Autoencoder(vaeConfig);
         var text = new ClipTextModel(textConfig);
         SdCheckpoint.LoadStrict(unet, SdCheckpoint.DiffusersWeights(SdCheckpoint.ComponentFiles(Path.Combine(dir, "unet"), "diffusion_pytorch_model")), "the UNet");
-        SdCheckpoint.LoadStrict(vae, SdCheckpoint.DiffusersWeights(SdCheckpoint.ComponentFiles(Path.Combine(dir, "vae"), "diffusion_pytorch_model"), vae: true), "the VAE");
+        SdCheckpoint.LoadStrict(vae.Net, SdCheckpoint.DiffusersWeights(SdCheckpoint.ComponentFiles(Path.Combine(dir, "vae"), "diffusion_pytorch_model"), vae: true), "the VAE");
         SdCheckpoint.LoadStrict(text, SdCheckpoint.DiffusersWeights(SdCheckpoint.ComponentFiles(Path.Combine(dir, "text_encoder"), "model"), text: true), "the text encoder");
         return Finish(new StableDiffusionModel { Source = dir, Tokenizer = tokenizer, TextEncoder = text, UNet = unet, Vae = vae, Schedule = schedule });
     }
@@ -75,17 +77,17 @@ public sealed class StableDiffusionModel : IDisposable
         if (Sidecar("scheduler", "scheduler_config.json") is null) assumptions.Add("schedule: scaled_linear 0.00085–0.012 over 1000 steps, epsilon prediction (SD 1.x)");
         var tokenizer = ClipTokenizer.FromFolder(tokenizerDir);
         var unet = new UNet2DCondition(unetConfig);
-        var vae = new AutoencoderKL(vaeConfig);
+        var vae = new Autoencoder(vaeConfig);
         var text = new ClipTextModel(textConfig);
         SdCheckpoint.LoadStrict(unet, unetW, "the UNet (model.diffusion_model.*)", unexpected, file);
-        SdCheckpoint.LoadStrict(vae, vaeW, "the VAE (first_stage_model.*)");
+        SdCheckpoint.LoadStrict(vae.Net, vaeW, "the VAE (first_stage_model.*)");
         SdCheckpoint.LoadStrict(text, textW, "the text encoder (cond_stage_model.transformer.*)");
         return Finish(new StableDiffusionModel { Source = file, Tokenizer = tokenizer, TextEncoder = text, UNet = unet, Vae = vae, Schedule = schedule, Assumptions = assumptions });
     }
 
     private static StableDiffusionModel Finish(StableDiffusionModel m)
     {
-        foreach (var module in new nn.Module[] { m.UNet, m.Vae, m.TextEncoder })
+        foreach (var module in new nn.Module[] { m.UNet, m.Vae.Net, m.TextEncoder })
         {
             module.eval();
             foreach (var p in module.parameters()) p.requires_grad = false;
@@ -136,25 +138,28 @@ public sealed class StableDiffusionModel : IDisposable
         return conf;
     }
 
-    private static VaeConfig InferVae(Dictionary<string, WeightSource> w, List<string> assumptions)
+    private static AutoencoderConfig InferVae(Dictionary<string, WeightSource> w, List<string> assumptions)
     {
         var channels = new List<int>();
         for (int i = 0; w.ContainsKey($"encoder.down_blocks.{i}.resnets.0.conv1.weight"); i++)
             channels.Add((int)Shape(w, $"encoder.down_blocks.{i}.resnets.0.conv1.weight")[0]);
         int lpb = 0;
         while (w.ContainsKey($"encoder.down_blocks.0.resnets.{lpb}.conv1.weight")) lpb++;
-        assumptions.Add("VAE scaling factor: 0.18215 (SD 1.x and 2.x)");
-        return new VaeConfig
+        assumptions.Add($"VAE scaling factor: {VaeConfig.SdScalingFactor} (SD 1.x and 2.x); norm groups: 32");
+        return new AutoencoderConfig
         {
             InChannels = (int)Shape(w, "encoder.conv_in.weight")[1],
             OutChannels = (int)Shape(w, "decoder.conv_out.weight")[0],
             LatentChannels = (int)Shape(w, "decoder.conv_in.weight")[1],
             BlockOutChannels = channels.ToArray(),
+            DownBlockTypes = [.. channels.Select(_ => AutoencoderConfig.DownBlock)],
+            UpBlockTypes = [.. channels.Select(_ => AutoencoderConfig.UpBlock)],
             LayersPerBlock = lpb,
-            MidBlockAttention = w.ContainsKey("encoder.mid_block.attentions.0.to_q.weight"),
-            UseQuantConv = w.ContainsKey("quant_conv.weight"),
-            UsePostQuantConv = w.ContainsKey("post_quant_conv.weight"),
-        };
+            NormNumGroups = 32,
+            SampleSize = 512,
+            ScalingFactor = VaeConfig.SdScalingFactor,
+            MidBlockAddAttention = w.ContainsKey("encoder.mid_block.attentions.0.to_q.weight"),
+        }.Validated();
     }
 
     private static ClipTextConfig InferText(Dictionary<string, WeightSource> w, string file)
@@ -196,10 +201,10 @@ public sealed class StableDiffusionModel : IDisposable
     }
 
     /// <summary>The VAE decode of scaled latents: decoder(post_quant_conv(latents / scaling factor)), unclamped.</summary>
-    public Tensor DecodeLatents(Tensor latents) => Vae.Decode(latents / ScalingFactor);
+    public Tensor DecodeLatents(Tensor latents) => Vae.Decode(latents, clamp: false);
 
     /// <summary>The posterior mean of images in [−1, 1], times the scaling factor (the latents SD's UNet sees).</summary>
-    public Tensor EncodeMean(Tensor images) => Vae.Encode(images).Mean * ScalingFactor;
+    public Tensor EncodeMean(Tensor images) => Vae.Encode(images);
 
     public void Dispose()
     {
