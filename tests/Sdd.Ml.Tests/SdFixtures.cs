@@ -186,7 +186,7 @@ public static class SdFixtures
             all[SdCheckpoint.VaePrefix + key] = conv ? t.reshape(t.shape[0], t.shape[1], 1, 1) : t;
         }
         foreach (var (k, t) in p.Text.state_dict()) all[SdCheckpoint.TextPrefix + (oldTextPrefix ? k["text_model.".Length..] : k)] = t;
-        all["alphas_cumprod"] = new SdScheduleConfig().AlphasCumprod();
+        all["alphas_cumprod"] = tensor(new SdScheduleConfig().ToNoiseSchedule().AlphaBars.Select(a => (float)a).ToArray());
         all["model_ema.decay"] = tensor(0.9999f);
         all["model_ema.diffusion_modelconv_inweight"] = zeros(2, 2);
         return all;

@@ -7,6 +7,7 @@ using Sdd.Ml.Evaluation;
 using Sdd.Ml.Indicator;
 using Sdd.Ml.Judging;
 using Sdd.Ml.Procedures;
+using Sdd.Ml.StableDiffusion;
 using Sdd.Ml.Torch;
 
 namespace Sdd.Cli;
@@ -131,12 +132,20 @@ public static class MethodCommands
         var outDir = o.Required("out");
         int limit = o.Int("limit", int.MaxValue, 1);
         bool resume = o.Has("resume");
+        // A Stable Diffusion teacher (a diffusers folder or one .safetensors file) edits by a text prompt, on plain photos.
+        var prompt = o.String("prompt");
+        var sourcePrompt = o.String("source-prompt");
+        var sdConfig = o.String("config");
         var sizes = ReadSizes(o);
         var s = ReadDistillSettings(o);
         o.EnsureAllUsed();
+        bool sd = StableDiffusionModel.IsPipeline(teacherDir);
+        if (sd && string.IsNullOrWhiteSpace(prompt)) throw new UsageException($"{teacherDir} is a Stable Diffusion pipeline: give the attribute's text with --prompt \"a photo of a smiling person\"");
+        if (!sd && (prompt ?? sourcePrompt ?? sdConfig) is not null) throw new UsageException($"--prompt, --source-prompt and --config go with a Stable Diffusion teacher; {teacherDir} is an attribute teacher");
 
-        using var teacher = Teacher.Load(teacherDir, TorchRuntime.Device);
-        var dataset = LoadedDataset.OpenFolder(datasetDir);
+        using var teacher = sd ? StableDiffusionModel.LoadTeacher(teacherDir, attribute, prompt!, sourcePrompt, sdConfig, TorchRuntime.Device) : Teacher.Load(teacherDir, TorchRuntime.Device);
+        // A prompt attribute needs plain photos only: a labels.csv beside them is ignored.
+        var dataset = sd ? LoadedDataset.OpenPlainFolder(datasetDir, attribute) : LoadedDataset.OpenFolder(datasetDir);
         var sw = Stopwatch.StartNew();
         using var cts = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
@@ -176,8 +185,6 @@ public static class MethodCommands
                           string.Join(", ", result.Metrics.Select(kv => FormattableString.Invariant($"{kv.Key} {kv.Value}"))) + $"; {EditorDistillation.GridFile} written");
         return 0;
     }
-
-    private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tga", ".tif", ".tiff"];
 
     /// <summary>
     /// <c>editor gate</c>: sets a masked editor's mask gate in its folder, given (--gate G) or chosen (--auto) on the
@@ -237,7 +244,7 @@ public static class MethodCommands
         var files = new List<string>();
         foreach (var p in inputs)
         {
-            if (Directory.Exists(p)) files.AddRange(Directory.EnumerateFiles(p).Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant())).Order());
+            if (Directory.Exists(p)) files.AddRange(Directory.EnumerateFiles(p).Where(ImageCodec.IsImageFile).Order());
             else if (File.Exists(p)) files.Add(p);
             else throw new UsageException($"'{p}' is neither a file nor a folder");
         }

@@ -19,6 +19,8 @@ usage: sdd <command> [options]
                     --editor masked|residual --mask-sparsity W --mask-smoothness W --positive-share F
                     --latent-gradient encoder|decoder (latent teachers) --decoder-step K --topk K --seed K --gate auto|G --resume]
                     (--gate: a masked editor's mask gate; auto, the default, chooses it after training as editor gate --auto does)
+                    With a Stable Diffusion --teacher (diffusers folder or one .safetensors file): --prompt TEXT [--source-prompt TEXT
+                    --config DIR]; --dataset is then a folder of plain photos (images/ or the folder itself; labels.csv ignored)
   editor gate       --editor DIR --gate G | --auto [--judge DIR --target 0.95 --images 100]
                     (a masked editor's mask gate, 0 to 1: mask values below G/2 no longer edit, 0 turns it off; --auto: the
                     largest gate at which the judge's editability on validation portraits is at --target or above)

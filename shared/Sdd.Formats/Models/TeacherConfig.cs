@@ -2,7 +2,8 @@ using System.Text.Json;
 
 namespace Sdd.Formats.Models;
 
-public enum ScheduleKind { Linear, Cosine }
+/// <summary>Linear betas (DDPM), the cosine schedule (improved DDPM), or scaled_linear (Stable Diffusion: β = linspace(√β₀, √β₁, T)²).</summary>
+public enum ScheduleKind { Linear, Cosine, ScaledLinear }
 
 /// <summary>The teacher's noise predictor: a UNet with attention at the low resolutions.</summary>
 public sealed record UNetConfig
@@ -51,6 +52,9 @@ public sealed record TeacherConfig
     public const string KindAttributeDdpm = "attribute-ddpm";
     /// <summary>The UNet works on the latents of an autoencoder (the Stable Diffusion shape): <see cref="Autoencoder"/> names its folder.</summary>
     public const string KindLatentDdpm = "latent-ddpm";
+    /// <summary>A user's Stable Diffusion 1.x / 2.x weights (a diffusers folder or one original .safetensors file) with text
+    /// prompts: one attribute, the prompt; states present / absent / unknown are the prompt, the source prompt and the empty prompt.</summary>
+    public const string KindStableDiffusion = "stable-diffusion";
     public const string DefaultAutoencoderFolder = "vae";
     public const ScheduleKind DefaultSchedule = ScheduleKind.Linear;
 
@@ -63,6 +67,10 @@ public sealed record TeacherConfig
     public int TimeSteps { get; init; } = 1000;
     public double BetaStart { get; init; } = 1e-4;
     public double BetaEnd { get; init; } = 0.02;
+    /// <summary>For <see cref="KindStableDiffusion"/>: the text the attribute stands for ("a photo of a smiling person").</summary>
+    public string? Prompt { get; init; }
+    /// <summary>For <see cref="KindStableDiffusion"/>: the text the source images stand for (delta guidance's reference; empty: the empty prompt).</summary>
+    public string? SourcePrompt { get; init; }
     public TeacherTrainingSettings? Training { get; init; }
     public int Step { get; init; }
     public string? Dataset { get; init; }

@@ -38,6 +38,11 @@ public sealed record KeptMetadata(OutputFormat Format, IccProfile? Icc, ExifProf
 /// </summary>
 public static class ImageCodec
 {
+    /// <summary>The file endings read as images when a folder is listed (edit inputs, plain photo sets).</summary>
+    public static readonly string[] ReadableExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tga", ".tif", ".tiff"];
+
+    public static bool IsImageFile(string path) => ReadableExtensions.Contains(Path.GetExtension(path).ToLowerInvariant());
+
     public const long MaxPixels = Sdd.Configuration.Limits.MaxImagePixels;
 
     private static readonly SixLabors.ImageSharp.Configuration Limited = CreateLimitedConfiguration();

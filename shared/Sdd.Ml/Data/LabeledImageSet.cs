@@ -48,6 +48,27 @@ public sealed class LabeledImageSet
         });
     }
 
+    /// <summary>The most images a plain photo set is read with.</summary>
+    public const int MaxPlainImages = 100_000;
+
+    /// <summary>
+    /// Plain photos for a text-prompt attribute: the images in the folder's <c>images/</c> (or in the folder itself when it
+    /// has none), sorted by name, every one lacking <paramref name="attribute"/>; a labels.csv beside them is ignored.
+    /// </summary>
+    public static LabeledImageSet OpenPlainFolder(string dir, string attribute)
+    {
+        if (!Directory.Exists(dir)) throw new DatasetException($"Data set folder '{dir}' does not exist.");
+        var imagesDir = Directory.Exists(Path.Combine(dir, "images")) ? Path.Combine(dir, "images") : dir;
+        var names = Directory.EnumerateFiles(imagesDir).Where(ImageCodec.IsImageFile).Select(Path.GetFileName).Order(StringComparer.Ordinal).Take(MaxPlainImages + 1).ToList();
+        if (names.Count == 0) throw new DatasetException($"'{imagesDir}' holds no images ({string.Join(", ", ImageCodec.ReadableExtensions)}).");
+        if (names.Count > MaxPlainImages) throw new DatasetException($"'{imagesDir}' holds more than {MaxPlainImages} images.");
+        return Plain(attribute, names!, name => File.ReadAllBytes(Path.Combine(imagesDir, name)));
+    }
+
+    /// <summary>Named images from any source, all lacking <paramref name="attribute"/> (a prompt attribute's photos).</summary>
+    public static LabeledImageSet Plain(string attribute, IReadOnlyList<string> names, Func<string, byte[]> readImage) =>
+        new([attribute], names.Select(n => new LabeledImage(n, [-1])).ToArray(), readImage);
+
     /// <summary>Parses labels.csv (<see cref="LabelsCsv"/>, the parser the API validates with); <paramref name="source"/> names it in errors.</summary>
     public static LabeledImageSet Parse(byte[] csv, string source, Func<string, byte[]> readImage)
     {

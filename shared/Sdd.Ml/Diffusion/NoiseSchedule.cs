@@ -2,7 +2,8 @@ namespace Sdd.Ml.Diffusion;
 
 /// <summary>
 /// The forward process x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps with ab_t = prod(1 - beta_s), T steps
-/// (DDPM, Ho et al. 2020, eq. 4). Linear betas (DDPM) or the cosine schedule (Nichol and Dhariwal 2021, eq. 17).
+/// (DDPM, Ho et al. 2020, eq. 4). Linear betas (DDPM), the cosine schedule (Nichol and Dhariwal 2021, eq. 17), or
+/// Stable Diffusion's scaled_linear: β_i = (√β₀ + (√β₁ − √β₀) i / (T − 1))².
 /// </summary>
 public sealed class NoiseSchedule
 {
@@ -20,6 +21,11 @@ public sealed class NoiseSchedule
         if (kind == ScheduleKind.Linear)
         {
             for (int i = 0; i < steps; i++) Betas[i] = betaStart + (betaEnd - betaStart) * i / (steps - 1);
+        }
+        else if (kind == ScheduleKind.ScaledLinear)
+        {
+            double a = Math.Sqrt(betaStart), b = Math.Sqrt(betaEnd);
+            for (int i = 0; i < steps; i++) Betas[i] = Math.Pow(a + (b - a) * i / (steps - 1), 2);
         }
         else
         {

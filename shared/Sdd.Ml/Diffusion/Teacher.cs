@@ -20,9 +20,11 @@ public sealed class Teacher : IDisposable
     public const string WeightsFile = ModelFolder.WeightsFile;
 
     public const string KindLatentDdpm = TeacherConfig.KindLatentDdpm;
+    public const string KindStableDiffusion = TeacherConfig.KindStableDiffusion;
 
     public TeacherConfig Config { get; private set; }
-    public AttributeUNet Net { get; }
+    /// <summary>The noise predictor ε(x_t, t, states): an <see cref="AttributeUNet"/>, or a Stable Diffusion UNet behind its prompts.</summary>
+    public nn.Module<Tensor, Tensor, Tensor, Tensor> Net { get; }
     public NoiseSchedule Schedule { get; }
     public Device Device { get; }
     /// <summary>The frozen autoencoder of a latent teacher (null for a pixel teacher).</summary>
@@ -40,8 +42,10 @@ public sealed class Teacher : IDisposable
     /// <param name="autoencoder">The autoencoder of a latent teacher (the teacher owns it from here); none for a pixel teacher.</param>
     public Teacher(TeacherConfig config, Device? device = null, Autoencoder? autoencoder = null)
     {
+        if (config.Kind == KindStableDiffusion)
+            throw new NotSupportedException($"A {KindStableDiffusion} teacher is a user's weights with a prompt: StableDiffusionModel.Load(path).ToTeacher(attribute, prompt).");
         if (config.Kind is not (KindAttributeDdpm or KindLatentDdpm))
-            throw new NotSupportedException($"Teacher kind '{config.Kind}' is not supported by this build (supported: {KindAttributeDdpm}, {KindLatentDdpm}).");
+            throw new NotSupportedException($"Teacher kind '{config.Kind}' is not supported by this build (supported: {KindAttributeDdpm}, {KindLatentDdpm}, {KindStableDiffusion}).");
         if (config.Unet.Attributes != config.AttributeNames.Length)
             throw new ArgumentException("The UNet's attribute count does not match the attribute names.");
         if (config.Kind == KindLatentDdpm)
@@ -58,6 +62,28 @@ public sealed class Teacher : IDisposable
         Device = device ?? CPU;
         Schedule = new NoiseSchedule(config.Schedule, config.TimeSteps, config.BetaStart, config.BetaEnd);
         Net = new AttributeUNet(config.Unet);
+        Net.to(Device);
+        Net.eval();
+    }
+
+    /// <summary>
+    /// A latent teacher around a noise predictor built elsewhere (a Stable Diffusion pipeline's UNet behind its prompts,
+    /// <c>StableDiffusionModel.ToTeacher</c>); the teacher owns the network and the autoencoder from here.
+    /// </summary>
+    public Teacher(TeacherConfig config, nn.Module<Tensor, Tensor, Tensor, Tensor> net, Autoencoder autoencoder, Device? device = null)
+    {
+        if (config.Kind != KindStableDiffusion) throw new ArgumentException($"Only a {KindStableDiffusion} teacher takes a network built elsewhere.");
+        if (config.Unet.Attributes != config.AttributeNames.Length) throw new ArgumentException("The UNet's attribute count does not match the attribute names.");
+        if (autoencoder.Config.LatentChannels != config.Unet.InChannels)
+            throw new ArgumentException($"The autoencoder's latent_channels ({autoencoder.Config.LatentChannels}) differ from the UNet's in_channels ({config.Unet.InChannels}).");
+        foreach (var p in autoencoder.Net.parameters()) p.requires_grad = false;
+        foreach (var p in net.parameters()) p.requires_grad = false;
+        Config = config;
+        Device = device ?? CPU;
+        Schedule = new NoiseSchedule(config.Schedule, config.TimeSteps, config.BetaStart, config.BetaEnd);
+        Autoencoder = autoencoder;
+        autoencoder.Net.to(Device);
+        Net = net;
         Net.to(Device);
         Net.eval();
     }
@@ -187,6 +213,7 @@ public sealed class Teacher : IDisposable
 
     public void Save(string dir, TeacherConfig? config = null)
     {
+        if (Config.Kind == KindStableDiffusion) throw new InvalidOperationException("A Stable Diffusion teacher is its user's weights; it is loaded from them, never saved.");
         Directory.CreateDirectory(dir);
         if (config is not null) Config = config;
         Net.save_safetensors(Path.Combine(dir, WeightsFile));

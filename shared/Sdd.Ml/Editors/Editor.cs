@@ -14,6 +14,9 @@ public sealed record EditorConfig
     public int Channels { get; init; } = 32;
     public int ResBlocks { get; init; } = 2;
     public string? Teacher { get; init; }
+    /// <summary>A text-prompt attribute's prompt (a Stable Diffusion teacher), and the source prompt its delta guidance compared it with.</summary>
+    public string? Prompt { get; init; }
+    public string? SourcePrompt { get; init; }
     public int[] SelectedTimesteps { get; init; } = [];
     public DistillSettings Settings { get; init; } = new();
     public int Step { get; init; }

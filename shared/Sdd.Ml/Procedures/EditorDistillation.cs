@@ -181,6 +181,8 @@ public sealed class EditorDistillation : IDisposable
         Attribute = Attribute,
         ImageSize = _teacher.Size,
         Teacher = _teacherName is null ? null : $"{_teacherName}@{_teacher.Config.Step}",
+        Prompt = _teacher.Config.Prompt,
+        SourcePrompt = _teacher.Config.SourcePrompt,
         SelectedTimesteps = sampler.Set ?? [sampler.Lo, sampler.Hi],
         Settings = settings,
         Architecture = settings.Editor,

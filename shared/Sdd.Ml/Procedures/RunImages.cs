@@ -24,6 +24,10 @@ public sealed record LoadedDataset(string Name, LabeledImageSet Set, bool Synthe
         catch (JsonException) { return false; }
     }
 
+    /// <summary>A folder of plain photos for a text-prompt attribute (see <see cref="LabeledImageSet.OpenPlainFolder"/>).</summary>
+    public static LoadedDataset OpenPlainFolder(string dir, string attribute) =>
+        new(Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))), LabeledImageSet.OpenPlainFolder(dir, attribute), false);
+
     /// <summary>A data set folder (labels.csv, images/, dataset.json when written by <c>dataset portraits</c>).</summary>
     public static LoadedDataset OpenFolder(string dir)
     {

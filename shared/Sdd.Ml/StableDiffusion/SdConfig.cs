@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Sdd.Ml.Diffusion;
 
 namespace Sdd.Ml.StableDiffusion;
 
@@ -262,13 +263,7 @@ public sealed record SdScheduleConfig
         };
     }
 
-    /// <summary>ᾱ_t for t = 0 .. T−1: scaled_linear is β = linspace(√β₀, √β₁, T)², as diffusers computes it (float32).</summary>
-    public Tensor AlphasCumprod()
-    {
-        using var scope = NewDisposeScope();
-        var betas = BetaSchedule == "scaled_linear"
-            ? linspace(Math.Sqrt(BetaStart), Math.Sqrt(BetaEnd), TrainTimesteps, dtype: ScalarType.Float32).pow(2)
-            : linspace(BetaStart, BetaEnd, TrainTimesteps, dtype: ScalarType.Float32);
-        return (1 - betas).cumprod(0).MoveToOuterDisposeScope();
-    }
+    /// <summary>The training schedule as the project's <see cref="NoiseSchedule"/> (ᾱ in double precision; diffusers' float32 differs by about 1e-6 relative).</summary>
+    public NoiseSchedule ToNoiseSchedule() =>
+        new(BetaSchedule == "scaled_linear" ? ScheduleKind.ScaledLinear : ScheduleKind.Linear, TrainTimesteps, BetaStart, BetaEnd);
 }

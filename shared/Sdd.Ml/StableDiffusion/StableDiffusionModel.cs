@@ -206,10 +206,57 @@ public sealed class StableDiffusionModel : IDisposable
     /// <summary>The posterior mean of images in [−1, 1], times the scaling factor (the latents SD's UNet sees).</summary>
     public Tensor EncodeMean(Tensor images) => Vae.Encode(images);
 
+    /// <summary>Whether a path is a Stable Diffusion pipeline rather than one of the project's teacher folders: a folder with
+    /// model_index.json, or a single weights file (a pickle one too, so that loading it says why it is refused).</summary>
+    public static bool IsPipeline(string path) =>
+        Directory.Exists(path) ? File.Exists(Path.Combine(path, "model_index.json"))
+        : File.Exists(path) && Path.GetExtension(path).ToLowerInvariant() is ".safetensors" or ".ckpt" or ".bin" or ".pt" or ".pth";
+
+    private bool _handedOver;
+
+    /// <summary>
+    /// The pipeline as the method's teacher for one text-prompt attribute (<see cref="PromptUNet"/>): the prompt, the
+    /// source prompt (delta guidance's reference; none: the empty prompt) and the empty prompt are encoded once, and the
+    /// teacher takes over the UNet and the VAE (this model keeps only its text encoder). Images are the UNet's
+    /// sample_size × the VAE's factor (512 px for SD 1.x).
+    /// </summary>
+    public Teacher ToTeacher(string attribute, string prompt, string? sourcePrompt = null, Device? device = null)
+    {
+        if (_handedOver) throw new InvalidOperationException("This pipeline's UNet and VAE already belong to a teacher.");
+        if (string.IsNullOrWhiteSpace(prompt)) throw new ArgumentException("A prompt attribute needs a prompt.", nameof(prompt));
+        var schedule = Schedule.ToNoiseSchedule();
+        var net = new PromptUNet(UNet, EncodePrompt(sourcePrompt ?? ""), EncodePrompt(prompt), EncodePrompt(""),
+            Schedule.PredictionType == "v_prediction" ? schedule : null, device);
+        var config = new TeacherConfig
+        {
+            Kind = TeacherConfig.KindStableDiffusion,
+            AttributeNames = [attribute],
+            Unet = new UNetConfig { ImageSize = UNet.Config.SampleSize, InChannels = UNet.Config.InChannels, Channels = UNet.Config.BlockOutChannels, Heads = UNet.Config.Heads[0], Attributes = 1 },
+            Schedule = schedule.Kind,
+            TimeSteps = Schedule.TrainTimesteps,
+            BetaStart = Schedule.BetaStart,
+            BetaEnd = Schedule.BetaEnd,
+            Prompt = prompt,
+            SourcePrompt = sourcePrompt,
+        };
+        _handedOver = true;
+        return new Teacher(config, net, Vae, device);
+    }
+
+    /// <summary>Loads a pipeline and makes it the teacher of one prompt attribute (<see cref="ToTeacher"/>); the text encoder is freed.</summary>
+    public static Teacher LoadTeacher(string path, string attribute, string prompt, string? sourcePrompt = null, string? configDir = null, Device? device = null)
+    {
+        using var model = Load(path, configDir);
+        return model.ToTeacher(attribute, prompt, sourcePrompt, device);
+    }
+
     public void Dispose()
     {
-        UNet.Dispose();
-        Vae.Dispose();
+        if (!_handedOver)
+        {
+            UNet.Dispose();
+            Vae.Dispose();
+        }
         TextEncoder.Dispose();
     }
 }
