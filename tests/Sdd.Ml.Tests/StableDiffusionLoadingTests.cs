@@ -75,6 +75,21 @@ public sealed class StableDiffusionLoadingTests
     }
 
     [Fact]
+    public void A_small_vocabulary_turns_symbols_it_lacks_into_its_unk_token_and_reads_the_special_token_names()
+    {
+        using var dir = new TempDir();
+        SdFixtures.WriteTokenizer(dir.Path, SdFixtures.TinyMerges);
+        var vocab = SdFixtures.Vocabulary(SdFixtures.TinyMerges);
+        vocab.Remove("z</w>");
+        vocab["<unk>"] = 600;
+        File.WriteAllText(dir["vocab.json"], JsonSerializer.Serialize(vocab));
+        File.WriteAllText(dir["special_tokens_map.json"], """{"bos_token": {"content": "<|startoftext|>"}, "eos_token": "<|endoftext|>", "unk_token": "<unk>", "pad_token": "<|endoftext|>"}""");
+        var tok = ClipTokenizer.FromFolder(dir.Path);
+        Assert.Equal(600, tok.UnkId);
+        Assert.Equal([vocab["a</w>"], 600], tok.Tokens("a z"));
+    }
+
+    [Fact]
     public void An_original_single_file_with_configs_beside_it_loads_equal_to_its_folder()
     {
         using var dir = new TempDir();
@@ -234,6 +249,65 @@ public sealed class StableDiffusionLoadingTests
         Assert.Contains("relu", Assert.Throws<WeightsException>(() => ClipTextConfig.Read(dir["config.json"])).Message);
         File.WriteAllText(dir["config.json"], SdFixtures.TextJson().Replace("\"num_hidden_layers\": 5", "\"num_hidden_layers\": \"5\""));
         Assert.Contains("num_hidden_layers", Assert.Throws<WeightsException>(() => ClipTextConfig.Read(dir["config.json"])).Message);
+    }
+
+    /// <summary>SD 1.5's unet/config.json as diffusers 0.2x writes it: every default spelled out.</summary>
+    private const string Sd15UNetConfig = """
+        {"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.27.0", "act_fn": "silu", "addition_embed_type": null,
+         "addition_embed_type_num_heads": 64, "addition_time_embed_dim": null, "attention_head_dim": 8, "attention_type": "default",
+         "block_out_channels": [320, 640, 1280, 1280], "center_input_sample": false, "class_embed_type": null, "class_embeddings_concat": false,
+         "conv_in_kernel": 3, "conv_out_kernel": 3, "cross_attention_dim": 768, "cross_attention_norm": null,
+         "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"], "downsample_padding": 1,
+         "dropout": 0.0, "dual_cross_attention": false, "encoder_hid_dim": null, "encoder_hid_dim_type": null, "flip_sin_to_cos": true,
+         "freq_shift": 0, "in_channels": 4, "layers_per_block": 2, "mid_block_only_cross_attention": null, "mid_block_scale_factor": 1,
+         "mid_block_type": "UNetMidBlock2DCrossAttn", "norm_eps": 1e-05, "norm_num_groups": 32, "num_attention_heads": null,
+         "num_class_embeds": null, "only_cross_attention": false, "out_channels": 4, "projection_class_embeddings_input_dim": null,
+         "resnet_out_scale_factor": 1.0, "resnet_skip_time_act": false, "resnet_time_scale_shift": "default",
+         "reverse_transformer_layers_per_block": null, "sample_size": 64, "time_cond_proj_dim": null, "time_embedding_act_fn": null,
+         "time_embedding_dim": null, "time_embedding_type": "positional", "timestep_post_act": null, "transformer_layers_per_block": 1,
+         "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"], "upcast_attention": false,
+         "use_linear_projection": false}
+        """;
+
+    [Fact]
+    public void SD_1_5_and_2_1_configs_as_diffusers_writes_them_read_as_their_architectures()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir["unet.json"], Sd15UNetConfig);
+        var sd15 = UNetConditionConfig.Read(dir["unet.json"]);
+        Assert.Equal(new UNetConditionConfig(), sd15 with { }, new UNetConfigComparer());
+        // SD 2.1: heads per block in attention_head_dim, linear projections, a 1024-wide text encoder.
+        File.WriteAllText(dir["unet.json"], Sd15UNetConfig.Replace("\"attention_head_dim\": 8", "\"attention_head_dim\": [5, 10, 20, 20]")
+            .Replace("\"use_linear_projection\": false", "\"use_linear_projection\": true").Replace("\"cross_attention_dim\": 768", "\"cross_attention_dim\": 1024"));
+        var sd21 = UNetConditionConfig.Read(dir["unet.json"]);
+        Assert.Equal(new[] { 5, 10, 20, 20 }, sd21.Heads);
+        Assert.True(sd21.UseLinearProjection);
+        Assert.Equal(1024, sd21.CrossAttentionDim);
+        File.WriteAllText(dir["vae.json"], """
+            {"_class_name": "AutoencoderKL", "_diffusers_version": "0.27.0", "act_fn": "silu", "block_out_channels": [128, 256, 512, 512],
+             "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"], "force_upcast": true,
+             "in_channels": 3, "latent_channels": 4, "latents_mean": null, "latents_std": null, "layers_per_block": 2, "norm_num_groups": 32,
+             "out_channels": 3, "sample_size": 512, "scaling_factor": 0.18215, "shift_factor": null,
+             "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"], "use_post_quant_conv": true,
+             "use_quant_conv": true}
+            """);
+        var vae = VaeConfig.Read(dir["vae.json"]);
+        Assert.Equal(8, vae.Downsampling);
+        Assert.Equal(0.18215, vae.ScalingFactor);
+        Assert.Equal(32, vae.NormNumGroups);
+        Assert.Equal(2, vae.LayersPerBlock);
+    }
+
+    private sealed class UNetConfigComparer : IEqualityComparer<UNetConditionConfig>
+    {
+        public bool Equals(UNetConditionConfig? a, UNetConditionConfig? b) => a is not null && b is not null &&
+            a.BlockOutChannels.SequenceEqual(b.BlockOutChannels) && a.DownCrossAttention.SequenceEqual(b.DownCrossAttention) &&
+            a.UpCrossAttention.SequenceEqual(b.UpCrossAttention) && a.Heads.SequenceEqual(b.Heads) && a.LayersPerBlock == b.LayersPerBlock &&
+            a.CrossAttentionDim == b.CrossAttentionDim && a.UseLinearProjection == b.UseLinearProjection && a.NormGroups == b.NormGroups &&
+            a.NormEps == b.NormEps && a.FlipSinToCos == b.FlipSinToCos && a.FreqShift == b.FreqShift && a.SampleSize == b.SampleSize &&
+            a.InChannels == b.InChannels && a.OutChannels == b.OutChannels && a.TransformerLayers == b.TransformerLayers;
+
+        public int GetHashCode(UNetConditionConfig c) => c.BlockOutChannels.Length;
     }
 
     [Fact]

@@ -31,18 +31,22 @@ public sealed partial class ClipTokenizer
     public int BosId { get; }
     public int EosId { get; }
     public int PadId { get; }
+    /// <summary>The id a symbol missing from the vocabulary becomes (transformers: the unk token, CLIP's &lt;|endoftext|&gt;).</summary>
+    public int UnkId { get; }
     public int VocabularySize => vocab.Count;
 
-    public ClipTokenizer(Dictionary<string, int> vocab, IEnumerable<(string, string)> merges, string padToken = EndOfText, int maxLength = 77)
+    public ClipTokenizer(Dictionary<string, int> vocab, IEnumerable<(string, string)> merges, string padToken = EndOfText, int maxLength = 77,
+        string bosToken = StartOfText, string eosToken = EndOfText, string unkToken = EndOfText)
     {
         this.vocab = vocab;
         ranks = new Dictionary<(string, string), int>();
         int r = 0;
         foreach (var m in merges) ranks.TryAdd(m, r++);
         MaxLength = maxLength;
-        BosId = Id(StartOfText);
-        EosId = Id(EndOfText);
+        BosId = Id(bosToken);
+        EosId = Id(eosToken);
         PadId = Id(padToken);
+        UnkId = Id(unkToken);
     }
 
     private int Id(string token) => vocab.TryGetValue(token, out int id) ? id : throw new WeightsException($"the tokenizer's vocabulary has no '{token}'");
@@ -67,18 +71,26 @@ public sealed partial class ClipTokenizer
             if (parts.Length != 2) throw new WeightsException($"{mergesPath}: line '{line}' is not a pair");
             merges.Add((parts[0], parts[1]));
         }
-        string pad = EndOfText;
+        // The special tokens as transformers reads them: tokenizer_config.json, then special_tokens_map.json over it.
+        var special = new Dictionary<string, string> { ["bos_token"] = StartOfText, ["eos_token"] = EndOfText, ["unk_token"] = EndOfText, ["pad_token"] = EndOfText };
         int maxLength = 77;
         foreach (var name in new[] { "tokenizer_config.json", "special_tokens_map.json" })
         {
             var p = Path.Combine(dir, name);
             if (!File.Exists(p) || new FileInfo(p).Length > 1 << 20) continue;
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(p));
-            if (doc.RootElement.TryGetProperty("pad_token", out var pt))
-                pad = pt.ValueKind == JsonValueKind.String ? pt.GetString()! : pt.TryGetProperty("content", out var c) ? c.GetString()! : pad;
-            if (doc.RootElement.TryGetProperty("model_max_length", out var ml) && ml.TryGetInt64(out long mll) && mll is > 2 and <= 4096) maxLength = (int)mll;
+            try
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllBytes(p));
+                if (doc.RootElement.ValueKind != JsonValueKind.Object) continue;
+                foreach (var key in special.Keys.ToList())
+                    if (doc.RootElement.TryGetProperty(key, out var v))
+                        special[key] = v.ValueKind == JsonValueKind.String ? v.GetString()!
+                            : v.ValueKind == JsonValueKind.Object && v.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString()! : special[key];
+                if (doc.RootElement.TryGetProperty("model_max_length", out var ml) && ml.ValueKind == JsonValueKind.Number && ml.TryGetInt64(out long mll) && mll is > 2 and <= 4096) maxLength = (int)mll;
+            }
+            catch (JsonException e) { throw new WeightsException($"{p}: not JSON ({e.Message})"); }
         }
-        return new ClipTokenizer(vocab, merges, pad, maxLength);
+        return new ClipTokenizer(vocab, merges, special["pad_token"], maxLength, special["bos_token"], special["eos_token"], special["unk_token"]);
     }
 
     /// <summary>The cleaned, lower-cased text CLIP splits.</summary>
@@ -94,11 +106,11 @@ public sealed partial class ClipTokenizer
         var ids = new List<int>();
         foreach (Match m in Pieces().Matches(Clean(text)))
         {
-            if (m.Value is StartOfText or EndOfText) { ids.Add(Id(m.Value)); continue; }
+            if (m.Value is StartOfText or EndOfText) { ids.Add(vocab.TryGetValue(m.Value, out int special) ? special : UnkId); continue; }
             var sb = new StringBuilder();
             foreach (var b in Encoding.UTF8.GetBytes(m.Value)) sb.Append(ByteSymbols[b]);
             foreach (var symbol in Bpe(sb.ToString()))
-                ids.Add(vocab.TryGetValue(symbol, out int id) ? id : EosId); // every byte symbol is in CLIP's vocabulary
+                ids.Add(vocab.TryGetValue(symbol, out int id) ? id : UnkId); // every byte symbol is in CLIP's own vocabulary; a small one may lack some
         }
         return ids;
     }

@@ -104,11 +104,16 @@ public sealed record UNetConditionConfig
         c.Require("conv_in_kernel", 3);
         c.Require("conv_out_kernel", 3);
         c.Require("downsample_padding", 1);
+        c.Require("resnet_out_scale_factor", 1);
+        c.Require("resnet_skip_time_act", false);
+        c.Require("dropout", 0);
         c.Require("mid_block_type", "UNetMidBlock2DCrossAttn");
         c.Require("mid_block_scale_factor", 1);
         c.Require("mid_block_only_cross_attention", false);
         c.RequireNull("class_embed_type", "addition_embed_type", "num_class_embeds", "time_cond_proj_dim", "encoder_hid_dim",
-            "projection_class_embeddings_input_dim", "time_embedding_dim", "timestep_post_act", "attention_type_default_override");
+            "projection_class_embeddings_input_dim", "time_embedding_dim", "timestep_post_act", "attention_type_default_override",
+            "cross_attention_norm", "time_embedding_act_fn", "reverse_transformer_layers_per_block", "encoder_hid_dim_type", "addition_time_embed_dim");
+        c.Require("class_embeddings_concat", false);
         if (c.IsSet("attention_type")) c.Require("attention_type", "default");
         var channels = c.Ints("block_out_channels", [320, 640, 1280, 1280]);
         int n = channels.Length;

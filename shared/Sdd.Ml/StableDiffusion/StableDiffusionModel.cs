@@ -134,7 +134,12 @@ public sealed class StableDiffusionModel : IDisposable
             TransformerLayers = layers,
             UseLinearProjection = linear,
         };
-        conf.Validate("the checkpoint's UNet");
+        try { conf.Validate("the checkpoint's UNet"); }
+        catch (WeightsException e)
+        {
+            throw new WeightsException($"{e.Message}: a single file stores no norm groups or head counts (SD 1.x's are assumed); " +
+                "pass a folder with unet/config.json (--config DIR, or unet/ beside the file)");
+        }
         return conf;
     }
 
