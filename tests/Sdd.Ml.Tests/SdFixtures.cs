@@ -12,58 +12,13 @@ namespace Sdd.Ml.Tests;
 /// </summary>
 public static class SdFixtures
 {
-    /// <summary>Merges for a tiny vocabulary: enough for "a photo of a cat" to take whole-word tokens.</summary>
-    public static readonly (string, string)[] TinyMerges =
-        [("c", "a"), ("ca", "t</w>"), ("p", "h"), ("ph", "o"), ("t", "o</w>"), ("pho", "to</w>"), ("o", "f</w>")];
-
-    public const int TinyVocabulary = 512 + 7 + 2;
-
-    public static string UNetJson(string heads = "[2, 4]", int cross = 32, bool linear = false, string extra = "") => $$"""
-        {"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.30.0", "act_fn": "silu",
-         "attention_head_dim": {{heads}}, "block_out_channels": [32, 64], "center_input_sample": false,
-         "cross_attention_dim": {{cross}}, "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
-         "downsample_padding": 1, "flip_sin_to_cos": true, "freq_shift": 0, "in_channels": 4, "layers_per_block": 2,
-         "mid_block_scale_factor": 1, "norm_eps": 1e-05, "norm_num_groups": 32, "out_channels": 4, "sample_size": 32,
-         "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"], "use_linear_projection": {{(linear ? "true" : "false")}}{{extra}}}
-        """;
-
-    public const string VaeJson = """
-        {"_class_name": "AutoencoderKL", "_diffusers_version": "0.30.0", "act_fn": "silu", "block_out_channels": [32, 64],
-         "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"], "in_channels": 3, "latent_channels": 4,
-         "layers_per_block": 1, "norm_num_groups": 32, "out_channels": 3, "sample_size": 32, "scaling_factor": 0.18215,
-         "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"]}
-        """;
-
-    public static string TextJson(int hidden = 32, int heads = 4) => $$"""
-        {"architectures": ["CLIPTextModel"], "bos_token_id": 0, "eos_token_id": 2, "hidden_act": "quick_gelu",
-         "hidden_size": {{hidden}}, "intermediate_size": 37, "layer_norm_eps": 1e-05, "max_position_embeddings": 77,
-         "model_type": "clip_text_model", "num_attention_heads": {{heads}}, "num_hidden_layers": 5, "pad_token_id": 1,
-         "vocab_size": {{TinyVocabulary}}}
-        """;
-
-    public const string SchedulerJson = """
-        {"_class_name": "PNDMScheduler", "_diffusers_version": "0.30.0", "beta_end": 0.012, "beta_schedule": "scaled_linear",
-         "beta_start": 0.00085, "num_train_timesteps": 1000, "set_alpha_to_one": false, "skip_prk_steps": true, "steps_offset": 1}
-        """;
-
-    public const string ModelIndexJson = """
-        {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0", "feature_extractor": [null, null],
-         "safety_checker": [null, null], "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
-         "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
-        """;
-
-    /// <summary>CLIP's vocabulary from its merges: 256 byte symbols, the same with &lt;/w&gt;, one per merge, then the two specials.</summary>
-    public static Dictionary<string, int> Vocabulary(IReadOnlyList<(string A, string B)> merges)
-    {
-        var symbols = GptByteSymbols();
-        var v = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var s in symbols) v[s] = v.Count;
-        foreach (var s in symbols) v[s + "</w>"] = v.Count;
-        for (int i = 0; i < merges.Count; i++) v[merges[i].A + merges[i].B] = 512 + i;
-        v[ClipTokenizer.StartOfText] = 512 + merges.Count;
-        v[ClipTokenizer.EndOfText] = 513 + merges.Count;
-        return v;
-    }
+    public static readonly (string, string)[] TinyMerges = TinyPipeline.Merges;
+    public static int TinyVocabulary => TinyPipeline.VocabularySize;
+    public static string UNetJson(string heads = "[2, 4]", int cross = 32, bool linear = false, string extra = "") => TinyPipeline.UNetJson(heads, cross, linear, extra);
+    public static string TextJson(int hidden = 32, int heads = 4) => TinyPipeline.TextJson(hidden, heads);
+    public const string SchedulerJson = TinyPipeline.SchedulerJson;
+    public static Dictionary<string, int> Vocabulary(IReadOnlyList<(string A, string B)> merges) => TinyPipeline.Vocabulary(merges);
+    public static void WriteTokenizer(string dir, IReadOnlyList<(string, string)> merges, string pad = ClipTokenizer.EndOfText) => TinyPipeline.WriteTokenizer(dir, merges, pad);
 
     /// <summary>GPT-2's bytes_to_unicode in vocabulary order, written out here from its definition.</summary>
     public static List<string> GptByteSymbols()
@@ -85,18 +40,6 @@ public static class SdFixtures
         return Enumerable.Range(0, 256).ToDictionary(i => symbols[i], i => (byte)order[i]);
     }
 
-    public static void WriteTokenizer(string dir, IReadOnlyList<(string, string)> merges, string pad = ClipTokenizer.EndOfText)
-    {
-        Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "vocab.json"), JsonSerializer.Serialize(Vocabulary(merges)));
-        File.WriteAllLines(Path.Combine(dir, "merges.txt"), ["#version: 0.2", .. merges.Select(m => $"{m.Item1} {m.Item2}")]);
-        File.WriteAllText(Path.Combine(dir, "special_tokens_map.json"), JsonSerializer.Serialize(new
-        {
-            bos_token = ClipTokenizer.StartOfText, eos_token = ClipTokenizer.EndOfText, pad_token = pad, unk_token = ClipTokenizer.EndOfText,
-        }));
-        File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), """{"do_lower_case": true, "model_max_length": 77, "tokenizer_class": "CLIPTokenizer"}""");
-    }
-
     /// <summary>OpenAI's published merges (lines 2 .. 48,895 of bpe_simple_vocab_16e6.txt.gz beside the checkout), or null when absent.</summary>
     public static List<(string, string)>? OpenAiMerges()
     {
@@ -115,66 +58,12 @@ public static class SdFixtures
         return null;
     }
 
-    /// <summary>A pipeline's modules, built from configs and moved off their initial values: the reference the loaded copies must equal.</summary>
-    public sealed class Parts(UNet2DCondition unet, Autoencoder vae, ClipTextModel text) : IDisposable
-    {
-        public UNet2DCondition UNet { get; } = unet;
-        public Autoencoder Vae { get; } = vae;
-        public ClipTextModel Text { get; } = text;
-
-        public void Dispose()
-        {
-            UNet.Dispose();
-            Vae.Dispose();
-            Text.Dispose();
-        }
-    }
-
-    /// <summary>Writes a diffusers folder (configs, tokenizer, weights in <paramref name="dtype"/>) and returns its modules,
-    /// rounded to that dtype so that the loaded copy must equal them bit for bit.</summary>
-    public static Parts WriteDiffusers(string dir, long seed, string? unetJson = null, string vaeJson = VaeJson, string? textJson = null,
-        string dtype = "F32", string variant = "")
-    {
-        foreach (var part in new[] { "unet", "vae", "text_encoder", "scheduler" }) Directory.CreateDirectory(Path.Combine(dir, part));
-        File.WriteAllText(Path.Combine(dir, "model_index.json"), ModelIndexJson);
-        File.WriteAllText(Path.Combine(dir, "unet", "config.json"), unetJson ?? UNetJson());
-        File.WriteAllText(Path.Combine(dir, "vae", "config.json"), vaeJson);
-        File.WriteAllText(Path.Combine(dir, "text_encoder", "config.json"), textJson ?? TextJson());
-        File.WriteAllText(Path.Combine(dir, "scheduler", "scheduler_config.json"), SchedulerJson);
-        WriteTokenizer(Path.Combine(dir, "tokenizer"), TinyMerges);
-        var parts = Build(dir, seed);
-        foreach (var m in new nn.Module[] { parts.UNet, parts.Vae.Net, parts.Text }) Round(m, dtype);
-        SafetensorsFile.Write(Path.Combine(dir, "unet", $"diffusion_pytorch_model{variant}.safetensors"), parts.UNet.state_dict(), dtype);
-        SafetensorsFile.Write(Path.Combine(dir, "vae", $"diffusion_pytorch_model{variant}.safetensors"), parts.Vae.Net.state_dict(), dtype);
-        SafetensorsFile.Write(Path.Combine(dir, "text_encoder", $"model{variant}.safetensors"), parts.Text.state_dict(), dtype);
-        return parts;
-    }
-
-    /// <summary>The modules a folder's configs describe, perturbed with the seed.</summary>
-    public static Parts Build(string dir, long seed)
-    {
-        random.manual_seed(seed);
-        var parts = new Parts(
-            new UNet2DCondition(UNetConditionConfig.Read(Path.Combine(dir, "unet", "config.json"))),
-            new Autoencoder(VaeConfig.Read(Path.Combine(dir, "vae", "config.json"))),
-            new ClipTextModel(ClipTextConfig.Read(Path.Combine(dir, "text_encoder", "config.json"))));
-        Tiny.Perturb(parts.UNet, seed, 0.05);
-        Tiny.Perturb(parts.Vae.Net, seed + 1, 0.05);
-        Tiny.Perturb(parts.Text, seed + 2, 0.05);
-        foreach (var m in new nn.Module[] { parts.UNet, parts.Vae.Net, parts.Text }) m.eval();
-        return parts;
-    }
-
-    private static void Round(nn.Module m, string dtype)
-    {
-        if (dtype == "F32") return;
-        using var _ = no_grad();
-        var type = dtype == "F16" ? ScalarType.Float16 : ScalarType.BFloat16;
-        foreach (var (_, p) in m.state_dict()) p.copy_(p.to_type(type).to_type(ScalarType.Float32));
-    }
+    /// <summary>A tiny random diffusers folder and the modules it was written from (<see cref="TinyPipeline.Write"/>).</summary>
+    public static TinyPipeline WriteDiffusers(string dir, long seed, string? unetJson = null, string vaeJson = TinyPipeline.VaeJson, string? textJson = null,
+        string dtype = "F32", string variant = "") => TinyPipeline.Write(dir, seed, unetJson, vaeJson, textJson, dtype, variant);
 
     /// <summary>The modules' weights under the original single-file keys, with LDM's own buffers beside them.</summary>
-    public static Dictionary<string, Tensor> SingleFileWeights(Parts p, bool oldTextPrefix = false)
+    public static Dictionary<string, Tensor> SingleFileWeights(TinyPipeline p, bool oldTextPrefix = false)
     {
         var all = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var uc = p.UNet.Config;
@@ -258,7 +147,7 @@ public static class SdFixtures
     }
 
     /// <summary>Everything a pipeline computes for one prompt and one set of latents, with the reference modules.</summary>
-    public static (Tensor Text, Tensor Eps, Tensor Decoded, Tensor Mean) Outputs(Parts p, long[] ids, Tensor latents, long t, Tensor image)
+    public static (Tensor Text, Tensor Eps, Tensor Decoded, Tensor Mean) Outputs(TinyPipeline p, long[] ids, Tensor latents, long t, Tensor image)
     {
         using var _ = no_grad();
         var text = p.Text.forward(tensor(ids, [1, ids.Length]));

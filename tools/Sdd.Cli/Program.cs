@@ -41,6 +41,8 @@ usage: sdd <command> [options]
                     (a Stable Diffusion 1.x/2.x diffusers folder or single .safetensors file: writes input_ids, text_embeddings,
                     eps, decoded and with --image encoded_mean as .npy; --config: for a single file, a folder with its
                     tokenizer/ and configs, default the file's folder; also `sdd lab sd probe`)
+  sd tiny           --out DIR [--seed 1]  (a tiny random SD 1.x pipeline as a diffusers folder, 64 px: the prompt path without
+                    real weights; its edits mean nothing)
 """;
 
 var flags = new HashSet<string> { "resume", "help", "no-counterfactuals", "tables-only", "auto" };
@@ -71,6 +73,7 @@ try
         ("judge", "train") => JudgeCommands.Train,
         ("judge", "eval") => JudgeCommands.Eval,
         ("sd", "probe") => SdCommands.Probe,
+        ("sd", "tiny") => SdCommands.Tiny,
         _ => throw new UsageException($"unknown command '{string.Join(' ', args.Take(sub is null ? 1 : 2))}' (run 'sdd help')"),
     };
     Sdd.Ml.Torch.TorchRuntime.ConfigureThreads(opts.Has("threads") ? opts.Int("threads", 0, 1, 256) : null);

@@ -11,6 +11,19 @@ public static class SdCommands
     /// timestep, conditioned on the prompt), decoded (the VAE decode of latents / scaling factor, unclamped) and, with
     /// --image, encoded_mean (the posterior mean × scaling factor).
     /// </summary>
+    /// <summary>Writes a tiny random SD 1.x pipeline as a diffusers folder: the prompt path end to end without real weights (its edits mean nothing).</summary>
+    public static int Tiny(Options o)
+    {
+        var outDir = o.Required("out");
+        long seed = o.Int("seed", 1, 0);
+        o.EnsureAllUsed();
+        if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any()) throw new UsageException($"--out {outDir} is not empty");
+        using var pipeline = TinyPipeline.Write(outDir, seed);
+        long parameters = new nn.Module[] { pipeline.UNet, pipeline.Vae.Net, pipeline.Text }.Sum(m => m.parameters().Sum(p => p.numel()));
+        Console.WriteLine($"{outDir}: a tiny random Stable Diffusion 1.x pipeline ({parameters:N0} parameters, {pipeline.UNet.Config.SampleSize * pipeline.Vae.Config.Downsampling} px images, seed {seed}); its edits mean nothing");
+        return 0;
+    }
+
     public static int Probe(Options o)
     {
         var teacher = o.Required("teacher");
