@@ -58,6 +58,14 @@ public sealed record IngestSettings
     public long MaxJsonBytes { get; init; } = 1 << 20;
     /// <summary>SDD_TEACHER_MAX_IMAGE_SIZE: the largest teacher image side the distill fleet trains (128 on CPU workers; raise it for GPU fleets).</summary>
     public int TeacherMaxImageSize { get; init; } = 128;
+    /// <summary>SDD_TEACHER_IMPORT_MAX_BYTES: the most bytes of Stable Diffusion weights and configs one import copies.</summary>
+    public long TeacherImportMaxBytes { get; init; } = StableDiffusionLayout.DefaultMaxBytes;
+    /// <summary>
+    /// SDD_SD_MAX_IMAGE_SIZE: the largest image side at which this deployment's distill workers run a Stable Diffusion
+    /// teacher (0: they run none). 512 by default (SD 1.x); a prompt attribute on a teacher above it is refused at submission
+    /// rather than queued for a worker that cannot take it. On CPU workers an SD 1.5 run is possible but slow (minutes a step).
+    /// </summary>
+    public int StableDiffusionMaxImageSize { get; init; } = 512;
     /// <summary>
     /// SDD_WEBHOOK_HOSTS: the hosts a webhook may call, comma-separated ("*": any). Loopback only by default, so a
     /// stranger cannot make the service call into the network it sits in.
@@ -123,6 +131,8 @@ public sealed record IngestSettings
             RatePerMinute = (int)GetLong("SDD_RATE_PER_MINUTE", d.RatePerMinute),
             MaxJsonBytes = GetLong("SDD_MAX_JSON_BYTES", d.MaxJsonBytes),
             TeacherMaxImageSize = (int)GetLong("SDD_TEACHER_MAX_IMAGE_SIZE", d.TeacherMaxImageSize),
+            TeacherImportMaxBytes = GetLong("SDD_TEACHER_IMPORT_MAX_BYTES", d.TeacherImportMaxBytes),
+            StableDiffusionMaxImageSize = (int)GetLong("SDD_SD_MAX_IMAGE_SIZE", d.StableDiffusionMaxImageSize),
             WebhookHosts = Get("SDD_WEBHOOK_HOSTS") is { } hosts
                 ? hosts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : d.WebhookHosts,
             WebhookAttempts = (int)GetLong("SDD_WEBHOOK_ATTEMPTS", d.WebhookAttempts),

@@ -9,8 +9,13 @@ using Sdd.Ingest.Sources;
 namespace Sdd.Ingest.Apis;
 
 /// <summary>Webhook: a URL told when the distillation run finishes (webhookEvents: run.completed, run.failed).</summary>
-public sealed record CreateAttributeRequest(string Name, Guid TeacherId, string TargetAttribute, Guid? DatasetId, JsonObject? Settings,
-    string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null);
+/// <summary>
+/// On a Stable Diffusion teacher an attribute is a text prompt: <see cref="Prompt"/> (the edit, "a photo of a smiling
+/// person") and optionally <see cref="SourcePrompt"/> (what the photos show, "a photo of a person"; delta guidance's
+/// reference), distilled on the plain photos of <see cref="DatasetId"/> (its labels, if any, are not read).
+/// </summary>
+public sealed record CreateAttributeRequest(string Name, Guid TeacherId, string? TargetAttribute, Guid? DatasetId, JsonObject? Settings,
+    string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null, string? Prompt = null, string? SourcePrompt = null);
 public sealed record NewVersionRequest(JsonObject? Settings, string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null);
 public sealed record SetActiveRequest(int Version);
 public sealed record AttributeAccepted(string Attribute, Guid EditorVersionId, int Version, Guid RunId);
@@ -19,7 +24,7 @@ public sealed record EditorVersionDto(Guid Id, int Version, string State, IReadO
     JsonElement? Metrics, IReadOnlyList<IndicatorPointDto> Indicator, string? GridUrl, Guid? RunId, DateTimeOffset CreatedAt);
 /// <summary><see cref="Published"/>: every key may use it; <see cref="Shared"/>: published by another owner, so read-only for the caller.</summary>
 public sealed record AttributeDto(string Name, Guid? TeacherId, string? TargetAttribute, int? ActiveVersion, bool Published, bool Shared,
-    IReadOnlyList<EditorVersionDto> Versions);
+    IReadOnlyList<EditorVersionDto> Versions, string? Prompt = null, string? SourcePrompt = null);
 
 public static partial class AttributesApi
 {
@@ -55,6 +60,17 @@ public static partial class AttributesApi
         return (attribute, null);
     }
 
+    /// <summary>A prompt: trimmed, 1 to <see cref="ImageAttribute.MaxPromptLength"/> characters, no control characters.</summary>
+    private static ProblemHttpResult? CheckPrompt(string? text, string field, bool required, out string? prompt)
+    {
+        prompt = string.IsNullOrWhiteSpace(text) ? null : text.Trim();
+        if (prompt is null)
+            return required ? Problems.Unprocessable($"A Stable Diffusion teacher edits by text: give {field} (for example \"a photo of a smiling person\").") : null;
+        if (prompt.Length > ImageAttribute.MaxPromptLength) return Problems.Unprocessable($"{field} is {prompt.Length} characters; at most {ImageAttribute.MaxPromptLength}.");
+        if (prompt.Any(char.IsControl)) return Problems.Unprocessable($"{field} holds control characters.");
+        return null;
+    }
+
     public static string StateName(EditorStatus status) => status switch
     {
         EditorStatus.Ready => "ready",
@@ -74,8 +90,31 @@ public static partial class AttributesApi
         var teacher = await db.Teachers.AsNoTracking().Visible(owner).SingleOrDefaultAsync(t => t.Id == request.TeacherId, ct);
         if (teacher is null) return Problems.NotFound($"No teacher {request.TeacherId}.");
         if (teacher.Status == TeacherStatus.Failed) return Problems.Conflict($"Teacher {teacher.Id} failed to train; distil from another teacher.");
-        if (!teacher.AttributeNames.Contains(request.TargetAttribute ?? ""))
-            return Problems.Unprocessable($"'{request.TargetAttribute}' is not an attribute of teacher '{teacher.Name}' (it has: {string.Join(", ", teacher.AttributeNames)}).");
+        var target = request.TargetAttribute;
+        string? prompt = null, sourcePrompt = null;
+        if (teacher.Kind == TeacherConfig.KindStableDiffusion)
+        {
+            if (teacher.Status != TeacherStatus.Ready)
+                return Problems.Conflict($"Teacher '{teacher.Name}' is still being imported (its run checks every weight); create the attribute once it is ready.");
+            if (CheckPrompt(request.Prompt, "prompt", required: true, out prompt) is { } badPrompt) return badPrompt;
+            if (CheckPrompt(request.SourcePrompt, "sourcePrompt", required: false, out sourcePrompt) is { } badSource) return badSource;
+            if (request.DatasetId is null)
+                return Problems.Unprocessable("A prompt attribute is distilled on your photos: give datasetId (a data set of plain photos; its labels, if any, are not read).");
+            // Refused now rather than queued for a worker that cannot take it.
+            if (teacher.Resolution > settings.StableDiffusionMaxImageSize)
+                return Problems.Unprocessable(settings.StableDiffusionMaxImageSize == 0
+                    ? $"No distill worker of this deployment runs Stable Diffusion teachers (SDD_SD_MAX_IMAGE_SIZE = 0); '{teacher.Name}' cannot be distilled here."
+                    : $"'{teacher.Name}' works at {teacher.Resolution} px; this deployment's distill workers run Stable Diffusion teachers up to {settings.StableDiffusionMaxImageSize} px (SDD_SD_MAX_IMAGE_SIZE).");
+            target = string.IsNullOrWhiteSpace(target) ? name : target.Trim();
+            if (!NamePattern().IsMatch(target)) return Problems.BadRequest("targetAttribute is 1 to 100 letters, digits, '-' or '_'.");
+        }
+        else
+        {
+            if (request.Prompt is not null || request.SourcePrompt is not null)
+                return Problems.Unprocessable($"prompt and sourcePrompt go with a Stable Diffusion teacher; '{teacher.Name}' is a {teacher.Kind} teacher of the attributes {string.Join(", ", teacher.AttributeNames)}.");
+            if (!teacher.AttributeNames.Contains(target ?? ""))
+                return Problems.Unprocessable($"'{target}' is not an attribute of teacher '{teacher.Name}' (it has: {string.Join(", ", teacher.AttributeNames)}).");
+        }
         if (request.DatasetId is { } datasetId)
         {
             var dataset = await db.Datasets.AsNoTracking().SingleOrDefaultAsync(d => d.Id == datasetId && d.Owner == owner, ct);
@@ -87,8 +126,8 @@ public static partial class AttributesApi
         var now = DateTimeOffset.UtcNow;
         var attribute = new ImageAttribute
         {
-            Id = Guid.NewGuid(), Name = name, Owner = owner, TeacherId = teacher.Id, TargetAttribute = request.TargetAttribute,
-            DatasetId = request.DatasetId, CreatedAt = now,
+            Id = Guid.NewGuid(), Name = name, Owner = owner, TeacherId = teacher.Id, TargetAttribute = target,
+            DatasetId = request.DatasetId, CreatedAt = now, Prompt = prompt, SourcePrompt = sourcePrompt,
         };
         var (version, run) = NewEditorVersion(attribute, 1, settingsJson, steps, owner, now);
         (run.WebhookUrl, run.WebhookEvents) = (request.Webhook, events);
@@ -236,7 +275,7 @@ public static partial class AttributesApi
                 await GridUrl(store, v, ct), runs.LastOrDefault(r => r.EditorVersionId == v.Id)?.Id, v.CreatedAt));
         }
         return new AttributeDto(a.Name, a.TeacherId, a.TargetAttribute, versions.FirstOrDefault(v => v.IsActive)?.Version, a.IsPublished,
-            a.Owner != caller, dtos);
+            a.Owner != caller, dtos, a.Prompt, a.SourcePrompt);
     }
 
     /// <summary>A presigned URL of the version's before/after grid (<c>&lt;WeightsKey&gt;/grid.png</c>), when the worker stored one.</summary>

@@ -15,6 +15,12 @@ public class ImageAttribute
     public string? TargetAttribute { get; set; }
     /// <summary>Source images for distillation; null = the teacher's portrait domain, rendered by the worker.</summary>
     public Guid? DatasetId { get; set; }
+    /// <summary>A text-prompt attribute (a Stable Diffusion teacher): the text an editor adds ("a photo of a smiling person").</summary>
+    public string? Prompt { get; set; }
+    /// <summary>The longest prompt stored (CLIP reads 75 tokens; the rest is cut off).</summary>
+    public const int MaxPromptLength = 1000;
+    /// <summary>The text the source photos stand for ("a photo of a person"): delta guidance's reference; null, the empty prompt.</summary>
+    public string? SourcePrompt { get; set; }
     /// <summary>Published by an admin: every key may submit jobs with it (read-only: no versions, no pinning).</summary>
     public bool IsPublished { get; set; }
 }

@@ -14,6 +14,8 @@ public sealed class ImageAttributeConfiguration : IEntityTypeConfiguration<Image
         b.HasIndex(a => a.Name).HasFilter("\"IsPublished\"").IsUnique(); // and among published attributes
         b.Property(a => a.Owner).HasMaxLength(200);
         b.Property(a => a.TargetAttribute).HasMaxLength(100);
+        b.Property(a => a.Prompt).HasMaxLength(ImageAttribute.MaxPromptLength);
+        b.Property(a => a.SourcePrompt).HasMaxLength(ImageAttribute.MaxPromptLength);
         b.HasOne<Teacher>().WithMany().HasForeignKey(a => a.TeacherId).OnDelete(DeleteBehavior.Restrict);
         b.HasOne<Dataset>().WithMany().HasForeignKey(a => a.DatasetId).OnDelete(DeleteBehavior.Restrict);
     }

@@ -304,6 +304,14 @@ namespace Sdd.Data.Migrations
                         .HasMaxLength(200)
                         .HasColumnType("character varying(200)");
 
+                    b.Property<string>("Prompt")
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)");
+
+                    b.Property<string>("SourcePrompt")
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)");
+
                     b.Property<string>("TargetAttribute")
                         .HasMaxLength(100)
                         .HasColumnType("character varying(100)");

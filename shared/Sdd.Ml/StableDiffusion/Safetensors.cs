@@ -46,9 +46,7 @@ public sealed class SafetensorsFile
     /// <summary>Refuses pickle-based checkpoints by extension or by content: they can run code when loaded.</summary>
     public static void RefusePickle(string path)
     {
-        var ext = System.IO.Path.GetExtension(path).ToLowerInvariant();
-        if (ext is ".ckpt" or ".bin" or ".pt" or ".pth" or ".pkl" or ".pickle")
-            throw new WeightsException(PickleMessage(path));
+        if (StableDiffusionLayout.IsPickle(path)) throw new WeightsException(PickleMessage(path));
         if (!File.Exists(path)) return;
         Span<byte> head = stackalloc byte[4];
         using var f = File.OpenRead(path);
@@ -58,10 +56,7 @@ public sealed class SafetensorsFile
             throw new WeightsException(PickleMessage(path));
     }
 
-    private static string PickleMessage(string path) =>
-        $"{path}: a pickle checkpoint (.ckpt, .bin, .pt): loading one can run arbitrary code, so SDD never reads them. " +
-        "Convert it to safetensors first (diffusers: pipe.save_pretrained(dir, safe_serialization=True); one file: " +
-        "safetensors.torch.save_file(torch.load(path, weights_only=True)[\"state_dict\"], \"model.safetensors\")) and pass the .safetensors.";
+    private static string PickleMessage(string path) => StableDiffusionLayout.PickleMessage(path);
 
     public static SafetensorsFile Open(string path)
     {
