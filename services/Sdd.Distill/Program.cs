@@ -28,6 +28,7 @@ builder.Services.AddSingleton<ModelCache>();
 builder.Services.AddSingleton<EditorRegistry>();
 builder.Services.AddSingleton<EditorDistiller>();
 builder.Services.AddSingleton<TeacherRuns>();
+builder.Services.AddSingleton<TeacherImports>();
 builder.Services.AddHostedService<RunSweeper>();
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(Math.Max(30, options.ChunkSeconds + 30)));
 

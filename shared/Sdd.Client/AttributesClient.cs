@@ -17,14 +17,17 @@ public sealed record EditorVersion(Guid Id, int Version, EditorState State, IRea
 
 /// <summary>An attribute of the editor registry. <see cref="Shared"/>: another owner's published attribute (read-only to the caller).</summary>
 public sealed record ImageAttribute(string Name, Guid? TeacherId, string? TargetAttribute, int? ActiveVersion, bool Published, bool Shared,
-    IReadOnlyList<EditorVersion> Versions)
+    IReadOnlyList<EditorVersion> Versions, string? Prompt = null, string? SourcePrompt = null)
 {
     [JsonIgnore] public EditorVersion? Active => Versions.FirstOrDefault(v => v.Version == ActiveVersion);
 }
 
-/// <summary>A new attribute; <see cref="DatasetId"/> null = the teacher's own domain, rendered by the worker.</summary>
-public sealed record CreateAttribute(string Name, Guid TeacherId, string TargetAttribute, Guid? DatasetId = null, DistillSettings? Settings = null,
-    string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null);
+/// <summary>
+/// A new attribute; <see cref="DatasetId"/> null = the teacher's own domain, rendered by the worker. On a Stable Diffusion
+/// teacher: <see cref="Prompt"/> (and <see cref="SourcePrompt"/>) instead of a teacher attribute, and a data set of photos.
+/// </summary>
+public sealed record CreateAttribute(string Name, Guid TeacherId, string? TargetAttribute, Guid? DatasetId = null, DistillSettings? Settings = null,
+    string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null, string? Prompt = null, string? SourcePrompt = null);
 
 public sealed record NewEditorVersion(DistillSettings? Settings = null, string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null);
 

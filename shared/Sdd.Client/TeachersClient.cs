@@ -11,6 +11,12 @@ public sealed record TrainTeacher(Guid DatasetId, int? Steps = null, int? ImageS
 
 public sealed record TeacherAccepted(Guid TeacherId, Guid RunId);
 
+/// <summary>Where an import reads Stable Diffusion weights: one of the caller's uploads (and a folder in it), or a bucket prefix granted to it.</summary>
+public sealed record TeacherSource(Guid? Upload = null, string? Bucket = null, string? Prefix = null);
+
+/// <summary>Register Stable Diffusion 1.x/2.x weights as a teacher of text-prompt attributes.</summary>
+public sealed record ImportTeacher(string Name, TeacherSource Source, string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null);
+
 /// <summary><c>/v1/teachers</c>: the diffusion models editors are distilled from.</summary>
 public sealed class TeachersClient
 {
@@ -19,6 +25,36 @@ public sealed class TeachersClient
 
     public Task<TeacherAccepted> TrainAsync(TrainTeacher request, CancellationToken ct = default) =>
         _api.SendJsonAsync<TrainTeacher, TeacherAccepted>(HttpMethod.Post, "/v1/teachers", request, ct);
+
+    /// <summary>Starts an import; the teacher is ready once the distill worker has loaded every weight (its run: <see cref="TeacherAccepted.RunId"/>).</summary>
+    public Task<TeacherAccepted> ImportAsync(ImportTeacher request, CancellationToken ct = default) =>
+        _api.SendJsonAsync<ImportTeacher, TeacherAccepted>(HttpMethod.Post, "/v1/teachers/import", request, ct);
+
+    /// <summary>
+    /// Uploads a local diffusers folder or one .safetensors file (with the tokenizer/ beside it) through presigned PUTs,
+    /// skipping pickle weights (never read) and the parts SDD does not use, then starts the import.
+    /// </summary>
+    public async Task<TeacherAccepted> ImportLocalAsync(string name, string path, UploadsClient uploads, IProgress<UploadProgress>? progress = null, CancellationToken ct = default)
+    {
+        IReadOnlyList<UploadFile> files;
+        if (Directory.Exists(path)) files = UploadFile.FromDirectory(path, f => Keep(Path.GetRelativePath(path, f).Replace('\\', '/')));
+        else if (File.Exists(path))
+        {
+            var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            var beside = Directory.Exists(Path.Combine(dir, "tokenizer"))
+                ? UploadFile.FromDirectory(dir, f => Path.GetRelativePath(dir, f).Replace('\\', '/') is var r && r.Contains('/') && Keep(r)) : [];
+            files = [UploadFile.FromPath(path), .. beside];
+        }
+        else throw new FileNotFoundException($"{path}: no such folder or file", path);
+        var upload = await uploads.UploadAsync(files, progress, ct);
+        return await ImportAsync(new ImportTeacher(name, new TeacherSource(Upload: upload.Id)), ct);
+    }
+
+    private static readonly string[] Unused = ["safety_checker/", "feature_extractor/"];
+
+    private static bool Keep(string relative) =>
+        !Unused.Any(u => relative.StartsWith(u, StringComparison.Ordinal))
+        && Path.GetExtension(relative).ToLowerInvariant() is not (".ckpt" or ".bin" or ".pt" or ".pth" or ".pkl" or ".pickle" or ".md" or ".png" or ".jpg");
 
     public Task<Teacher> GetAsync(Guid id, CancellationToken ct = default) => _api.GetAsync<Teacher>($"/v1/teachers/{id}", ct);
 

@@ -9,7 +9,8 @@ public sealed class RunFailure(string message, Exception? inner = null) : Except
     public static bool IsPermanent(Exception e) => e switch
     {
         RunFailure or DatasetException or ImageDecodeException or FileNotFoundException or InvalidDataException
-            or NotSupportedException or ArgumentException or FormatException or System.Text.Json.JsonException => true,
+            or NotSupportedException or ArgumentException or FormatException or System.Text.Json.JsonException
+            or Sdd.Ml.StableDiffusion.WeightsException => true,
         InvalidOperationException when e.Message.Contains("diverged", StringComparison.Ordinal) => true,
         AggregateException a when a.InnerExceptions.Count > 0 => a.InnerExceptions.All(IsPermanent),
         _ => false,

@@ -33,7 +33,8 @@ public sealed class EditorDistiller(
         // The attribute's name is its key in the registry; the teacher attribute it turns on may be named differently.
         var target = attribute.TargetAttribute is { Length: > 0 } t ? t : attribute.Name;
         var owner = attribute.Owner ?? throw new RunFailure($"Attribute '{attribute.Name}' has no owner.");
-        return new DistillRequest(version.Id, target, version.Version, version.Teacher!, attribute.DatasetId, settings, KeyLayout.Editor(owner, attribute.Name, version.Version));
+        return new DistillRequest(version.Id, target, version.Version, version.Teacher!, attribute.DatasetId, settings, KeyLayout.Editor(owner, attribute.Name, version.Version),
+            attribute.Prompt, attribute.SourcePrompt);
     }
 
     public async Task<(ChunkResult Result, DistilledEditor? Editor)> RunChunkAsync(Guid runId, DistillRequest r, int chunk, ChunkProgress? from, RunLease lease, CancellationToken stopping)
@@ -41,7 +42,7 @@ public sealed class EditorDistiller(
         var dir = Path.Combine(options.WorkDir, "runs", runId.ToString("N"));
         if (from is not null) await checkpoints.DownloadAsync(r.Prefix, from, dir, stopping);
         else if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-        var teacher = await models.TeacherAsync(r.Teacher, stopping);
+        var teacher = await models.TeacherAsync(r.Teacher, stopping, r.Attribute, r.Prompt, r.SourcePrompt);
         teacher.AttributeIndex(r.Attribute); // an attribute the teacher does not know fails the run here
         var data = await TrainingDataAsync(runId, r, teacher, stopping);
         var judgeDir = ModelCache.JudgeDir(await models.TeacherDirAsync(r.Teacher, stopping));
@@ -125,6 +126,8 @@ public sealed class EditorDistiller(
         if (r.DatasetId is { } id)
         {
             dataset = await datasets.LoadAsync(id, ct);
+            // A prompt attribute reads plain photos: every image lacks the attribute, whatever labels.csv says.
+            if (r.Prompted) dataset = dataset with { Set = dataset.Set.AsPlain(r.Attribute), Synthetic = false };
             dataset.Set.AttributeIndex(r.Attribute);
             data = RunImages.Training(dataset, teacher.Size, teacher.Attributes);
         }

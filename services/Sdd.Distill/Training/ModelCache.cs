@@ -1,5 +1,6 @@
 using Sdd.Data.Entities;
 using Sdd.Ml.Diffusion;
+using Sdd.Ml.StableDiffusion;
 using Sdd.Ml.Torch;
 using TeacherRow = Sdd.Data.Entities.Teacher;
 using TeacherModel = Sdd.Ml.Diffusion.Teacher;
@@ -13,7 +14,7 @@ namespace Sdd.Distill.Training;
 public sealed class ModelCache(ObjectStore store, DistillOptions options) : IDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private (Guid Id, TeacherModel Model)? _loaded;
+    private (Guid Id, string? Prompt, string? SourcePrompt, TeacherModel Model)? _loaded;
 
     /// <summary>The models-bucket prefix of a teacher: the folder of its WeightsKey, else its folder in the key layout.</summary>
     public static string Prefix(TeacherRow teacher)
@@ -32,6 +33,24 @@ public sealed class ModelCache(ObjectStore store, DistillOptions options) : IDis
         var dir = Path.Combine(options.WorkDir, "teachers", teacher.Id.ToString("N"));
         if (File.Exists(Path.Combine(dir, "ready"))) return dir;
         var prefix = Prefix(teacher);
+        if (teacher.Kind == TeacherConfig.KindStableDiffusion)
+        {
+            // An imported pipeline: every file the import copied, as it lay (a diffusers folder, or one .safetensors with tokenizer/).
+            var found = false;
+            await foreach (var o in store.ListAsync(store.ModelsBucket, prefix, ct))
+            {
+                var relative = o.Key[prefix.Length..];
+                if (relative.StartsWith(KeyLayout.CheckpointsFolder, StringComparison.Ordinal)) continue;
+                var path = Path.GetFullPath(Path.Combine(dir, relative));
+                if (!path.StartsWith(Path.GetFullPath(dir) + Path.DirectorySeparatorChar, StringComparison.Ordinal)) continue;
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                await DownloadAsync(o.Key, path, ct);
+                found = true;
+            }
+            if (!found) throw new Runs.RunFailure($"Teacher '{teacher.Name}' has no files at s3://{store.ModelsBucket}/{prefix}; import it again.");
+            if (teacher.Status == TeacherStatus.Ready) await File.WriteAllTextAsync(Path.Combine(dir, "ready"), "", ct);
+            return dir;
+        }
         Directory.CreateDirectory(Path.Combine(dir, "judge"));
         foreach (var file in new[] { TeacherModel.ConfigFile, TeacherModel.WeightsFile })
         {
@@ -59,21 +78,36 @@ public sealed class ModelCache(ObjectStore store, DistillOptions options) : IDis
         File.Exists(Path.Combine(teacherDir, "judge", TeacherModel.WeightsFile)) ? Path.Combine(teacherDir, "judge") : null;
 
     /// <summary>The loaded teacher; valid until the next call (one run at a time per worker).</summary>
-    public async Task<TeacherModel> TeacherAsync(TeacherRow teacher, CancellationToken ct)
+    /// <summary>
+    /// The loaded teacher; valid until the next call (one run at a time per worker). A Stable Diffusion teacher is loaded
+    /// for one prompt attribute: <paramref name="attribute"/>, <paramref name="prompt"/> and <paramref name="sourcePrompt"/>.
+    /// </summary>
+    public async Task<TeacherModel> TeacherAsync(TeacherRow teacher, CancellationToken ct, string? attribute = null, string? prompt = null, string? sourcePrompt = null)
     {
         await _gate.WaitAsync(ct);
         try
         {
-            if (_loaded is { } l && l.Id == teacher.Id) return l.Model;
+            if (_loaded is { } l && l.Id == teacher.Id && l.Prompt == prompt && l.SourcePrompt == sourcePrompt) return l.Model;
             var dir = await TeacherDirAsync(teacher, ct);
             _loaded?.Model.Dispose();
             _loaded = null;
-            var model = TeacherModel.Load(dir, TorchRuntime.Device);
-            _loaded = (teacher.Id, model);
+            TeacherModel model;
+            if (teacher.Kind == TeacherConfig.KindStableDiffusion)
+            {
+                if (string.IsNullOrWhiteSpace(prompt) || attribute is null) throw new Runs.RunFailure($"Teacher '{teacher.Name}' is a Stable Diffusion teacher: its attribute needs a prompt.");
+                model = StableDiffusionModel.LoadTeacher(PipelinePath(dir), attribute, prompt, sourcePrompt, configDir: dir, device: TorchRuntime.Device);
+            }
+            else model = TeacherModel.Load(dir, TorchRuntime.Device);
+            _loaded = (teacher.Id, prompt, sourcePrompt, model);
             return model;
         }
         finally { _gate.Release(); }
     }
+
+    /// <summary>An imported pipeline's folder (diffusers), or its one top-level .safetensors (an original single file).</summary>
+    private static string PipelinePath(string dir) =>
+        File.Exists(Path.Combine(dir, "model_index.json")) ? dir
+        : Directory.EnumerateFiles(dir, "*.safetensors").SingleOrDefault() ?? throw new Runs.RunFailure($"{dir}: neither model_index.json nor one .safetensors file.");
 
     private async Task DownloadAsync(string key, string path, CancellationToken ct)
     {

@@ -65,6 +65,9 @@ public sealed class LabeledImageSet
         return Plain(attribute, names!, name => File.ReadAllBytes(Path.Combine(imagesDir, name)));
     }
 
+    /// <summary>The same images as a plain photo set for <paramref name="attribute"/>: every one lacking it, the labels not read.</summary>
+    public LabeledImageSet AsPlain(string attribute) => Plain(attribute, Rows.Select(r => r.Name).ToList(), _readImage);
+
     /// <summary>Named images from any source, all lacking <paramref name="attribute"/> (a prompt attribute's photos).</summary>
     public static LabeledImageSet Plain(string attribute, IReadOnlyList<string> names, Func<string, byte[]> readImage) =>
         new([attribute], names.Select(n => new LabeledImage(n, [-1])).ToArray(), readImage);
