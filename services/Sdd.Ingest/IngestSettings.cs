@@ -132,7 +132,7 @@ public sealed record IngestSettings
             MaxJsonBytes = GetLong("SDD_MAX_JSON_BYTES", d.MaxJsonBytes),
             TeacherMaxImageSize = (int)GetLong("SDD_TEACHER_MAX_IMAGE_SIZE", d.TeacherMaxImageSize),
             TeacherImportMaxBytes = GetLong("SDD_TEACHER_IMPORT_MAX_BYTES", d.TeacherImportMaxBytes),
-            StableDiffusionMaxImageSize = (int)GetLong("SDD_SD_MAX_IMAGE_SIZE", d.StableDiffusionMaxImageSize),
+            StableDiffusionMaxImageSize = Get("SDD_SD_MAX_IMAGE_SIZE") is "0" ? 0 : (int)GetLong("SDD_SD_MAX_IMAGE_SIZE", d.StableDiffusionMaxImageSize),
             WebhookHosts = Get("SDD_WEBHOOK_HOSTS") is { } hosts
                 ? hosts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : d.WebhookHosts,
             WebhookAttempts = (int)GetLong("SDD_WEBHOOK_ATTEMPTS", d.WebhookAttempts),
