@@ -11,17 +11,20 @@ internal static class AttributeCommands
 
         var name = new Argument<string>("NAME") { Description = "The attribute's name (letters, digits, '-', '_')" };
         var teacher = new Option<string>("--teacher") { Description = "The teacher to distil from, by id or name (e.g. builtin)", Required = true, HelpName = "ID" };
-        var target = new Option<string>("--target") { Description = "The teacher's attribute to edit towards (e.g. smiling)", Required = true, HelpName = "ATTR" };
+        var target = new Option<string>("--target") { Description = "The teacher's attribute to edit towards (e.g. smiling); not for a Stable Diffusion teacher", HelpName = "ATTR" };
+        var prompt = new Option<string>("--prompt") { Description = "A Stable Diffusion teacher's edit, as text (e.g. \"a photo of a smiling person\")", HelpName = "TEXT" };
+        var sourcePrompt = new Option<string>("--source-prompt") { Description = "What your photos show (e.g. \"a photo of a person\"): the reference of delta guidance", HelpName = "TEXT" };
         var dataset = new Option<string>("--dataset") { Description = "Your dataset to distil on (default: the teacher's own domain, rendered)", HelpName = "NAME|ID" };
         var steps = new Option<int?>("--steps") { Description = "Distillation steps (default 300)", HelpName = "N" };
         var timesteps = new Option<string>("--timesteps") { Description = "hqs (default), random, fixed:T or list:T1,T2", HelpName = "RULE" };
         var scale = new Option<double?>("--scale") { Description = "Guidance scale (default: automatic, calibrated to 95 % editability on the validation split)", HelpName = "S" };
         var wait = new Option<bool>("--wait") { Description = "Follow the distillation run to its end" };
-        var create = new Command("create", "Create an attribute and distil its first editor version") { name, teacher, target, dataset, steps, timesteps, scale, wait };
+        var create = new Command("create", "Create an attribute and distil its first editor version") { name, teacher, target, prompt, sourcePrompt, dataset, steps, timesteps, scale, wait };
         examples[create] =
         [
             "sdd attributes create smiling --teacher builtin --target smiling --wait",
             "sdd attributes create glasses --teacher 7d1e… --target eyeglasses --dataset portraits --steps 600 --scale 5",
+            "sdd attributes create smile-sd --teacher sd15 --prompt \"a photo of a smiling person\" --source-prompt \"a photo of a person\" --dataset my-photos",
         ];
         create.Handle(tool, async (inv, ct) =>
         {
@@ -29,7 +32,10 @@ internal static class AttributeCommands
             Guid? datasetId = inv.Value(dataset) is { } d ? (await Lookup.DatasetAsync(inv.Client, d, ct)).Id : null;
             var settings = inv.Value(steps) is null && inv.Value(timesteps) is null && inv.Value(scale) is null ? null
                 : new DistillSettings(Steps: inv.Value(steps), Timesteps: inv.Value(timesteps), Scale: inv.Value(scale));
-            var accepted = await inv.Client.Attributes.CreateAsync(new CreateAttribute(inv.Value(name)!, t.Id, inv.Value(target)!, datasetId, settings), ct);
+            if (inv.Value(prompt) is null && inv.Value(target) is null)
+                throw new ToolException(t.Kind == "stable-diffusion" ? $"'{t.Name}' edits by text: give --prompt \"a photo of …\"" : $"give --target, one of {string.Join(", ", t.Attributes)}", ExitCodes.Usage);
+            var accepted = await inv.Client.Attributes.CreateAsync(new CreateAttribute(inv.Value(name)!, t.Id, inv.Value(target), datasetId, settings,
+                Prompt: inv.Value(prompt), SourcePrompt: inv.Value(sourcePrompt)), ct);
             if (!inv.Json) inv.Out.MarkupLine($"Attribute [bold]{Display.Esc(accepted.Attribute)}[/] v{accepted.Version}: distilling in run {accepted.RunId}");
             if (inv.Value(wait)) return await RunCommands.WatchAsync(inv, accepted.RunId, ct);
             if (inv.Json) inv.WriteJson(accepted);
@@ -87,6 +93,8 @@ internal static class AttributeCommands
     {
         inv.Out.MarkupLine($"[bold]{Display.Esc(a.Name)}[/]: edits towards '{Display.Esc(a.TargetAttribute ?? "?")}', teacher {a.TeacherId}" +
                            $"{(a.ActiveVersion is { } av ? $", active v{av}" : ", no active version")}{(a.Shared ? " (shared with you, read-only)" : a.Published ? " (published)" : "")}");
+        if (a.Prompt is not null)
+            inv.Out.MarkupLine($"prompt '{Display.Esc(a.Prompt)}'{(a.SourcePrompt is null ? "" : $", source prompt '{Display.Esc(a.SourcePrompt)}'")}");
         var table = Display.Table(["version", "state", "timesteps", .. MetricNames, "created"]);
         foreach (var v in a.Versions)
         {
