@@ -9,6 +9,7 @@ using Sdd.Ml.Indicator;
 using Sdd.Ml.Judging;
 using Sdd.Ml.Portraits;
 using Sdd.Ml.Procedures;
+using Sdd.Ml.StableDiffusion;
 using Sdd.Ml.Torch;
 
 namespace Sdd.Cli;
@@ -155,8 +156,12 @@ public static class BenchCommands
         double guidance = o.Double("guidance", 3.0, 0, 1000);
         var sizes = (o.String("sizes") ?? "32,256,1024,2048").Split(',').Select(x => int.Parse(x, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         var json = o.String("json");
+        var prompt = o.String("prompt");
         o.EnsureAllUsed();
-        using var teacher = Teacher.Load(teacherDir, TorchRuntime.Device);
+        // A Stable Diffusion pipeline is timed as the teacher of one prompt (SDEdit under it is the baseline).
+        using var teacher = StableDiffusionModel.IsPipeline(teacherDir)
+            ? StableDiffusionModel.LoadTeacher(teacherDir, "prompt", prompt ?? throw new UsageException($"{teacherDir} is a Stable Diffusion pipeline: give --prompt TEXT"), device: TorchRuntime.Device)
+            : Teacher.Load(teacherDir, TorchRuntime.Device);
         using var editor = editorDir is not null ? Editor.Load(editorDir, TorchRuntime.Device)
                                                  : new Editor(new EditorConfig { Attribute = teacher.Attributes[0], ImageSize = teacher.Size }, TorchRuntime.Device);
         // SDEdit at its quality-matched setting: the row of the quality benchmark with editability >= 90 % and the best

@@ -32,6 +32,7 @@ usage: sdd <command> [options]
                     --split confirmation: a second test set, read once; --gates: each masked editor once per mask gate, own: its config's;
                     --grid: 8 portraits of the first size, a row per editor between the sources and the counterfactuals)
   bench speed       [--teacher DIR --editor DIR --sizes 32,256,1024,2048 --quality FILE | --t0 N --json FILE --repeats 5]
+                    (a Stable Diffusion --teacher with --prompt TEXT: SDEdit under that prompt is the baseline)
   bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --worker-threads T --json FILE]  (needs ./sdd up)
   vae train         --dataset DIR --out DIR [--size 128 --channels 32,64,64 --steps 3000 --batch 16 --crop 0 (whole) --kl 1e-6 --resume]
   vae eval          --vae DIR --dataset DIR [--images 200 --json FILE]
