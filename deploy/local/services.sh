@@ -38,7 +38,7 @@ build() {
   done
   for s in "${stale[@]}"; do
     log "building $s (Release)"
-    local out; out=$(dotnet build "$SDD_ROOT/services/$s/$s.csproj" -c Release -v q --nologo -clp:ErrorsOnly 2>&1) || { echo "$out" >&2; die "build of $s failed"; }
+    local out; out=$(dotnet build "$SDD_ROOT/services/$s/$s.csproj" -c Release -p:SddTorchBackend="${SDD_TORCH_BACKEND:-cpu}" -v q --nologo -clp:ErrorsOnly 2>&1) || { echo "$out" >&2; die "build of $s failed"; }
   done
 }
 

@@ -452,6 +452,13 @@ public sealed class StableDiffusionLoadingTests
             Assert.True(Tiny.BitEqual(expected.Decoded, Npy.ReadFloat32(Path.Combine(outDir, "decoded.npy"))));
             Assert.True(Tiny.BitEqual(expected.Mean, Npy.ReadFloat32(Path.Combine(outDir, "encoded_mean.npy"))));
         }
+        // Random latents from the probe's own generator, written beside the outputs.
+        Assert.Equal(0, Probe("--teacher", dir["sd"], "--prompt", Prompt, "--latents", "random:1,8,8", "--timestep", "10", "--out", dir["random-out"]).Code);
+        var drawn = Npy.ReadFloat32(dir["random-out/latents.npy"]);
+        Assert.Equal([1, 4, 8, 8], drawn.shape);
+        Assert.True(Tiny.BitEqual(SdFixtures.Outputs(parts, ids, drawn, 10, image).Eps, Npy.ReadFloat32(dir["random-out/eps.npy"])));
+        Assert.Contains("random:B,h,w", Assert.Throws<UsageException>(() => Probe(
+            "--teacher", dir["sd"], "--prompt", Prompt, "--latents", "random:1,8", "--timestep", "1", "--out", dir["x"])).Message);
         Assert.Contains("between 0 and 999", Assert.Throws<UsageException>(() => Probe(
             "--teacher", dir["sd"], "--prompt", Prompt, "--latents", dir["latents.npy"], "--timestep", "1000", "--out", dir["x"])).Message);
         Npy.WriteFloat32(dir["bad.npy"], zeros(1, 3, 8, 8));

@@ -121,6 +121,9 @@ public sealed class StableDiffusionTeacherTests
         Assert.Equal(3, config.Step);
         Assert.Equal([300, 500, 700], config.SelectedTimesteps);
         Assert.True(File.Exists(dir["editor/grid.png"]));
+        // The shipped judges know SDD's portraits, not a prompt: none judges an SD editor unless given by hand.
+        Assert.False(config.Metrics.ContainsKey("judgeAccuracy"));
+        Assert.False(config.Metrics.ContainsKey("editability"));
         // The editor learned something from the teacher (it starts as the identity).
         using (var editor = Editor.Load(dir["editor"]))
         using (no_grad())

@@ -126,7 +126,7 @@ public static class MethodCommands
     public static int Distill(Options o)
     {
         var teacherDir = o.String("teacher") ?? ModelHome.Teacher;
-        var judgeDir = o.String("judge") ?? ModelHome.JudgeFor(teacherDir);
+        var judgeArg = o.String("judge");
         var attribute = o.Required("attribute");
         var datasetDir = o.Required("dataset");
         var outDir = o.Required("out");
@@ -142,6 +142,8 @@ public static class MethodCommands
         bool sd = StableDiffusionModel.IsPipeline(teacherDir);
         if (sd && string.IsNullOrWhiteSpace(prompt)) throw new UsageException($"{teacherDir} is a Stable Diffusion pipeline: give the attribute's text with --prompt \"a photo of a smiling person\"");
         if (!sd && (prompt ?? sourcePrompt ?? sdConfig) is not null) throw new UsageException($"--prompt, --source-prompt and --config go with a Stable Diffusion teacher; {teacherDir} is an attribute teacher");
+        // The shipped judges know SDD's portraits, not a prompt on photos: an SD run is judged only by a judge given by hand.
+        var judgeDir = judgeArg ?? (sd ? null : ModelHome.JudgeFor(teacherDir));
 
         using var teacher = sd ? StableDiffusionModel.LoadTeacher(teacherDir, attribute, prompt!, sourcePrompt, sdConfig, TorchRuntime.Device) : Teacher.Load(teacherDir, TorchRuntime.Device);
         // A prompt attribute needs plain photos only: a labels.csv beside them is ignored.
@@ -151,7 +153,7 @@ public static class MethodCommands
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
         using var data = RunImages.Training(dataset, teacher.Size, teacher.Attributes, limit);
         using var run = EditorDistillation.Open(outDir, teacher, attribute, data, s, sizes, resume, teacherName: Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(teacherDir))));
-        using var judge = File.Exists(Path.Combine(judgeDir, ModelFolder.WeightsFile)) ? Judge.Load(judgeDir, TorchRuntime.Device) : null;
+        using var judge = judgeDir is not null && File.Exists(Path.Combine(judgeDir, ModelFolder.WeightsFile)) ? Judge.Load(judgeDir, TorchRuntime.Device) : null;
         var bars = new Dictionary<string, ProgressBar>();
         void Progress(string phase, TrainingProgress p)
         {

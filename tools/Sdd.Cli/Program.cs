@@ -38,15 +38,15 @@ usage: sdd <command> [options]
   vae eval          --vae DIR --dataset DIR [--images 200 --json FILE]
   judge train       --dataset DIR --out DIR [--steps N --size S --batch B --lr X --seed K --augment yes|no (default: yes from 64 px) --colour yes|no (hue and saturation among the distortions; default yes)]
   judge eval        [--judge DIR] --dataset DIR [--vae DIR (also through an encode/decode round trip)]
-  sd probe          --teacher DIR|FILE --prompt TEXT --latents L.npy --timestep T --out DIR [--image I.npy --config DIR]
+  sd probe          --teacher DIR|FILE --prompt TEXT --latents L.npy|random:B,h,w --timestep T --out DIR [--image I.npy --config DIR]
                     (a Stable Diffusion 1.x/2.x diffusers folder or single .safetensors file: writes input_ids, text_embeddings,
                     eps, decoded and with --image encoded_mean as .npy; --config: for a single file, a folder with its
                     tokenizer/ and configs, default the file's folder; also `sdd lab sd probe`)
-  sd tiny           --out DIR [--seed 1]  (a tiny random SD 1.x pipeline as a diffusers folder, 64 px: the prompt path without
-                    real weights; its edits mean nothing)
+  sd tiny           --out DIR [--seed 1 --sd15-shapes]  (a tiny random SD 1.x pipeline as a diffusers folder, 64 px: the prompt
+                    path without real weights; its edits mean nothing. --sd15-shapes: SD 1.5's sizes, 512 px, 4.3 GB, for memory and speed)
 """;
 
-var flags = new HashSet<string> { "resume", "help", "no-counterfactuals", "tables-only", "auto" };
+var flags = new HashSet<string> { "resume", "help", "no-counterfactuals", "tables-only", "auto", "sd15-shapes" };
 try
 {
     if (args.Length == 0 || args[0] is "-h" or "--help" or "help") { Console.WriteLine(Usage); return 0; }

@@ -16,9 +16,11 @@ public static class SdCommands
     {
         var outDir = o.Required("out");
         long seed = o.Int("seed", 1, 0);
+        bool sd15 = o.Has("sd15-shapes");
         o.EnsureAllUsed();
         if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any()) throw new UsageException($"--out {outDir} is not empty");
-        using var pipeline = TinyPipeline.Write(outDir, seed);
+        var shapes = TinyPipeline.Sd15Configs();
+        using var pipeline = sd15 ? TinyPipeline.Write(outDir, seed, shapes.UNet, shapes.Vae, shapes.Text) : TinyPipeline.Write(outDir, seed);
         long parameters = new nn.Module[] { pipeline.UNet, pipeline.Vae.Net, pipeline.Text }.Sum(m => m.parameters().Sum(p => p.numel()));
         Console.WriteLine($"{outDir}: a tiny random Stable Diffusion 1.x pipeline ({parameters:N0} parameters, {pipeline.UNet.Config.SampleSize * pipeline.Vae.Config.Downsampling} px images, seed {seed}); its edits mean nothing");
         return 0;
@@ -47,7 +49,16 @@ public static class SdCommands
         Npy.WriteInt64(Path.Combine(outDir, "input_ids.npy"), ids);
         var text = model.TextEncoder.forward(ids);
         Npy.WriteFloat32(Path.Combine(outDir, "text_embeddings.npy"), text);
-        var latents = Npy.ReadFloat32(latentsPath);
+        // random:B,h,w — standard normal latents from seed 1, written beside the outputs (latents.npy) for the comparison.
+        Tensor latents;
+        if (latentsPath.StartsWith("random:", StringComparison.Ordinal))
+        {
+            var dims = latentsPath[7..].Split(',').Select(d => long.TryParse(d, out var v) && v is > 0 and <= 256 ? v : throw new UsageException($"--latents {latentsPath}: random:B,h,w with each 1 to 256")).ToArray();
+            if (dims.Length != 3) throw new UsageException($"--latents {latentsPath}: random:B,h,w");
+            latents = randn([dims[0], model.UNet.Config.InChannels, dims[1], dims[2]], generator: new Generator(1));
+            Npy.WriteFloat32(Path.Combine(outDir, "latents.npy"), latents);
+        }
+        else latents = Npy.ReadFloat32(latentsPath);
         int channels = model.UNet.Config.InChannels, factor = model.Vae.Config.Downsampling;
         if (latents.dim() != 4 || latents.shape[1] != channels || latents.shape[0] is < 1 or > 64)
             throw new UsageException($"--latents {latentsPath}: [{string.Join(", ", latents.shape)}]; [B, {channels}, h, w] with B ≤ 64 expected");

@@ -37,6 +37,24 @@ public sealed class TinyPipeline(UNet2DCondition unet, Autoencoder vae, ClipText
          "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"]}
         """;
 
+    /// <summary>SD 1.5's own configs (UNet 859.5 M, VAE 83.7 M, CLIP ViT-L/14 text 123.1 M parameters): random weights of the real
+    /// shapes, for memory and speed measurements where no real weights may be downloaded. Images 512 px.</summary>
+    public static (string UNet, string Vae, string Text) Sd15Configs() => (
+        """
+        {"_class_name": "UNet2DConditionModel", "act_fn": "silu", "attention_head_dim": 8, "block_out_channels": [320, 640, 1280, 1280], "cross_attention_dim": 768,
+         "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"], "in_channels": 4, "layers_per_block": 2,
+         "norm_num_groups": 32, "out_channels": 4, "sample_size": 64, "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]}
+        """,
+        """
+        {"_class_name": "AutoencoderKL", "act_fn": "silu", "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D",
+         "DownEncoderBlock2D", "DownEncoderBlock2D"], "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32, "out_channels": 3,
+         "sample_size": 512, "scaling_factor": 0.18215, "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"]}
+        """,
+        """
+        {"architectures": ["CLIPTextModel"], "hidden_act": "quick_gelu", "hidden_size": 768, "intermediate_size": 3072, "layer_norm_eps": 1e-05,
+         "max_position_embeddings": 77, "num_attention_heads": 12, "num_hidden_layers": 12, "vocab_size": 49408}
+        """);
+
     public static string TextJson(int hidden = 32, int heads = 4) => $$"""
         {"architectures": ["CLIPTextModel"], "bos_token_id": 0, "eos_token_id": 2, "hidden_act": "quick_gelu",
          "hidden_size": {{hidden}}, "intermediate_size": 37, "layer_norm_eps": 1e-05, "max_position_embeddings": 77,
