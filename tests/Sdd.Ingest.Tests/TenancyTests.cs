@@ -164,6 +164,39 @@ public class TenancyTests(IngestHost host) : IClassFixture<IngestHost>
     }
 
     [Fact]
+    public async Task Publishing_publishes_the_model_not_the_owners_photos()
+    {
+        var (ownerA, keyA) = await host.NewKeyAsync();
+        var (_, keyB) = await host.NewKeyAsync();
+        var name = await host.ReadyAttributeAsync(ownerA);
+        // The evaluation grid the worker leaves beside the editor: held-out photos of A's data set.
+        await host.Store.PutAsync(host.ModelsBucket, KeyLayout.Editor(ownerA, name, 1) + "grid.png", TestData.Png());
+        using var admin = host.Client();
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync($"/v1/attributes/{name}/publish?owner={ownerA}", null)).StatusCode);
+        using var a = host.Client(keyA);
+        using var b = host.Client(keyB);
+        string? Grid(JsonElement attribute) => attribute.GetProperty("versions")[0].TryGetProperty("gridUrl", out var url) ? url.GetString() : null;
+        Assert.NotNull(Grid(await a.GetFromJsonAsync<JsonElement>($"/v1/attributes/{name}")));
+        var seen = await b.GetFromJsonAsync<JsonElement>($"/v1/attributes/{name}");
+        Assert.True(seen.GetProperty("shared").GetBoolean());
+        Assert.Null(Grid(seen));
+        Assert.Null(Grid((await b.AllAsync("/v1/attributes")).Single(x => x.GetProperty("name").GetString() == name)));
+
+        // A trained teacher's name carries nothing of the data set's, since publishing shows it to every key.
+        await using var db = host.Db();
+        var dataset = new Dataset
+        {
+            Id = Guid.NewGuid(), Name = "alice-family-photos", Owner = ownerA, AttributeNames = ["smiling"], ImageCount = 10, CreatedAt = DateTimeOffset.UtcNow,
+            Bucket = host.DatasetsBucket, Prefix = KeyLayout.Dataset(ownerA, Guid.NewGuid()),
+        };
+        db.Datasets.Add(dataset);
+        await db.SaveChangesAsync();
+        var accepted = await (await a.PostAsJsonAsync("/v1/teachers", new { datasetId = dataset.Id, steps = 10 })).Content.ReadFromJsonAsync<JsonElement>();
+        var teacher = await a.GetFromJsonAsync<JsonElement>($"/v1/teachers/{accepted.GetProperty("teacherId").GetGuid()}");
+        Assert.DoesNotContain("alice", teacher.GetProperty("name").GetString());
+    }
+
+    [Fact]
     public async Task A_revoked_key_is_refused_within_a_second_and_keys_show_their_use()
     {
         var name = IngestHost.Unique("gone-");

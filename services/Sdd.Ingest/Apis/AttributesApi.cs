@@ -188,7 +188,7 @@ public static partial class AttributesApi
         var more = rows.Count == fetch || chosen.Count > take;
         if (chosen.Count > take) chosen.RemoveRange(take, chosen.Count - take);
         var result = new List<AttributeDto>(chosen.Count);
-        foreach (var a in chosen) result.Add(await Describe(a, owner, db, store, ct));
+        foreach (var a in chosen) result.Add(await Describe(a, owner, db, store, ct, user.IsAdmin()));
         return TypedResults.Ok(new Page<AttributeDto>(result, more && chosen.Count > 0 ? Paging.NameCursor(chosen[^1].Name, Guid.Empty) : null));
     }
 
@@ -196,7 +196,7 @@ public static partial class AttributesApi
     {
         var owner = user.Owner();
         var a = await FindVisibleAsync(db, owner, name, ct);
-        return a is null ? Problems.NotFound($"No attribute '{name}'.") : TypedResults.Ok(await Describe(a, owner, db, store, ct));
+        return a is null ? Problems.NotFound($"No attribute '{name}'.") : TypedResults.Ok(await Describe(a, owner, db, store, ct, user.IsAdmin()));
     }
 
     public static async Task<Results<Ok<AttributeDto>, ProblemHttpResult>> SetActive(string name, SetActiveRequest request, ClaimsPrincipal user,
@@ -218,7 +218,7 @@ public static partial class AttributesApi
             await db.EditorVersions.Where(v => v.Id == target.Id).ExecuteUpdateAsync(s => s.SetProperty(v => v.IsActive, true), ct);
             await tx.CommitAsync(ct);
         }
-        return TypedResults.Ok(await Describe(a, owner, db, store, ct));
+        return TypedResults.Ok(await Describe(a, owner, db, store, ct, user.IsAdmin()));
     }
 
     /// <summary>Publishes <paramref name="owner"/>'s attribute (default: the admin's own); a second published attribute of one name is a 409.</summary>
@@ -241,7 +241,7 @@ public static partial class AttributesApi
         {
             return Problems.Conflict($"Another owner's '{name}' was published at the same time.");
         }
-        return TypedResults.Ok(await Describe(a, owner, db, store, ct));
+        return TypedResults.Ok(await Describe(a, owner, db, store, ct, admin: true));
     }
 
     private static (EditorVersion, TrainingRun) NewEditorVersion(ImageAttribute attribute, int number, string settingsJson, int steps, string owner, DateTimeOffset now)
@@ -259,9 +259,14 @@ public static partial class AttributesApi
         return (version, run);
     }
 
-    /// <summary>An attribute with its versions as <paramref name="caller"/> sees it (<see cref="AttributeDto.Shared"/> when it is not theirs).</summary>
-    public static async Task<AttributeDto> Describe(ImageAttribute a, string caller, SddDbContext db, ObjectStore store, CancellationToken ct)
+    /// <summary>
+    /// An attribute with its versions as <paramref name="caller"/> sees it (<see cref="AttributeDto.Shared"/> when it is not
+    /// theirs). Publishing publishes the model, not the owner's data: the evaluation grid shows held-out images of the
+    /// owner's data set, so only the owner (and an admin, <paramref name="admin"/>) gets its URL.
+    /// </summary>
+    public static async Task<AttributeDto> Describe(ImageAttribute a, string caller, SddDbContext db, ObjectStore store, CancellationToken ct, bool admin = false)
     {
+        bool seesData = a.Owner == caller || admin;
         var versions = await db.EditorVersions.AsNoTracking().Include(v => v.IndicatorPoints)
             .Where(v => v.AttributeId == a.Id).OrderBy(v => v.Version).ToListAsync(ct);
         var ids = versions.Select(v => v.Id).ToList();
@@ -272,7 +277,7 @@ public static partial class AttributesApi
         {
             dtos.Add(new EditorVersionDto(v.Id, v.Version, StateName(v.Status), v.SelectedTimesteps, Json(v.SettingsJson), Json(v.MetricsJson),
                 v.IndicatorPoints.OrderBy(p => p.T).Select(p => new IndicatorPointDto(p.T, p.Entropy, p.Norm, p.Hqs)).ToList(),
-                await GridUrl(store, v, ct), runs.LastOrDefault(r => r.EditorVersionId == v.Id)?.Id, v.CreatedAt));
+                seesData ? await GridUrl(store, v, ct) : null, runs.LastOrDefault(r => r.EditorVersionId == v.Id)?.Id, v.CreatedAt));
         }
         return new AttributeDto(a.Name, a.TeacherId, a.TargetAttribute, versions.FirstOrDefault(v => v.IsActive)?.Version, a.IsPublished,
             a.Owner != caller, dtos, a.Prompt, a.SourcePrompt);

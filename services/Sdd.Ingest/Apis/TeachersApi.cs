@@ -148,7 +148,8 @@ public static class TeachersApi
         var now = DateTimeOffset.UtcNow;
         var teacher = new Teacher
         {
-            Id = Guid.NewGuid(), Name = $"{dataset.Name}-{Guid.NewGuid():N}"[..Math.Min(200, dataset.Name.Length + 9)], // unique per owner
+            // Unique per owner, and nothing of the data set's name: a published teacher's name is seen by every key.
+            Id = Guid.NewGuid(), Name = $"teacher-{Guid.NewGuid():N}"[..20],
             Kind = KindAttributeDdpm, DatasetId = dataset.Id, Resolution = size, Status = TeacherStatus.Training,
             AttributeNames = [.. dataset.AttributeNames], Owner = owner, CreatedAt = now,
             SettingsJson = JsonSerializer.Serialize(new { steps, imageSize = size }),

@@ -119,7 +119,8 @@ public static class DashboardRoutes
         CancellationToken ct)
     {
         var attribute = await db.FindAttributeAsync(user, name, owner, ct);
-        if (attribute is null) return Results.NotFound();
+        // The grid holds the owner's held-out photos: another owner of a published attribute does not see it.
+        if (attribute is null || attribute.Owner != user.Owner() && !user.IsAdmin()) return Results.NotFound();
         var weights = await db.EditorVersions.AsNoTracking().Where(v => v.AttributeId == attribute.Id && v.Version == version)
             .Select(v => v.WeightsKey).SingleOrDefaultAsync(ct);
         if (string.IsNullOrEmpty(weights)) return Results.NotFound();

@@ -58,7 +58,7 @@ public sealed class AttributeModel(SddDbContext db, ObjectStore store) : PageMod
     {
         var attribute = await db.FindAttributeAsync(User, name, Owner, ct);
         if (attribute is null) return false;
-        Attribute = await AttributesApi.Describe(attribute, User.Owner(), db, store, ct);
+        Attribute = await AttributesApi.Describe(attribute, User.Owner(), db, store, ct, User.IsAdmin());
         Mine = attribute.Owner == User.Owner();
         if (User.IsAdmin() && attribute.Owner is { } owner)
         {
