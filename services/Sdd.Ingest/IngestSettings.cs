@@ -67,10 +67,15 @@ public sealed record IngestSettings
     /// </summary>
     public int StableDiffusionMaxImageSize { get; init; } = 512;
     /// <summary>
-    /// SDD_WEBHOOK_HOSTS: the hosts a webhook may call, comma-separated ("*": any). Loopback only by default, so a
-    /// stranger cannot make the service call into the network it sits in.
+    /// SDD_WEBHOOK_HOSTS: the host names a webhook may name, comma-separated ("*", the default: any). Whatever the name,
+    /// the address connected to must pass <see cref="Webhooks.WebhookEgress"/>: no loopback, private, link-local or
+    /// metadata address unless SDD_WEBHOOK_ALLOW names it, so a stranger cannot make the service call into its own network.
     /// </summary>
-    public IReadOnlyList<string> WebhookHosts { get; init; } = ["127.0.0.1", "localhost", "::1"];
+    public IReadOnlyList<string> WebhookHosts { get; init; } = ["*"];
+    /// <summary>SDD_WEBHOOK_ALLOW: trusted internal receivers that pass the egress policy (host, host:port, ip or CIDR; comma-separated; none by default).</summary>
+    public IReadOnlyList<string> WebhookAllow { get; init; } = [];
+    /// <summary>SDD_WEBHOOK_PORTS: the ports a webhook may connect to (allowed receivers aside): 80, 443 and the unprivileged ports by default.</summary>
+    public string WebhookPorts { get; init; } = "80,443,1024-65535";
     /// <summary>SDD_WEBHOOK_ATTEMPTS: posts of an event before its delivery is given up (backoff 5 s doubling, at most 1 h apart).</summary>
     public int WebhookAttempts { get; init; } = 8;
     /// <summary>SDD_WEBHOOK_TIMEOUT_SECONDS: how long one post may take.</summary>
@@ -135,6 +140,9 @@ public sealed record IngestSettings
             StableDiffusionMaxImageSize = Get("SDD_SD_MAX_IMAGE_SIZE") is "0" ? 0 : (int)GetLong("SDD_SD_MAX_IMAGE_SIZE", d.StableDiffusionMaxImageSize),
             WebhookHosts = Get("SDD_WEBHOOK_HOSTS") is { } hosts
                 ? hosts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : d.WebhookHosts,
+            WebhookAllow = Get("SDD_WEBHOOK_ALLOW") is { } allow
+                ? allow.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : d.WebhookAllow,
+            WebhookPorts = Get("SDD_WEBHOOK_PORTS") ?? d.WebhookPorts,
             WebhookAttempts = (int)GetLong("SDD_WEBHOOK_ATTEMPTS", d.WebhookAttempts),
             WebhookTimeout = Seconds("SDD_WEBHOOK_TIMEOUT_SECONDS", d.WebhookTimeout),
             IdempotencyRetention = TimeSpan.FromHours(GetLong("SDD_IDEMPOTENCY_HOURS", (long)d.IdempotencyRetention.TotalHours)),

@@ -33,8 +33,11 @@ builder.Services.Configure<JsonOptions>(o => o.SerializerOptions.DefaultIgnoreCo
 builder.Services.AddSingleton(ingest);
 builder.Services.AddScoped<WebhookOutbox>();
 builder.Services.AddHostedService<WebhookDeliverer>();
+var egress = new WebhookEgress(ingest);
+builder.Services.AddSingleton(egress);
 builder.Services.AddHttpClient(WebhookDeliverer.ClientName)
-    .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseProxy = false }); // a redirect could leave SDD_WEBHOOK_HOSTS
+    // The one outbound client: no redirects (one could leave the policy), no proxy, and every connect through the egress check.
+    .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseProxy = false, ConnectCallback = egress.ConnectAsync });
 builder.Services.AddScoped<EditDispatcher>();
 builder.Services.AddScoped<RunDispatcher>();
 builder.Services.AddScoped<BuiltinTeacher>();

@@ -93,6 +93,7 @@ public sealed class SddSystem : IAsyncLifetime
             ["SDD_HOME"] = Path.Combine(WorkDir, "home"),
             ["SDD_INGEST_URL"] = ApiUrl.ToString().TrimEnd('/'),
             ["SDD_ADMIN_KEY"] = AdminKey,
+            ["SDD_WEBHOOK_ALLOW"] = "127.0.0.1", // the tests' webhook receivers listen on loopback
             ["SDD_WORK_DIR"] = Path.Combine(WorkDir, "work"),
             ["SDD_TORCH_THREADS"] = "1",
             ["SDD_DISTILL_CHUNK_STEPS"] = "10",

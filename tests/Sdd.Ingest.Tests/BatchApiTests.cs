@@ -196,6 +196,47 @@ public class BatchApiTests(IngestHost host) : IClassFixture<IngestHost>
         Assert.Equal(0, stored);
     }
 
+    [Fact]
+    public async Task Webhooks_cannot_reach_inside_whatever_the_address_is_written_as_and_a_refused_call_says_only_why()
+    {
+        // A deployment as shipped: no trusted internal receiver allowed.
+        await using var factory = host.NewFactory(new() { ["SDD_WEBHOOK_ALLOW"] = "" });
+        var (owner, key) = await host.NewKeyAsync();
+        var attribute = await host.ReadyAttributeAsync(owner);
+        using var client = factory.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", key);
+        foreach (var url in new[]
+                 {
+                     "http://127.0.0.1:15672/api/definitions", "http://2130706433:15672/", "http://0x7f.0.0.1:9000/", "http://localhost:5433/",
+                     "http://[::ffff:127.0.0.1]/", "http://[::1]:8080/", "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/", "http://172.20.1.1/",
+                     "http://192.168.1.1/", "http://100.64.0.1/", "http://0.0.0.0:8080/", "http://93.184.216.34:22/",
+                 })
+        {
+            var detail = await ProblemAssert.IsProblem(await client.PostAsync("/v1/jobs", Form(attribute, [("webhook", url)], ("a.png", TestData.Png()))),
+                HttpStatusCode.UnprocessableEntity);
+            Assert.True(detail.Contains("loopback, private") || detail.Contains("port 22"), $"{url}: {detail}");
+        }
+        // A name is checked where it is connected to: this machine's own name resolves to a loopback or private address.
+        using var receiver = new Receiver(failFirst: 0);
+        var name = System.Net.Dns.GetHostName();
+        var resolves = (await System.Net.Dns.GetHostAddressesAsync(name)).Length > 0;
+        var jobId = await JobIdAsync(await client.PostAsync("/v1/jobs",
+            Form(attribute, [("webhook", receiver.Url.Replace("127.0.0.1", name))], ("a.png", TestData.Png()))));
+        await client.PostAsync($"/v1/jobs/{jobId}/cancel", null);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        JsonElement log = default;
+        while (DateTime.UtcNow < deadline)
+        {
+            var logs = await client.AllAsync($"/v1/jobs/{jobId}/webhooks");
+            if (logs.Count == 1 && (log = logs[0]).TryGetProperty("lastError", out var e) && e.GetString() is { Length: > 0 }) break;
+            await Task.Delay(200);
+        }
+        var error = log.GetProperty("lastError").GetString()!;
+        Assert.Equal(resolves ? "refused by the webhook egress policy (a loopback, private, link-local or reserved address, or a port not allowed)" : "the host name does not resolve", error);
+        Assert.False(log.TryGetProperty("lastStatus", out var status) && status.ValueKind == JsonValueKind.Number);
+        Assert.Empty(receiver.Calls);
+    }
+
     /// <summary>A webhook receiver on 127.0.0.1 that answers 500 to its first calls, then 200.</summary>
     private sealed class Receiver : IDisposable
     {

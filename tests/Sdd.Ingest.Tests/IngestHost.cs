@@ -56,6 +56,7 @@ public class IngestHost : IAsyncLifetime
         ["SDD_MAX_ACTIVE_JOBS"] = "100000",
         ["SDD_DISPATCH_GRACE_SECONDS"] = "2",
         ["SDD_HOME"] = Home,
+        ["SDD_WEBHOOK_ALLOW"] = "127.0.0.1", // the tests' receivers listen on loopback; the egress tests start a host without it
     };
 
     public async Task InitializeAsync()

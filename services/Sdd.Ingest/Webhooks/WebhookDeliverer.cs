@@ -93,7 +93,7 @@ public sealed class WebhookDeliverer(IServiceScopeFactory scopes, IHttpClientFac
             if (!response.IsSuccessStatusCode) error = $"answered {status} {response.ReasonPhrase}";
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested) { error = $"no answer within {settings.WebhookTimeout.TotalSeconds:0} s"; }
-        catch (HttpRequestException e) { error = e.Message; }
+        catch (HttpRequestException e) { error = Category(e); }
 
         var now = DateTimeOffset.UtcNow;
         if (error is null)
@@ -110,6 +110,22 @@ public sealed class WebhookDeliverer(IServiceScopeFactory scopes, IHttpClientFac
             .SetProperty(x => x.NextAttemptAt, now + Backoff(d.Attempts))
             .SetProperty(x => x.LastStatus, status).SetProperty(x => x.LastError, error), CancellationToken.None);
         log.LogWarning("Webhook {Event} to {Url} attempt {Attempt}: {Error}{GiveUp}", d.Event, d.Url, d.Attempts, error, giveUp ? "; given up" : "");
+    }
+
+    /// <summary>
+    /// What a failed post is reported as: a category, not the exception's text, so that the delivery log tells a client
+    /// nothing about the network beyond whether its receiver answered.
+    /// </summary>
+    public static string Category(HttpRequestException e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+            switch (x)
+            {
+                case WebhookRefusedException: return "refused by the webhook egress policy (a loopback, private, link-local or reserved address, or a port not allowed)";
+                case System.Net.Sockets.SocketException s when s.SocketErrorCode == System.Net.Sockets.SocketError.HostNotFound: return "the host name does not resolve";
+                case System.Security.Authentication.AuthenticationException: return "the TLS handshake failed";
+            }
+        return "could not connect";
     }
 
     /// <summary>Finished jobs and runs with a webhook and no delivery row yet, finished over half a minute ago.</summary>

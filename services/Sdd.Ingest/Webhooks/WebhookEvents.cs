@@ -33,6 +33,14 @@ public static class WebhookEvents
         var host = uri.IdnHost.Trim('[', ']');
         if (!settings.WebhookHosts.Contains("*") && !settings.WebhookHosts.Any(h => string.Equals(h.Trim('[', ']'), host, StringComparison.OrdinalIgnoreCase)))
             return Problems.Unprocessable($"webhook host '{host}' is not one this service may call (SDD_WEBHOOK_HOSTS: {string.Join(", ", settings.WebhookHosts)}).");
+        // An address written out (in any of its spellings, which Uri normalises) or localhost is checked now; a name again when it is called.
+        var egress = new WebhookEgress(settings);
+        var literal = System.Net.IPAddress.TryParse(host, out var ip) ? ip
+            : host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase) ? System.Net.IPAddress.Loopback : null;
+        if (literal is not null && egress.Refusal(host, literal, uri.Port) is { } refused)
+            return Problems.Unprocessable($"webhook {uri.GetLeftPart(UriPartial.Authority)}: {refused}.");
+        if (literal is null && egress.Refusal(host, System.Net.IPAddress.Parse("8.8.8.8"), uri.Port) is { } badPort)
+            return Problems.Unprocessable($"webhook {uri.GetLeftPart(UriPartial.Authority)}: {badPort}.");
         var list = events?.Select(e => e.Trim()).Where(e => e.Length > 0).Distinct().ToList();
         if (list is { Count: > 0 })
         {
