@@ -102,15 +102,11 @@ public sealed class ObjectStore : IDisposable
             .WithCallbackStream((stream, token) => stream.CopyToAsync(destination, token)), ct));
     }
 
-    public async Task<byte[]> GetBytesAsync(string bucket, string key, CancellationToken ct = default)
-    {
-        using var buffer = new MemoryStream();
-        await GetAsync(bucket, key, buffer, ct);
-        return buffer.ToArray();
-    }
+    /// <summary>The most bytes of a small service-written file (a config, a checkpoint marker, a data set's description) read into memory.</summary>
+    public const long MaxSmallObjectBytes = 1 << 20;
 
     /// <summary>
-    /// The object's bytes in one request (a presigned GET: the SDK's GetObject asks for the object's stat first), refused
+    /// The object's bytes — the only read into memory there is, so every one names its cap — in one request (a presigned GET: the SDK's GetObject asks for the object's stat first), refused
     /// with <see cref="ObjectTooLargeException"/> before its body is read when it declares more than
     /// <paramref name="maxBytes"/>, and while reading when it sends more.
     /// </summary>

@@ -6,3 +6,4 @@ global using Sdd.Client;
 global using Sdd.Configuration;
 global using Sdd.Storage;
 global using Sdd.Formats.Models;
+global using Sdd.Tests;

@@ -171,4 +171,21 @@ public sealed class HostileItemsTests(SddSystem system, ITestOutputHelper output
         }
         return ~crc;
     }
+    [Fact]
+    public async Task An_oversized_image_in_a_data_set_fails_its_distillation_with_the_reason_before_it_is_held()
+    {
+        // Registration checks names only; the worker reads every image under a cap (64 MiB each, 4 GiB a data set).
+        var portraits = SddSystem.Portraits(3, SddSystem.ImageSize, first: 400).ToList();
+        var files = portraits.Select(p => UploadFile.FromBytes("images/" + p.Name, p.Bytes)).ToList();
+        files.Add(UploadFile.FromBytes("images/huge.png", new byte[(64 << 20) + 1]));
+        files.Add(UploadFile.FromBytes("labels.csv", System.Text.Encoding.ASCII.GetBytes(
+            "image,smiling\n" + string.Join("", portraits.Select(p => $"{p.Name},-1\n")) + "huge.png,-1\n")));
+        var upload = await system.Api.Uploads.UploadAsync(files);
+        var dataset = await system.Api.Datasets.RegisterAsync(new RegisterDataset($"huge-{Guid.NewGuid():N}"[..16], Upload: upload.Id));
+        var accepted = await system.Api.Attributes.CreateAsync(new CreateAttribute($"huge-{Guid.NewGuid():N}"[..16], system.TeacherId, "smiling", dataset.Id,
+            new DistillSettings(Steps: 2, Scale: 10, Timesteps: "fixed:500")));
+        var run = await system.Api.WaitForFinishedAsync(accepted.RunId, TimeSpan.FromMinutes(2), () => system.Distill.Tail());
+        Assert.Equal(RunState.Failed, run.State);
+        Assert.Contains("image 'huge.png' is larger than 64 MiB", run.Error);
+    }
 }

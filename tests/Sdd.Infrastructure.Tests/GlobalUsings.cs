@@ -1,2 +1,3 @@
 global using Xunit;
 global using Sdd.Configuration;
+global using Sdd.Tests;

@@ -87,6 +87,22 @@ public class DatasetTests(IngestHost host) : IClassFixture<IngestHost>
     }
 
     [Fact]
+    public async Task A_labels_csv_over_its_cap_is_refused_before_it_is_read_into_memory()
+    {
+        var (owner, key) = await host.NewKeyWithUserBucketAsync();
+        using var client = host.Client(key);
+        var prefix = IngestHost.Unique("huge-") + "/";
+        var labels = new byte[(64 << 20) + 1]; // one byte over LabelsCsv.MaxBytes
+        "image,smiling\n"u8.CopyTo(labels);
+        await host.Store.PutAsync(host.UserBucket, prefix + "labels.csv", labels);
+        var response = await client.PostAsJsonAsync("/v1/datasets", new { name = IngestHost.Unique("huge-"), bucket = host.UserBucket, prefix });
+        // Refused on the length the object declares, before its body is read into memory.
+        Assert.Contains($"is {labels.Length} bytes or more; at most 64 MiB are read", await ProblemAssert.IsProblem(response, HttpStatusCode.UnprocessableEntity));
+        await using var db = host.Db();
+        Assert.False(await db.Datasets.AnyAsync(d => d.Owner == owner));
+    }
+
+    [Fact]
     public async Task An_uploaded_zip_is_stored_under_the_owners_dataset_folder()
     {
         var (owner, key) = await host.NewKeyAsync();

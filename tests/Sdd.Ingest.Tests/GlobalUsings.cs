@@ -7,3 +7,4 @@ global using Sdd.Data;
 global using Sdd.Data.Entities;
 global using Sdd.Storage;
 global using Xunit;
+global using Sdd.Tests;

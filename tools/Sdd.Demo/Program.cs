@@ -84,7 +84,7 @@ try
     var editorPrefix = run.CheckpointKey!;
     foreach (var (key, file) in new[] { ("grid.png", "editor-grid.png"), ("curve.png", "hqs-curve.png") })
         if (await store.StatAsync(settings.S3.ModelsBucket, editorPrefix + key) is not null)
-            await File.WriteAllBytesAsync(Path.Combine(o.Out, file), await store.GetBytesAsync(settings.S3.ModelsBucket, editorPrefix + key));
+            await File.WriteAllBytesAsync(Path.Combine(o.Out, file), await store.GetBytesAsync(settings.S3.ModelsBucket, editorPrefix + key, 64L << 20));
 
     // 4. A job of held-out portraits lacking the attribute (a seed no training used), with their true counterfactuals.
     using var held = HeldOutPortraits.Render(o.Attribute, present: false, o.Images, size);

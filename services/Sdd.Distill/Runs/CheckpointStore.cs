@@ -23,7 +23,7 @@ public sealed class CheckpointStore(ObjectStore store, ILogger<CheckpointStore> 
     {
         var marker = KeyLayout.CheckpointMarker(prefix);
         if (await store.StatAsync(store.ModelsBucket, marker, ct) is null) return null;
-        var bytes = await store.GetBytesAsync(store.ModelsBucket, marker, ct);
+        var bytes = await store.GetBytesAsync(store.ModelsBucket, marker, ObjectStore.MaxSmallObjectBytes, ct);
         return JsonSerializer.Deserialize<ChunkProgress>(bytes, JsonSerializerOptions.Web);
     }
 

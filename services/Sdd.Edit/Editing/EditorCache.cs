@@ -14,6 +14,9 @@ public sealed class EditorUnavailableException(string message, Exception? inner 
 /// </summary>
 public sealed class EditorCache(ObjectStore store, IDbContextFactory<SddDbContext> databases, EditOptions options, EditMetrics metrics, ILogger<EditorCache> log) : IDisposable
 {
+    /// <summary>The largest editor weights file read (editors are about 1 M parameters, 4 MB).</summary>
+    public const long MaxEditorBytes = 256L << 20;
+
     internal sealed class Entry(Guid id, Task<Editor> loading)
     {
         public Guid Id { get; } = id;
@@ -115,8 +118,12 @@ public sealed class EditorCache(ObjectStore store, IDbContextFactory<SddDbContex
         byte[] weights;
         try
         {
-            config = System.Text.Encoding.UTF8.GetString(await store.GetBytesAsync(store.ModelsBucket, prefix + TeacherModel.ConfigFile));
-            weights = await store.GetBytesAsync(store.ModelsBucket, prefix + TeacherModel.WeightsFile);
+            config = System.Text.Encoding.UTF8.GetString(await store.GetBytesAsync(store.ModelsBucket, prefix + TeacherModel.ConfigFile, ObjectStore.MaxSmallObjectBytes));
+            weights = await store.GetBytesAsync(store.ModelsBucket, prefix + TeacherModel.WeightsFile, MaxEditorBytes);
+        }
+        catch (ObjectTooLargeException e)
+        {
+            throw new EditorUnavailableException($"Editor version {version.Version} of '{version.Attribute}': its files are larger than an editor's ({e.Message})");
         }
         catch (FileNotFoundException e)
         {

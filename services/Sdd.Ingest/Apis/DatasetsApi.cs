@@ -41,8 +41,9 @@ public static class DatasetsApi
         try
         {
             byte[] content;
-            try { content = await store.GetBytesAsync(bucket, KeyLayout.DatasetLabels(prefix), ct); }
+            try { content = await store.GetBytesAsync(bucket, KeyLayout.DatasetLabels(prefix), LabelsCsv.MaxBytes, ct); }
             catch (FileNotFoundException) { return Problems.Unprocessable($"There is no {prefix}{LabelsCsv.FileName} in bucket '{bucket}'."); }
+            catch (ObjectTooLargeException e) { return Problems.Unprocessable($"{LabelsCsv.FileName} is {e.Size} bytes or more; at most {LabelsCsv.MaxBytes >> 20} MiB are read (refused before its body was read)."); }
             if (content.LongLength > LabelsCsv.MaxBytes) return Problems.Unprocessable($"{LabelsCsv.FileName} is larger than {LabelsCsv.MaxBytes >> 20} MiB.");
             labels = LabelsCsv.Parse(content);
             var present = new HashSet<string>(StringComparer.Ordinal);

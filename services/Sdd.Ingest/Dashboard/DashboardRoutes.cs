@@ -137,7 +137,7 @@ public static class DashboardRoutes
         {
             var stat = await store.StatAsync(bucket, key, ct);
             if (stat is null || stat.Size > maxBytes) return Results.NotFound();
-            var bytes = await store.GetBytesAsync(bucket, key, ct);
+            var bytes = await store.GetBytesAsync(bucket, key, maxBytes, ct);
             return RasterType(bytes) is { } type ? Results.File(bytes, type) : Results.NotFound();
         }
         catch (Exception e) when (e is MinioException or ArgumentException or FileNotFoundException)
