@@ -42,6 +42,12 @@ public sealed record DistillOptions
     public int MaxResends { get; init; } = 5;
     /// <summary>How often the run sweeper looks for stale runs (SDD_RUN_SWEEP_SECONDS, default 30; 0 turns it off).</summary>
     public double SweepSeconds { get; init; } = 30;
+    /// <summary>
+    /// The largest image side at which this worker runs a Stable Diffusion teacher (SDD_SD_MAX_IMAGE_SIZE, default 512: SD
+    /// 1.x; 0: none). Reported with its device (<see cref="Sdd.Data.Entities.WorkerReport"/>), so that Ingest refuses a
+    /// prompt attribute no live worker takes.
+    /// </summary>
+    public int StableDiffusionMaxImageSize { get; init; } = 512;
 
     public TimeSpan Heartbeat => TimeSpan.FromSeconds(Math.Max(0.2, HeartbeatSeconds));
     public TimeSpan Lease => TimeSpan.FromSeconds(LeaseSeconds > 0 ? LeaseSeconds : 3 * Math.Max(0.2, HeartbeatSeconds));
@@ -69,6 +75,7 @@ public sealed record DistillOptions
             StaleSeconds = Number(c, "SDD_RUN_STALE_SECONDS", d.StaleSeconds),
             MaxResends = (int)Number(c, "SDD_RUN_MAX_RESENDS", d.MaxResends),
             SweepSeconds = Number(c, "SDD_RUN_SWEEP_SECONDS", d.SweepSeconds),
+            StableDiffusionMaxImageSize = (int)Number(c, "SDD_SD_MAX_IMAGE_SIZE", d.StableDiffusionMaxImageSize),
         }.Validated();
     }
 

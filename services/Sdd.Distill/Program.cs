@@ -30,6 +30,11 @@ builder.Services.AddSingleton<EditorDistiller>();
 builder.Services.AddSingleton<TeacherRuns>();
 builder.Services.AddSingleton<TeacherImports>();
 builder.Services.AddHostedService<RunSweeper>();
+builder.Services.AddWorkerReport(RunLedger.WorkerName, new WorkerCapability(Sdd.Data.Entities.WorkerReport.Distill, TorchRuntime.Device.ToString(),
+    GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
+    options.StableDiffusionMaxImageSize > 0 ? [TeacherConfig.KindAttributeDdpm, TeacherConfig.KindLatentDdpm, TeacherConfig.KindStableDiffusion]
+        : [TeacherConfig.KindAttributeDdpm, TeacherConfig.KindLatentDdpm],
+    options.StableDiffusionMaxImageSize));
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(Math.Max(30, options.ChunkSeconds + 30)));
 
 var host = builder.Build();

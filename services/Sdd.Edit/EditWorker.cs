@@ -25,6 +25,9 @@ public static class EditWorker
         builder.Services.AddSingleton<JobLedger>();
         builder.Services.AddSingleton<EditorCache>();
         builder.Services.AddSingleton<BatchEditing>();
+        // Editors need no teacher: an edit worker reports its device and memory only.
+        builder.Services.AddWorkerReport($"{Environment.MachineName}:{Environment.ProcessId}", new WorkerCapability(
+            Sdd.Data.Entities.WorkerReport.Edit, TorchRuntime.Device.ToString(), GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, []));
 
         var host = builder.Build();
         host.MapSddHealth();

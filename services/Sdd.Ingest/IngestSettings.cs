@@ -61,12 +61,6 @@ public sealed record IngestSettings
     /// <summary>SDD_TEACHER_IMPORT_MAX_BYTES: the most bytes of Stable Diffusion weights and configs one import copies.</summary>
     public long TeacherImportMaxBytes { get; init; } = StableDiffusionLayout.DefaultMaxBytes;
     /// <summary>
-    /// SDD_SD_MAX_IMAGE_SIZE: the largest image side at which this deployment's distill workers run a Stable Diffusion
-    /// teacher (0: they run none). 512 by default (SD 1.x); a prompt attribute on a teacher above it is refused at submission
-    /// rather than queued for a worker that cannot take it. On CPU workers an SD 1.5 run is possible but slow (minutes a step).
-    /// </summary>
-    public int StableDiffusionMaxImageSize { get; init; } = 512;
-    /// <summary>
     /// SDD_WEBHOOK_HOSTS: the host names a webhook may name, comma-separated ("*", the default: any). Whatever the name,
     /// the address connected to must pass <see cref="Webhooks.WebhookEgress"/>: no loopback, private, link-local or
     /// metadata address unless SDD_WEBHOOK_ALLOW names it, so a stranger cannot make the service call into its own network.
@@ -137,7 +131,6 @@ public sealed record IngestSettings
             MaxJsonBytes = GetLong("SDD_MAX_JSON_BYTES", d.MaxJsonBytes),
             TeacherMaxImageSize = (int)GetLong("SDD_TEACHER_MAX_IMAGE_SIZE", d.TeacherMaxImageSize),
             TeacherImportMaxBytes = GetLong("SDD_TEACHER_IMPORT_MAX_BYTES", d.TeacherImportMaxBytes),
-            StableDiffusionMaxImageSize = Get("SDD_SD_MAX_IMAGE_SIZE") is "0" ? 0 : (int)GetLong("SDD_SD_MAX_IMAGE_SIZE", d.StableDiffusionMaxImageSize),
             WebhookHosts = Get("SDD_WEBHOOK_HOSTS") is { } hosts
                 ? hosts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : d.WebhookHosts,
             WebhookAllow = Get("SDD_WEBHOOK_ALLOW") is { } allow

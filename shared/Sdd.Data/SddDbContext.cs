@@ -19,6 +19,7 @@ public class SddDbContext(DbContextOptions<SddDbContext> options) : DbContext(op
     public DbSet<SourceGrant> SourceGrants => Set<SourceGrant>();
     public DbSet<IdempotencyRecord> IdempotencyRecords => Set<IdempotencyRecord>();
     public DbSet<WebhookDelivery> WebhookDeliveries => Set<WebhookDelivery>();
+    public DbSet<WorkerReport> Workers => Set<WorkerReport>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(SddDbContext).Assembly);

@@ -123,9 +123,25 @@ public class StableDiffusionApiTests(IngestHost host) : IClassFixture<IngestHost
         return (teacher.Id, datasetId);
     }
 
+    /// <summary>The distill workers this deployment has, as their reports say: (SD max image size, minutes since the last report).</summary>
+    private async Task WorkersAsync(params (int SdMax, double MinutesAgo)[] workers)
+    {
+        await using var db = host.Db();
+        await db.Workers.ExecuteDeleteAsync();
+        foreach (var (max, ago) in workers)
+            db.Workers.Add(new WorkerReport
+            {
+                Name = IngestHost.Unique("w-"), Service = WorkerReport.Distill, Device = "cpu", MemoryBytes = 24L << 30, StableDiffusionMaxImageSize = max,
+                TeacherKinds = max > 0 ? ["attribute-ddpm", "latent-ddpm", "stable-diffusion"] : ["attribute-ddpm", "latent-ddpm"],
+                StartedAt = DateTimeOffset.UtcNow.AddHours(-1), HeartbeatAt = DateTimeOffset.UtcNow.AddMinutes(-ago),
+            });
+        await db.SaveChangesAsync();
+    }
+
     [Fact]
     public async Task A_prompt_attribute_stores_its_prompts_and_shows_them()
     {
+        await WorkersAsync((512, 0.2));
         var (owner, key) = await host.NewKeyAsync();
         using var client = host.Client(key);
         var (teacherId, datasetId) = await SdTeacherAsync(owner);
@@ -146,6 +162,7 @@ public class StableDiffusionApiTests(IngestHost host) : IClassFixture<IngestHost
     [Fact]
     public async Task Prompt_attributes_no_worker_can_take_or_without_what_they_need_are_refused_at_submission()
     {
+        await WorkersAsync((512, 0.2));
         var (owner, key) = await host.NewKeyAsync();
         using var client = host.Client(key);
         var (teacherId, datasetId) = await SdTeacherAsync(owner);
@@ -166,17 +183,24 @@ public class StableDiffusionApiTests(IngestHost host) : IClassFixture<IngestHost
         var (theirs, _) = await SdTeacherAsync(stranger);
         await Refused(client, new { name = "a7", teacherId = theirs, datasetId, prompt = "a cat" }, HttpStatusCode.NotFound);
 
-        // What this deployment's workers run: none at 512 px, or no SD at all.
-        foreach (var (limit, says) in new[] { ("256", "up to 256 px"), ("0", "runs Stable Diffusion teachers") })
+        // What this deployment's live distill workers report: none at 512 px, no SD at all, none alive (one silent for 10 minutes).
+        foreach (var (workers, says) in new[]
+                 {
+                     (new[] { (256, 0.1), (128, 0.5) }, "up to 256 px"),
+                     (new[] { (0, 0.1) }, "SDD_SD_MAX_IMAGE_SIZE is 0"),
+                     (new[] { (512, 10.0) }, "No distill worker of this deployment has reported"),
+                     (Array.Empty<(int, double)>(), "No distill worker of this deployment has reported"),
+                 })
         {
-            await using var factory = host.NewFactory(new() { ["SDD_SD_MAX_IMAGE_SIZE"] = limit });
-            using var limited = ClientFor(factory, key);
-            var detail = await Refused(limited, new { name = "a8", teacherId, datasetId, prompt = "a cat" }, HttpStatusCode.UnprocessableEntity);
+            await WorkersAsync(workers);
+            var detail = await Refused(client, new { name = "a8", teacherId, datasetId, prompt = "a cat" }, HttpStatusCode.UnprocessableEntity);
             Assert.Contains(says, detail);
             Assert.Contains("SDD_SD_MAX_IMAGE_SIZE", detail);
         }
+        await WorkersAsync((512, 0.1));
+        Assert.Equal(HttpStatusCode.Accepted, (await client.PostAsJsonAsync("/v1/attributes", new { name = "a9", teacherId, datasetId, prompt = "a cat" })).StatusCode);
         await using var check = host.Db();
-        Assert.False(await check.Attributes.AnyAsync(a => a.Owner == owner));
-        Assert.False(await check.TrainingRuns.AnyAsync(r => r.Owner == owner));
+        Assert.Equal(["a9"], await check.Attributes.Where(a => a.Owner == owner).Select(a => a.Name).ToListAsync());
+        Assert.Equal(1, await check.TrainingRuns.CountAsync(r => r.Owner == owner));
     }
 }

@@ -60,6 +60,23 @@ public static partial class AttributesApi
         return (attribute, null);
     }
 
+    /// <summary>Why no live distill worker can run a Stable Diffusion teacher at its size (null: one can), from their reports.</summary>
+    private static async Task<ProblemHttpResult?> DistillWorkerProblemAsync(SddDbContext db, Teacher teacher, CancellationToken ct)
+    {
+        var since = DateTimeOffset.UtcNow - Sdd.ServiceDefaults.WorkerReporter.LiveWithin;
+        var live = await db.Workers.AsNoTracking().Where(w => w.Service == WorkerReport.Distill && w.HeartbeatAt > since).ToListAsync(ct);
+        if (live.Any(w => w.TeacherKinds.Contains(TeacherConfig.KindStableDiffusion) && w.StableDiffusionMaxImageSize >= teacher.Resolution)) return null;
+        if (live.Count == 0)
+            return Problems.Unprocessable($"No distill worker of this deployment has reported in the last {Sdd.ServiceDefaults.WorkerReporter.LiveWithin.TotalMinutes:0} minutes: " +
+                "a Stable Diffusion run would wait for one. Start a distill worker (SDD_SD_MAX_IMAGE_SIZE 512 or more) and submit again.");
+        var sd = live.Where(w => w.TeacherKinds.Contains(TeacherConfig.KindStableDiffusion)).ToList();
+        var seen = string.Join("; ", live.GroupBy(w => (w.Device, w.StableDiffusionMaxImageSize))
+            .Select(g => $"{g.Count()} on {g.Key.Device}, {(g.Key.StableDiffusionMaxImageSize > 0 ? $"Stable Diffusion up to {g.Key.StableDiffusionMaxImageSize} px" : "no Stable Diffusion")}"));
+        return Problems.Unprocessable(sd.Count == 0
+            ? $"None of this deployment's {live.Count} distill worker(s) runs Stable Diffusion teachers (their SDD_SD_MAX_IMAGE_SIZE is 0: {seen}); '{teacher.Name}' cannot be distilled here."
+            : $"'{teacher.Name}' works at {teacher.Resolution} px; this deployment's distill workers run Stable Diffusion teachers up to {sd.Max(w => w.StableDiffusionMaxImageSize)} px (their SDD_SD_MAX_IMAGE_SIZE; {seen}).");
+    }
+
     /// <summary>A prompt: trimmed, 1 to <see cref="ImageAttribute.MaxPromptLength"/> characters, no control characters.</summary>
     private static ProblemHttpResult? CheckPrompt(string? text, string field, bool required, out string? prompt)
     {
@@ -100,11 +117,8 @@ public static partial class AttributesApi
             if (CheckPrompt(request.SourcePrompt, "sourcePrompt", required: false, out sourcePrompt) is { } badSource) return badSource;
             if (request.DatasetId is null)
                 return Problems.Unprocessable("A prompt attribute is distilled on your photos: give datasetId (a data set of plain photos; its labels, if any, are not read).");
-            // Refused now rather than queued for a worker that cannot take it.
-            if (teacher.Resolution > settings.StableDiffusionMaxImageSize)
-                return Problems.Unprocessable(settings.StableDiffusionMaxImageSize == 0
-                    ? $"No distill worker of this deployment runs Stable Diffusion teachers (SDD_SD_MAX_IMAGE_SIZE = 0); '{teacher.Name}' cannot be distilled here."
-                    : $"'{teacher.Name}' works at {teacher.Resolution} px; this deployment's distill workers run Stable Diffusion teachers up to {settings.StableDiffusionMaxImageSize} px (SDD_SD_MAX_IMAGE_SIZE).");
+            // Refused now rather than queued for a worker that cannot take it: what the live distill workers report.
+            if (await DistillWorkerProblemAsync(db, teacher, ct) is { } noWorker) return noWorker;
             target = string.IsNullOrWhiteSpace(target) ? name : target.Trim();
             if (!NamePattern().IsMatch(target)) return Problems.BadRequest("targetAttribute is 1 to 100 letters, digits, '-' or '_'.");
         }
