@@ -37,7 +37,7 @@ timed vae "${CLI[@]}" vae train --dataset "$OUT_DIR/portraits128" --out "$OUT_DI
 timed vae-eval "${CLI[@]}" vae eval --vae "$OUT_DIR/vae128" --dataset "$OUT_DIR/portraits128" --json "$OUT_DIR/vae-eval.json"
 timed teacher "${CLI[@]}" teacher train --kind latent-ddpm --vae "$OUT_DIR/vae128" --dataset "$OUT_DIR/portraits128" --out "$OUT_DIR/teacher128" \
   --size 128 --channels 64,128,192 --steps "$TEACHER_STEPS" --batch 128 --judge-steps "$JUDGE_STEPS"
-# Guidance 4.5: where the CPU-trained latent128 met 90 % on every attribute (README, the latent teacher).
+# Guidance 4.5: where the CPU-trained latent128 met 90 % on every attribute (docs/method.md, the latent teacher).
 timed teacher-eval "${CLI[@]}" teacher eval --teacher "$OUT_DIR/teacher128" --judge "$OUT_DIR/teacher128/judge" --samples 128 --guidance 4.5 --steps 25 --json "$OUT_DIR/teacher-eval.json"
 # The editor (untrained weights time the same as trained ones) at 512 and 1024 px, residual from 128, beside SDEdit at t0 = 200.
 timed speed "${CLI[@]}" bench speed --teacher "$OUT_DIR/teacher128" --sizes 128,512,1024 --t0 200 --json "$OUT_DIR/bench-speed-gpu.json"

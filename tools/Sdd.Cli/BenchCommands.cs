@@ -33,7 +33,7 @@ public static class BenchCommands
         var readme = o.String("readme");
         if (o.Has("tables-only"))
         {
-            // The tables again from the JSON alone (nothing is measured): the Markdown file, and the README's block when asked.
+            // The tables again from the JSON alone (nothing is measured): the Markdown file, and docs/results.md's block when asked.
             o.EnsureAllUsed();
             var saved = JsonSerializer.Deserialize<QualityBenchReport>(File.ReadAllText(json), ModelFolder.Json) ?? throw new InvalidDataException($"'{json}' is empty.");
             var tables = QualityTables.Markdown(saved);

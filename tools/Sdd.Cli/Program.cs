@@ -26,7 +26,7 @@ usage: sdd <command> [options]
                     largest gate at which the judge's editability on validation portraits is at --target or above)
   edit              --editor DIR --in DIR|FILES --out DIR [--batch 32 --format jpeg|png|webp (default: each input's)]
   bench quality     [--teacher DIR --judge DIR --attributes A,B (all) --seeds 1,2,3 --images 100 --double-images 50 --policies hqs,random,fixed:500
-                     --sdedit 100,150,200,300,400,600 --inversion 300,600 --json docs/results/bench-quality.json --work DIR --readme README.md]  (resumable; --tables-only: tables from the JSON)
+                     --sdedit 100,150,200,300,400,600 --inversion 300,600 --json docs/results/bench-quality.json --work DIR --readme docs/results.md]  (resumable; --tables-only: tables from the JSON)
   bench editors     --editors DIR[,DIR...] [--judge DIR --sizes 128,512 --images 100 --split test|validation|confirmation --gates 0,0.2,own --json FILE --grid FILE.png]
                     (the same portraits at each size; sharpness; --judge: default the shipped judge of the editors' size;
                     --split confirmation: a second test set, read once; --gates: each masked editor once per mask gate, own: its config's;

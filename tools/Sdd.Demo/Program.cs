@@ -132,10 +132,10 @@ public sealed record DemoOptions(string Out, int Count, int? Steps, int Images, 
     /// <summary>
     /// The guidance scale and steps when --scale and --steps are not given, by the teacher's kind. Fixed scales, because
     /// the automatic search (probe runs on validation images) would cost the demo about twice its distillation: 10 on the
-    /// 32 px teacher, what the demo has always used (the search chose 8.4 for smiling there, README); 20 on the 128 px latent
+    /// 32 px teacher, what the demo has always used (the search chose 8.4 for smiling there, docs/method.md); 20 on the 128 px latent
     /// teacher, what the search chose for both smiling and eyeglasses (s = 10 to 16.8 edited none of the validation images
     /// after 100 steps, 20 edited 96 and 97 %). Steps: 300 at 32 px; fewer at 128 px, where a step costs about 8 times as
-    /// much, so the demo stays within 15 minutes (README, Demo).
+    /// much, so the demo stays within 15 minutes (docs/operations.md, Demo).
     /// </summary>
     public const double PixelScale = 10, LatentScale = 20;
     public const int PixelSteps = 300, LatentSteps = 150;

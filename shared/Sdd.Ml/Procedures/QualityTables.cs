@@ -3,7 +3,7 @@ using System.Text;
 
 namespace Sdd.Ml.Procedures;
 
-/// <summary>The quality benchmark's tables as Markdown, generated from its report only (docs/results and the README quote them).</summary>
+/// <summary>The quality benchmark's tables as Markdown, generated from its report only (docs/results.md quotes them).</summary>
 public static class QualityTables
 {
     public static string Markdown(QualityBenchReport r)
@@ -72,7 +72,7 @@ public static class QualityTables
         return sb.ToString();
     }
 
-    public const string BeginMarker = "<!-- bench-quality:begin (generated from docs/results/bench-quality.json by ./sdd bench quality --tables-only --readme README.md) -->";
+    public const string BeginMarker = "<!-- bench-quality:begin (generated from docs/results/bench-quality.json by ./sdd bench quality --tables-only --readme docs/results.md) -->";
     public const string EndMarker = "<!-- bench-quality:end -->";
 
     /// <summary>The text with the block between <see cref="BeginMarker"/> and <see cref="EndMarker"/> replaced by <paramref name="tables"/>.</summary>
