@@ -160,16 +160,22 @@ public sealed class JobsClient
         {
             await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
                 await DownloadResultsZipAsync(id, file, ct);
-            var root = Path.GetFullPath(directory);
-            Directory.CreateDirectory(root);
-            var written = new List<string>();
+            // "edited/" and "edited" are the same folder: without its trailing separator the prefix test below would refuse every entry.
+            var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
             using var zip = ZipFile.OpenRead(temp);
+            var files = new List<(ZipArchiveEntry Entry, string Target)>();
             foreach (var entry in zip.Entries)
             {
                 if (entry.FullName.EndsWith('/')) continue;
                 var target = Path.GetFullPath(Path.Combine(root, entry.FullName));
                 if (!target.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
                     throw new InvalidDataException($"The results zip names '{entry.FullName}', outside the folder; nothing of it is written.");
+                files.Add((entry, target));
+            }
+            Directory.CreateDirectory(root);
+            var written = new List<string>();
+            foreach (var (entry, target) in files)
+            {
                 Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 entry.ExtractToFile(target, overwrite: true);
                 written.Add(Path.GetRelativePath(root, target).Replace('\\', '/'));

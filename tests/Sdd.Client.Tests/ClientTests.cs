@@ -281,7 +281,7 @@ public sealed class ClientTests
     public async Task The_results_zip_is_unpacked_under_the_servers_names_and_an_entry_outside_the_folder_is_refused()
     {
         var good = Zip(("portraits/a.jpg", [1, 2]), ("b.png", [3]));
-        var evil = Zip(("../escape.png", [9]));
+        var evil = Zip(("fine.png", [8]), ("../escape.png", [9]));
         var evilJob = Guid.NewGuid();
         await using var api = await FakeApi.StartAsync((app, _) =>
         {
@@ -297,8 +297,15 @@ public sealed class ClientTests
             Assert.Equal(["portraits/a.jpg", "b.png"], written);
             Assert.Equal([1, 2], await File.ReadAllBytesAsync(Path.Combine(dir.FullName, "out", "portraits", "a.jpg")));
 
+            // A folder written with its trailing separator, as people type it, is the same folder.
+            var slashed = await client.Jobs.ExtractResultsAsync(JobId, Path.Combine(dir.FullName, "slashed") + Path.DirectorySeparatorChar);
+            Assert.Equal(["portraits/a.jpg", "b.png"], slashed);
+            Assert.Equal([3], await File.ReadAllBytesAsync(Path.Combine(dir.FullName, "slashed", "b.png")));
+
+            // One entry outside the folder refuses the whole zip: nothing of it is written, the good entry before it neither.
             await Assert.ThrowsAsync<InvalidDataException>(() => client.Jobs.ExtractResultsAsync(evilJob, Path.Combine(dir.FullName, "evil")));
             Assert.False(File.Exists(Path.Combine(dir.FullName, "escape.png")));
+            Assert.False(File.Exists(Path.Combine(dir.FullName, "evil", "fine.png")));
 
             using var output = new MemoryStream();
             await client.Jobs.DownloadOutputAsync(JobId, Guid.NewGuid(), output);
