@@ -1,12 +1,12 @@
 namespace Sdd.Client;
 
 public enum RunKind { Teacher, Distill }
-public enum RunState { Queued, Running, Succeeded, Failed }
+public enum RunState { Queued, Running, Succeeded, Failed, Cancelled }
 
 /// <summary>A training run (a teacher's or an editor version's distillation), trained in checkpointed chunks.</summary>
 public sealed record Run(Guid Id, RunKind Kind, RunState State, int Step, int TotalSteps, string? CheckpointKey, DateTimeOffset? HeartbeatAt, string? Error)
 {
-    [JsonIgnore] public bool IsFinished => State is RunState.Succeeded or RunState.Failed;
+    [JsonIgnore] public bool IsFinished => State is RunState.Succeeded or RunState.Failed or RunState.Cancelled;
 }
 
 /// <summary><c>/v1/runs</c>: training runs and their webhook deliveries.</summary>
@@ -16,6 +16,9 @@ public sealed class RunsClient
     internal RunsClient(ApiTransport api) => _api = api;
 
     public Task<Run> GetAsync(Guid id, CancellationToken ct = default) => _api.GetAsync<Run>($"/v1/runs/{id}", ct);
+
+    /// <summary>Cancels a queued or running run (yours, or any as an admin): its worker stops within a heartbeat and what it was making fails.</summary>
+    public Task<Run> CancelAsync(Guid id, CancellationToken ct = default) => _api.SendAsync<Run>(HttpMethod.Post, $"/v1/runs/{id}/cancel", ct);
 
     public Task<Page<Run>> ListAsync(string? cursor = null, int? limit = null, CancellationToken ct = default) =>
         _api.GetPageAsync<Run>("/v1/runs", cursor, limit, ct);
@@ -28,7 +31,7 @@ public sealed class RunsClient
     public IAsyncEnumerable<WebhookDelivery> ListAllWebhooksAsync(Guid id, CancellationToken ct = default) =>
         Pages.AllAsync((c, t) => ListWebhooksAsync(id, c, null, t), ct);
 
-    /// <summary>Polls until the run succeeded or failed (returned either way), reporting each state seen.</summary>
+    /// <summary>Polls until the run succeeded, failed or was cancelled (returned either way), reporting each state seen.</summary>
     public async Task<Run> WaitAsync(Guid id, IProgress<Run>? progress = null, CancellationToken ct = default)
     {
         while (true)

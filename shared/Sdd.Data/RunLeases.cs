@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Sdd.Data.Entities;
 
 namespace Sdd.Data;
 
@@ -65,4 +66,45 @@ public static class RunLeases
                AND COALESCE("HeartbeatAt", "DispatchedAt") < now() - {staleAfter}
                AND "DispatchedAt" < now() - {staleAfter}
             """, ct) == 1;
+
+    /// <summary>
+    /// Marks the run completed at <paramref name="step"/>, only while <paramref name="worker"/> still holds it running: a
+    /// run cancelled (or taken over) meanwhile stays as it is. Run it in the transaction that publishes the run's result,
+    /// and roll that back when it answers false.
+    /// </summary>
+    public static async Task<bool> CompleteAsync(this SddDbContext db, Guid runId, string worker, int step, string checkpointKey, CancellationToken ct)
+    {
+        var now = DateTimeOffset.UtcNow;
+        return await db.TrainingRuns.Where(r => r.Id == runId && r.State == RunState.Running && r.Worker == worker)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(r => r.State, RunState.Completed).SetProperty(r => r.Step, step).SetProperty(r => r.CheckpointKey, checkpointKey)
+                .SetProperty(r => r.HeartbeatAt, now).SetProperty(r => r.FinishedAt, now).SetProperty(r => r.Error, (string?)null), ct) == 1;
+    }
+
+    /// <summary>
+    /// Cancels a queued or running run, with <paramref name="reason"/> as its error, and fails what it was making (a
+    /// teacher run's teacher, a distillation's editor version) unless that is ready. Its worker's next heartbeat finds the
+    /// lease gone (<see cref="RenewAsync"/> needs a running run), so the chunk stops without recording anything and the
+    /// chunk's re-sent command finds the run finished. False when the run had already finished.
+    /// </summary>
+    public static async Task<bool> CancelAsync(this SddDbContext db, Guid runId, string reason, CancellationToken ct)
+    {
+        var now = DateTimeOffset.UtcNow;
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var run = await db.TrainingRuns.AsNoTracking().Where(r => r.Id == runId).Select(r => new { r.Kind, r.TeacherId, r.EditorVersionId }).SingleOrDefaultAsync(ct);
+        if (run is null) return false;
+        bool cancelled = await db.TrainingRuns.Where(r => r.Id == runId && (r.State == RunState.Queued || r.State == RunState.Running))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(r => r.State, RunState.Cancelled).SetProperty(r => r.Error, reason).SetProperty(r => r.Worker, (string?)null)
+                .SetProperty(r => r.FinishedAt, now).SetProperty(r => r.HeartbeatAt, now), ct) == 1;
+        if (!cancelled) return false;
+        if (run.Kind == RunKind.Teacher && run.TeacherId is { } teacher)
+            await db.Teachers.Where(t => t.Id == teacher && t.Status != TeacherStatus.Ready)
+                .ExecuteUpdateAsync(s => s.SetProperty(t => t.Status, TeacherStatus.Failed), ct);
+        if (run.Kind == RunKind.Distill && run.EditorVersionId is { } version)
+            await db.EditorVersions.Where(v => v.Id == version && v.Status != EditorStatus.Ready)
+                .ExecuteUpdateAsync(s => s.SetProperty(v => v.Status, EditorStatus.Failed), ct);
+        await tx.CommitAsync(ct);
+        return true;
+    }
 }

@@ -109,6 +109,43 @@ public sealed class RunLeaseTests(SddSystem system, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_cancelled_run_stops_on_its_worker_within_a_heartbeat_and_records_nothing_after()
+    {
+        await system.SmilingEditorAsync(); // the fixture's worker is free
+        var name = $"cancelled-{Guid.NewGuid():N}"[..20];
+        var dataset = await system.DatasetAsync();
+        var accepted = await Api.Attributes.CreateAsync(new CreateAttribute(name, system.TeacherId, "smiling", dataset, new DistillSettings(Steps: 1000)));
+        var runId = accepted.RunId;
+        // Running, past its first recorded chunk: a worker holds the lease and is training.
+        Run seen = await Api.Runs.GetAsync(runId);
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); !(seen.State == RunState.Running && seen.Step >= 10); await Task.Delay(200))
+        {
+            Assert.True(waited.Elapsed < TimeSpan.FromMinutes(3), $"the run never got going: {seen}\n{system.Distill.Tail()}");
+            seen = await Api.Runs.GetAsync(runId);
+        }
+
+        var cancelled = await Api.Runs.CancelAsync(runId);
+        Assert.Equal(RunState.Cancelled, cancelled.State);
+        Assert.Equal("cancelled by its owner", cancelled.Error);
+
+        // The worker loses the lease at its next heartbeat (2 s here), abandons the chunk, and the chunk's re-sent
+        // command finds the run cancelled.
+        var lost = new Regex($@"Run {runId}: worker .* lost its lease");
+        var skipped = new Regex($@"Run {runId} is Cancelled: chunk \d+ skipped");
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); !RunLines(runId, system.Distill).Any(x => lost.IsMatch(x.Line)); await Task.Delay(100))
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(10), $"the worker did not stop:\n{system.Distill.Tail()}");
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); !RunLines(runId, system.Distill).Any(x => skipped.IsMatch(x.Line)); await Task.Delay(200))
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(90), $"the abandoned chunk was not turned away:\n{system.Distill.Tail()}");
+
+        // Nothing was recorded after the cancel: the step and state stand, the version failed.
+        var after = await Api.Runs.GetAsync(runId);
+        Assert.Equal((RunState.Cancelled, cancelled.Step), (after.State, after.Step));
+        Assert.Equal(EditorState.Failed, (await Api.Attributes.GetAsync(name)).Versions.Single().State);
+        var again = await Assert.ThrowsAsync<SddApiException>(() => Api.Runs.CancelAsync(runId));
+        Assert.Equal(409, again.Status);
+    }
+
+    [Fact]
     public async Task A_worker_killed_mid_chunk_has_its_lease_taken_over_after_expiry_and_the_run_resumes_from_the_switched_checkpoint()
     {
         await system.SmilingEditorAsync();

@@ -116,7 +116,7 @@ public class AccessTests(IngestHost host) : IClassFixture<IngestHost>
         using var anonymous = host.Client(key: null);
         var document = await anonymous.GetFromJsonAsync<JsonElement>("/openapi/v1.json");
         var paths = document.GetProperty("paths");
-        foreach (var path in new[] { "/v1/keys", "/v1/datasets", "/v1/datasets/upload", "/v1/teachers", "/v1/runs/{id}", "/v1/attributes/{name}/active",
+        foreach (var path in new[] { "/v1/keys", "/v1/datasets", "/v1/datasets/upload", "/v1/teachers", "/v1/runs/{id}", "/v1/runs/{id}/cancel", "/v1/attributes/{name}/active",
                      "/v1/jobs", "/v1/jobs/{id}/items", "/v1/jobs/{id}/results.zip", "/v1/jobs/{id}/cancel", "/v1/jobs/{id}/items/{itemId}/output",
                      "/v1/keys/{id}", "/v1/keys/me", "/v1/uploads", "/v1/uploads/{id}/files", "/v1/grants", "/v1/grants/{id}",
                      "/v1/attributes/{name}/publish", "/v1/teachers/{id}/publish" })

@@ -76,6 +76,69 @@ public class RegistryTests(IngestHost host) : IClassFixture<IngestHost>
     }
 
     [Fact]
+    public async Task A_run_is_cancelled_by_its_owner_or_an_admin_only_while_live_and_what_it_made_fails()
+    {
+        var (owner, key) = await host.NewKeyAsync();
+        using var client = host.Client(key);
+        var teacherId = (await BuiltinAsync(client)).GetProperty("id").GetGuid();
+        var name = IngestHost.Unique("cancel-");
+        var accepted = await (await client.PostAsJsonAsync("/v1/attributes", new { name, teacherId, targetAttribute = "smiling", settings = new { steps = 50, scale = 30 } }))
+            .Content.ReadFromJsonAsync<JsonElement>();
+        var runId = accepted.GetProperty("runId").GetGuid();
+
+        // Another owner cannot cancel it (404, as on every route) and leaves it queued.
+        var (_, otherKey) = await host.NewKeyAsync();
+        using var other = host.Client(otherKey);
+        await ProblemAssert.IsProblem(await other.PostAsync($"/v1/runs/{runId}/cancel", null), HttpStatusCode.NotFound);
+        await ProblemAssert.IsProblem(await client.PostAsync($"/v1/runs/{Guid.NewGuid()}/cancel", null), HttpStatusCode.NotFound);
+        Assert.Equal("queued", (await client.GetFromJsonAsync<JsonElement>($"/v1/runs/{runId}")).GetProperty("state").GetString());
+
+        // The owner cancels it: 202 with the run, cancelled with its reason; the version it was distilling failed.
+        var response = await client.PostAsync($"/v1/runs/{runId}/cancel", null);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var run = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("cancelled", run.GetProperty("state").GetString());
+        Assert.Equal("cancelled by its owner", run.GetProperty("error").GetString());
+        Assert.Equal("cancelled", (await client.GetFromJsonAsync<JsonElement>($"/v1/runs/{runId}")).GetProperty("state").GetString());
+        var attribute = await client.GetFromJsonAsync<JsonElement>($"/v1/attributes/{name}");
+        Assert.Equal("failed", attribute.GetProperty("versions")[0].GetProperty("state").GetString());
+        await using (var db = host.Db())
+        {
+            var row = await db.TrainingRuns.SingleAsync(r => r.Id == runId);
+            Assert.Equal((RunState.Cancelled, (string?)null), (row.State, row.Worker));
+            Assert.NotNull(row.FinishedAt);
+            // The worker's lease and its completion both need a running run: a worker still holding it records nothing.
+            Assert.False(await db.RenewAsync(runId, "w1", CancellationToken.None));
+            Assert.False(await db.CompleteAsync(runId, "w1", 50, "k", CancellationToken.None));
+            Assert.False(await db.TryAcquireAsync(runId, "w1", TimeSpan.FromSeconds(30), CancellationToken.None));
+        }
+        // Only a live run can be cancelled: a second cancel is a 409 naming its state; the active-run quota is free again.
+        var again = await client.PostAsync($"/v1/runs/{runId}/cancel", null);
+        await ProblemAssert.IsProblem(again, HttpStatusCode.Conflict);
+        Assert.Contains("is cancelled", await again.Content.ReadAsStringAsync());
+
+        // An admin may cancel any owner's run; a teacher run's teacher fails with it.
+        Guid datasetId = Guid.NewGuid();
+        await using (var db = host.Db())
+        {
+            db.Datasets.Add(new Dataset
+            {
+                Id = datasetId, Name = IngestHost.Unique("ds-"), Owner = owner, AttributeNames = ["smiling"], ImageCount = 10, CreatedAt = DateTimeOffset.UtcNow,
+                Bucket = host.DatasetsBucket, Prefix = KeyLayout.Dataset(owner, datasetId),
+            });
+            await db.SaveChangesAsync();
+        }
+        var training = await (await client.PostAsJsonAsync("/v1/teachers", new { datasetId, steps = 500 })).Content.ReadFromJsonAsync<JsonElement>();
+        var teacherRun = training.GetProperty("runId").GetGuid();
+        using var admin = host.Client();
+        var byAdmin = await admin.PostAsync($"/v1/runs/{teacherRun}/cancel", null);
+        Assert.Equal(HttpStatusCode.Accepted, byAdmin.StatusCode);
+        Assert.Equal("cancelled by an admin", (await byAdmin.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error").GetString());
+        var teacher = await client.GetFromJsonAsync<JsonElement>($"/v1/teachers/{training.GetProperty("teacherId").GetGuid()}");
+        Assert.Equal("failed", teacher.GetProperty("state").GetString());
+    }
+
+    [Fact]
     public async Task An_attribute_is_created_with_a_first_version_and_sends_DistillEditor()
     {
         var (_, key) = await host.NewKeyAsync();

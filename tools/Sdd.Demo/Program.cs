@@ -65,7 +65,7 @@ try
     Say($"attribute {o.Attribute} v{version}: run {runId}, {steps} steps (delta guidance, s={scale.ToString(CultureInfo.InvariantCulture)}, lambda=1, HQS timesteps)");
     var run = await Bars.RunAsync("distill", report => client.Runs.WaitAsync(runId, new InlineProgress<Run>(r =>
         report(r.Step, steps, r.State == RunState.Running && r.Step == 0 ? "HQS indicator, first chunk" : SddJson.Name(r.State)))));
-    if (run.State == RunState.Failed) throw new InvalidOperationException($"The distillation failed: {run.Error}");
+    if (run.State is RunState.Failed or RunState.Cancelled) throw new InvalidOperationException($"The distillation {SddJson.Name(run.State)}: {run.Error}");
     times.Add(("distillation (HQS + training + evaluation)", sw.Elapsed.TotalSeconds));
     // Published by the admin, so every key of this stack may submit jobs with the demo's editor (read-only).
     try

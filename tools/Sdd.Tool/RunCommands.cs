@@ -1,6 +1,6 @@
 namespace Sdd.Tool;
 
-/// <summary><c>sdd runs watch|list</c>: training runs of teachers and editor versions.</summary>
+/// <summary><c>sdd runs watch|list|cancel</c>: training runs of teachers and editor versions.</summary>
 internal static class RunCommands
 {
     public static Command Build(ToolContext tool, Dictionary<Command, string[]> examples)
@@ -8,7 +8,7 @@ internal static class RunCommands
         var runs = new Command("runs", "Training runs: a teacher's training or an editor version's distillation");
 
         var id = new Argument<string>("ID") { Description = "The run's id" };
-        var watch = new Command("watch", "Follow a run to its end with a progress bar (exit 0 succeeded, 1 failed)") { id };
+        var watch = new Command("watch", "Follow a run to its end with a progress bar (exit 0 succeeded, 1 failed or cancelled)") { id };
         examples[watch] = ["sdd runs watch 0b5c…", "sdd runs watch 0b5c… --json   # the finished run"];
         watch.Handle(tool, async (inv, ct) => await WatchAsync(inv, Lookup.Id(inv.Value(id)!, "run"), ct));
 
@@ -25,8 +25,20 @@ internal static class RunCommands
             return ExitCodes.Ok;
         });
 
+        var cancelId = new Argument<string>("ID") { Description = "The run's id" };
+        var cancel = new Command("cancel", "Cancel a queued or running run (yours; an admin key cancels any): its worker stops within a heartbeat, what it was making fails") { cancelId };
+        examples[cancel] = ["sdd runs cancel 0b5c…", "sdd runs cancel 0b5c… --json   # the cancelled run"];
+        cancel.Handle(tool, async (inv, ct) =>
+        {
+            var run = await inv.Client.Runs.CancelAsync(Lookup.Id(inv.Value(cancelId)!, "run"), ct);
+            if (inv.Json) inv.WriteJson(run);
+            else inv.Out.MarkupLine($"Run {run.Id} {State(run.State)} at step {run.Step}/{run.TotalSteps}.");
+            return ExitCodes.Ok;
+        });
+
         runs.Subcommands.Add(watch);
         runs.Subcommands.Add(list);
+        runs.Subcommands.Add(cancel);
         return runs;
     }
 
@@ -47,7 +59,7 @@ internal static class RunCommands
         }
         if (inv.Json) inv.WriteJson(run);
         else if (run.State == RunState.Succeeded) inv.Out.MarkupLine($"Run {run.Id} [green]succeeded[/] at step {run.Step}/{run.TotalSteps}.");
-        else inv.Out.MarkupLine($"Run {run.Id} [red]failed[/] at step {run.Step}/{run.TotalSteps}: {Display.Esc(run.Error ?? "no reason given")}");
+        else inv.Out.MarkupLine($"Run {run.Id} {State(run.State)} at step {run.Step}/{run.TotalSteps}: {Display.Esc(run.Error ?? "no reason given")}");
         return run.State == RunState.Succeeded ? ExitCodes.Ok : ExitCodes.Failed;
     }
 
@@ -55,6 +67,7 @@ internal static class RunCommands
     {
         RunState.Succeeded => "[green]succeeded[/]",
         RunState.Failed => "[red]failed[/]",
+        RunState.Cancelled => "[yellow]cancelled[/]",
         _ => SddJson.Name(state),
     };
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using MassTransit;
 using Sdd.Contracts;
+using Sdd.Data.Entities;
 using Sdd.Messaging;
 
 namespace Sdd.Distill.Runs;
@@ -48,7 +49,12 @@ public sealed class ChunkedRun(RunLedger ledger, CheckpointStore checkpoints, Di
         {
             var run = await ledger.FindAsync(runId, ct);
             if (run is null) { log.LogWarning("{Kind} chunk {Chunk}: run {RunId} does not exist; ignored", work.Kind, chunk, runId); return; }
-            if (RunLedger.IsFinished(run.State)) { log.LogInformation("Run {RunId} is {State}: chunk {Chunk} skipped", runId, run.State, chunk); return; }
+            if (RunLedger.IsFinished(run.State))
+            {
+                log.LogInformation("Run {RunId} is {State}: chunk {Chunk} skipped", runId, run.State, chunk);
+                if (run.State == RunState.Cancelled) await CleanUpCancelledAsync(runId, work, ct);
+                return;
+            }
             if (!await AcquireAsync(runId, chunk, ct)) return;
 
             var (prefix, total) = await work.ResolveAsync(ct);
@@ -108,6 +114,23 @@ public sealed class ChunkedRun(RunLedger ledger, CheckpointStore checkpoints, Di
         catch (Exception e)
         {
             await RetryLaterAsync(context, runId, chunk, work, e);
+        }
+    }
+
+    /// <summary>
+    /// A cancelled run's command (the one queued when it was cancelled, or its abandoned chunk sent again): what the run
+    /// was making is marked failed once more and an import's copied weights are deleted (<see cref="IChunkedWork.FailTargetAsync"/>).
+    /// </summary>
+    private async Task CleanUpCancelledAsync(Guid runId, IChunkedWork work, CancellationToken ct)
+    {
+        try
+        {
+            await work.ResolveAsync(ct);
+            await work.FailTargetAsync(ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            log.LogWarning("Run {RunId} was cancelled; cleaning up what it made failed: {Error}", runId, e.Message);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Npgsql;
 using Sdd.Data.Entities;
+using Sdd.Distill.Runs;
 using Sdd.Ml.Indicator;
 
 namespace Sdd.Distill.Training;
@@ -63,13 +64,11 @@ public sealed class EditorRegistry(IDbContextFactory<SddDbContext> databases)
             version.MetricsJson = JsonSerializer.Serialize(editor.Metrics, Json);
             version.WeightsKey = prefix;
             version.IsActive = version.IsActive || activate;
-            var now = DateTimeOffset.UtcNow;
             try
             {
                 // One statement, not a tracked row: the run's lease heartbeat may touch the row (and its xmin) meanwhile.
-                await db.TrainingRuns.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s
-                    .SetProperty(r => r.State, RunState.Completed).SetProperty(r => r.Step, step).SetProperty(r => r.CheckpointKey, prefix)
-                    .SetProperty(r => r.HeartbeatAt, now).SetProperty(r => r.FinishedAt, now).SetProperty(r => r.Error, (string?)null), ct);
+                if (!await db.CompleteAsync(runId, RunLedger.WorkerName, step, prefix, ct))
+                    throw new LeaseLostException($"Run {runId} was cancelled or taken over before its editor was published");
                 await db.SaveChangesAsync(ct);
                 await tx.CommitAsync(ct);
                 return version.IsActive;

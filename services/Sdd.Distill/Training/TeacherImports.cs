@@ -84,20 +84,14 @@ public sealed class TeacherImports(ObjectStore store, IDbContextFactory<SddDbCon
     {
         await using var db = await databases.CreateDbContextAsync(ct);
         await using var tx = await db.Database.BeginTransactionAsync(ct);
-        var now = DateTimeOffset.UtcNow;
         var prefix = Prefix(teacher);
         await db.Teachers.Where(t => t.Id == teacher.Id).ExecuteUpdateAsync(s => s
             .SetProperty(t => t.Status, TeacherStatus.Ready)
             .SetProperty(t => t.WeightsKey, prefix)
             .SetProperty(t => t.Resolution, imported.ImageSize)
             .SetProperty(t => t.SettingsJson, imported.SettingsJson), ct);
-        await db.TrainingRuns.Where(x => x.Id == runId).ExecuteUpdateAsync(s => s
-            .SetProperty(x => x.State, RunState.Completed)
-            .SetProperty(x => x.Step, 1)
-            .SetProperty(x => x.CheckpointKey, prefix)
-            .SetProperty(x => x.HeartbeatAt, now)
-            .SetProperty(x => x.FinishedAt, now)
-            .SetProperty(x => x.Error, (string?)null), ct);
+        if (!await db.CompleteAsync(runId, RunLedger.WorkerName, 1, prefix, ct))
+            throw new LeaseLostException($"Run {runId} was cancelled or taken over before its teacher was ready");
         await tx.CommitAsync(ct);
     }
 

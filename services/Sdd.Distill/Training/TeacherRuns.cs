@@ -74,18 +74,12 @@ public sealed class TeacherRuns(CheckpointStore checkpoints, DatasetSource datas
     {
         await using var db = await databases.CreateDbContextAsync(ct);
         await using var tx = await db.Database.BeginTransactionAsync(ct);
-        var now = DateTimeOffset.UtcNow;
         await db.Teachers.Where(t => t.Id == r.Teacher.Id).ExecuteUpdateAsync(s => s
             .SetProperty(t => t.Status, TeacherStatus.Ready)
             .SetProperty(t => t.WeightsKey, r.Prefix)
             .SetProperty(t => t.Resolution, r.ImageSize), ct);
-        await db.TrainingRuns.Where(x => x.Id == runId).ExecuteUpdateAsync(s => s
-            .SetProperty(x => x.State, RunState.Completed)
-            .SetProperty(x => x.Step, step)
-            .SetProperty(x => x.CheckpointKey, r.Prefix)
-            .SetProperty(x => x.HeartbeatAt, now)
-            .SetProperty(x => x.FinishedAt, now)
-            .SetProperty(x => x.Error, (string?)null), ct);
+        if (!await db.CompleteAsync(runId, RunLedger.WorkerName, step, r.Prefix, ct))
+            throw new LeaseLostException($"Run {runId} was cancelled or taken over before its teacher was ready");
         await tx.CommitAsync(ct);
         Forget();
     }
