@@ -62,7 +62,23 @@ public sealed class ToolTests : IDisposable
         Assert.Equal(3, code);
         Assert.Equal("", stdout);
         Assert.Contains("401 Unauthorized: The API key is unknown or revoked.", stderr);
+        Assert.Contains("sdd login --api URL --key KEY", stderr); // the command that fixes it
         Assert.False(File.Exists(CredentialsFile));
+    }
+
+    [Fact]
+    public async Task An_API_that_does_not_answer_exits_3_naming_the_commands_that_start_it()
+    {
+        _env["SDD_API_URL"] = "http://127.0.0.1:1"; // nothing listens there
+        _env["SDD_API_KEY"] = "good";
+
+        var (code, stdout, stderr) = await Sdd("jobs", "list", "--json");
+
+        Assert.Equal(3, code);
+        Assert.Equal("", stdout);
+        Assert.Contains("the API cannot be reached", stderr);
+        Assert.Contains("./sdd services start", stderr);
+        Assert.Contains("SDD_API_URL", stderr);
     }
 
     [Fact]

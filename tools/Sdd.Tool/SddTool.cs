@@ -44,11 +44,13 @@ public static class SddTool
         {
             tool.Error.WriteLine($"sdd: {e.Status} {e.Title}{(string.IsNullOrEmpty(e.Detail) ? "" : ": " + e.Detail)}");
             if (e.RetryAfter is { } after) tool.Error.WriteLine($"sdd: the API asks to try again in {Math.Ceiling(after.TotalSeconds)} s.");
+            if (Fix(e) is { } fix) tool.Error.WriteLine($"sdd: {fix}");
             return ExitCodes.Api;
         }
         catch (HttpRequestException e)
         {
             tool.Error.WriteLine($"sdd: the API cannot be reached: {e.Message}");
+            tool.Error.WriteLine("sdd: is it running? On this machine: ./sdd up && ./sdd services start (or ./sdd demo); elsewhere check SDD_API_URL or sdd login --api URL.");
             return ExitCodes.Api;
         }
         catch (InvalidDataException e)
@@ -110,6 +112,15 @@ public static class SddTool
         for (SymbolResult? r = result; r is CommandResult c; r = c.Parent) names.Insert(0, c.Command.Name);
         return string.Join(' ', names);
     }
+
+    /// <summary>The command that fixes a problem a new user meets first, or null.</summary>
+    internal static string? Fix(SddApiException e) => e.Status switch
+    {
+        401 => "log in with a valid key: sdd login --api URL --key KEY (after ./sdd demo: --key \"$(cat .stack/demo.key)\"; an admin makes keys with POST /v1/keys).",
+        409 when e.Detail?.Contains("no ready editor version", StringComparison.Ordinal) == true =>
+            "its editor is still being distilled or failed: sdd runs list, sdd attributes show NAME.",
+        _ => null,
+    };
 }
 
 /// <summary>The standard help, then the command's examples, the exit codes and where credentials come from.</summary>
@@ -133,4 +144,5 @@ internal sealed class HelpWithExamples(HelpAction help, IReadOnlyDictionary<Comm
         output.WriteLine("Credentials: ~/.config/sdd/credentials.json (written by sdd login); SDD_API_URL and SDD_API_KEY override it.");
         return ExitCodes.Ok;
     }
+
 }
