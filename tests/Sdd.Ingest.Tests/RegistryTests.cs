@@ -9,6 +9,20 @@ public class RegistryTests(IngestHost host) : IClassFixture<IngestHost>
     private async Task<JsonElement> BuiltinAsync(HttpClient client) =>
         (await client.AllAsync("/v1/teachers")).Single(t => t.GetProperty("builtin").GetBoolean());
 
+    /// <summary>A data set row of the owner's (10 images, none stored): enough for the API to accept a teacher run on it.</summary>
+    private async Task<Guid> DatasetAsync(string owner, params string[] attributes)
+    {
+        var id = Guid.NewGuid();
+        await using var db = host.Db();
+        db.Datasets.Add(new Dataset
+        {
+            Id = id, Name = IngestHost.Unique("ds-"), Owner = owner, AttributeNames = [.. attributes], ImageCount = 10, CreatedAt = DateTimeOffset.UtcNow,
+            Bucket = host.DatasetsBucket, Prefix = KeyLayout.Dataset(owner, id),
+        });
+        await db.SaveChangesAsync();
+        return id;
+    }
+
     [Fact]
     public async Task The_builtin_teacher_is_registered_once_with_its_files_and_seen_by_every_key()
     {
@@ -38,19 +52,7 @@ public class RegistryTests(IngestHost host) : IClassFixture<IngestHost>
     {
         var (owner, key) = await host.NewKeyAsync();
         using var client = host.Client(key);
-        Guid datasetId;
-        await using (var db = host.Db())
-        {
-            var id = Guid.NewGuid();
-            var dataset = new Dataset
-            {
-                Id = id, Name = IngestHost.Unique("ds-"), Owner = owner, AttributeNames = ["smiling", "bangs"], ImageCount = 10, CreatedAt = DateTimeOffset.UtcNow,
-                Bucket = host.DatasetsBucket, Prefix = KeyLayout.Dataset(owner, id),
-            };
-            db.Datasets.Add(dataset);
-            await db.SaveChangesAsync();
-            datasetId = dataset.Id;
-        }
+        var datasetId = await DatasetAsync(owner, "smiling", "bangs");
 
         var response = await client.PostAsJsonAsync("/v1/teachers", new { datasetId, steps = 500 });
 
@@ -118,16 +120,7 @@ public class RegistryTests(IngestHost host) : IClassFixture<IngestHost>
         Assert.Contains("is cancelled", await again.Content.ReadAsStringAsync());
 
         // An admin may cancel any owner's run; a teacher run's teacher fails with it.
-        Guid datasetId = Guid.NewGuid();
-        await using (var db = host.Db())
-        {
-            db.Datasets.Add(new Dataset
-            {
-                Id = datasetId, Name = IngestHost.Unique("ds-"), Owner = owner, AttributeNames = ["smiling"], ImageCount = 10, CreatedAt = DateTimeOffset.UtcNow,
-                Bucket = host.DatasetsBucket, Prefix = KeyLayout.Dataset(owner, datasetId),
-            });
-            await db.SaveChangesAsync();
-        }
+        var datasetId = await DatasetAsync(owner, "smiling");
         var training = await (await client.PostAsJsonAsync("/v1/teachers", new { datasetId, steps = 500 })).Content.ReadFromJsonAsync<JsonElement>();
         var teacherRun = training.GetProperty("runId").GetGuid();
         using var admin = host.Client();
