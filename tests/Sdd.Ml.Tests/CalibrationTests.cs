@@ -265,8 +265,15 @@ public sealed class CalibrationTests
             Assert.Equal(Grid[0], run.Effective.Guidance.Scale);
             Assert.False(File.Exists(dir[EditorDistillation.ProbesFile]));
             Assert.False(Directory.Exists(dir["calibrate"]));
-
-            run.AdvanceToEnd();
+            // The worker's chunk whose budget the search used up: no step is trained, and its checkpoint (nothing trained,
+            // no smoothed edit size yet) must still be written and resumed from; it once failed the run on a NaN in JSON.
+            Assert.Equal(0, run.Advance(_ => false));
+        }
+        using (var run = EditorDistillation.Open(dir.Path, teacher, PortraitAttributes.Smiling, data, settings, sizes))
+        {
+            Assert.False(run.NeedsCalibration);
+            Assert.Equal(0, run.Step);
+            Assert.Equal(3, run.AdvanceToEnd());
             using var held = RunImages.Portraits(PortraitAttributes.Smiling, 4, S, HeldOutPortraits.HeldOutSeed, teacher.Attributes);
             var result = run.Finish(held, judge);
             Assert.Equal(Grid[0], result.Metrics["guidanceScale"]);

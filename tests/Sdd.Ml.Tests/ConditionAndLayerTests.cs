@@ -155,5 +155,9 @@ public sealed class LayerTests
         var g2 = new Generator(1234);
         loaded.Restore(g2);
         Assert.True(Tiny.BitEqual(expected, rand(10, generator: g2)));
+
+        // Before the first step the smoothed loss is NaN: saved and read back as NaN, not an exception.
+        TrainingState.Capture(0, g, double.NaN).Save(dir["first.json"]);
+        Assert.True(double.IsNaN(TrainingState.Load(dir["first.json"]).SmoothedLoss));
     }
 }

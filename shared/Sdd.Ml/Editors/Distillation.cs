@@ -187,7 +187,8 @@ public sealed class Distillation : IDisposable
         var train = Path.Combine(_dir, "train");
         Directory.CreateDirectory(train);
         var m = new Dictionary<string, double>(_config.Metrics);
-        if (metrics is not null) foreach (var kv in metrics) m[kv.Key] = kv.Value;
+        // A figure that could not be measured (NaN, an infinity) is left out: the config, the registry and the API are JSON.
+        if (metrics is not null) foreach (var kv in metrics) { if (double.IsFinite(kv.Value)) m[kv.Key] = kv.Value; else m.Remove(kv.Key); }
         _config = _config with { Step = Step, Metrics = m };
         Editor.Save(_dir, _config);
         AtomicFile.Write(Path.Combine(train, "optimizer.bin"), p => _opt.save_py(p));

@@ -1,9 +1,15 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Sdd.Ml.Torch;
 
-/// <summary>What a resumable training run saves besides weights: the step and the random generator's state.</summary>
-public sealed record TrainingState(int Step, string GeneratorState, double SmoothedLoss)
+/// <summary>
+/// What a resumable training run saves besides weights: the step, the random generator's state and the smoothed loss,
+/// which is NaN until the first step (a chunk whose budget ended before it trained one still checkpoints) and written
+/// as the string "NaN" then; JSON has no other way to hold it.
+/// </summary>
+public sealed record TrainingState(int Step, string GeneratorState,
+    [property: JsonNumberHandling(JsonNumberHandling.AllowNamedFloatingPointLiterals)] double SmoothedLoss)
 {
     public static TrainingState Capture(int step, Generator generator, double smoothedLoss)
     {
