@@ -26,6 +26,8 @@ fi
 results="$SDD_STACK_DIR/test-results"
 rm -rf "$results"; mkdir -p "$results"
 
+# Numerics can differ by machine (LibTorch picks its kernels by CPU): say which one ran the tests.
+echo "[test] cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(grep -o -w 'avx512f\|avx2\|amx_tile\|avx512_bf16' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ')" >&2
 echo "[test] building SDD.sln" >&2
 if ! dotnet build SDD.sln -v q --nologo -clp:ErrorsOnly; then
   stop_stack

@@ -118,6 +118,47 @@ public sealed class LayerTests
     }
 
     [Fact]
+    public void Attention_that_trains_is_the_fused_kernels_function_with_gradients_of_the_double_precision_reference()
+    {
+        using var scope = NewDisposeScope();
+        random.manual_seed(3);
+        foreach (var causal in new[] { false, true })
+        {
+            var q = randn(2, 3, 7, 8).requires_grad_(); var k = randn(2, 3, 5, 8).requires_grad_(); var v = randn(2, 3, 5, 8).requires_grad_();
+            if (causal) { k = randn(2, 3, 7, 8).requires_grad_(); v = randn(2, 3, 7, 8).requires_grad_(); }
+            var upstream = randn(2, 3, 7, 8);
+            var y = Attention.Scaled(q, k, v, causal);
+            Tensor fused;
+            using (no_grad()) fused = Attention.Scaled(q, k, v, causal); // no gradient: the fused kernel
+            Assert.True(y.allclose(fused, rtol: 1e-4, atol: 1e-5), $"causal {causal}: the training path and the fused kernel differ");
+            var (gq, gk, gv) = Gradients(y, upstream, q, k, v);
+
+            var qd = q.detach().to_type(ScalarType.Float64).requires_grad_();
+            var kd = k.detach().to_type(ScalarType.Float64).requires_grad_();
+            var vd = v.detach().to_type(ScalarType.Float64).requires_grad_();
+            var s = matmul(qd, kd.transpose(-2, -1)) / Math.Sqrt(8);
+            if (causal) s = s.masked_fill(ones(7, 7, dtype: ScalarType.Bool).triu(1), double.NegativeInfinity);
+            var reference = matmul(s.softmax(-1), vd);
+            var (rq, rk, rv) = Gradients(reference, upstream.to_type(ScalarType.Float64), qd, kd, vd);
+            Assert.True(gq.to_type(ScalarType.Float64).allclose(rq, rtol: 1e-4, atol: 1e-5), $"causal {causal}: dq");
+            Assert.True(gk.to_type(ScalarType.Float64).allclose(rk, rtol: 1e-4, atol: 1e-5), $"causal {causal}: dk");
+            Assert.True(gv.to_type(ScalarType.Float64).allclose(rv, rtol: 1e-4, atol: 1e-5), $"causal {causal}: dv");
+        }
+
+        // What diverged on CI: a zero gradient arriving (a zero-initialised projection after the attention) must give
+        // zero, finite gradients to q, k and v.
+        var q0 = randn(1, 2, 16, 4).requires_grad_(); var k0 = randn(1, 2, 16, 4).requires_grad_(); var v0 = randn(1, 2, 16, 4).requires_grad_();
+        var (z1, z2, z3) = Gradients(Attention.Scaled(q0, k0, v0), zeros(1, 2, 16, 4), q0, k0, v0);
+        foreach (var g in new[] { z1, z2, z3 }) Assert.True(g.eq(0).all().item<bool>(), "a zero upstream gradient gave a non-zero or NaN gradient");
+    }
+
+    private static (Tensor, Tensor, Tensor) Gradients(Tensor y, Tensor upstream, Tensor q, Tensor k, Tensor v)
+    {
+        var g = torch.autograd.grad([y], [q, k, v], [upstream]);
+        return (g[0], g[1], g[2]);
+    }
+
+    [Fact]
     public void ZeroConv_outputs_zero()
     {
         using var scope = NewDisposeScope();

@@ -51,7 +51,7 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
     {
         long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
         var q = qkv.forward(norm.forward(x)).view(b, 3, heads, c / heads, h * w).permute(1, 0, 2, 4, 3);
-        var a = F.scaled_dot_product_attention(q[0], q[1], q[2]); // (B, heads, HW, C/heads)
+        var a = Attention.Scaled(q[0], q[1], q[2]); // (B, heads, HW, C/heads)
         return x + proj.forward(a.permute(0, 1, 3, 2).reshape(b, c, h, w));
     }
 }

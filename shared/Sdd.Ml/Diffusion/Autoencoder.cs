@@ -55,7 +55,7 @@ public sealed class VaeAttention : nn.Module<Tensor, Tensor>
         long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
         var s = group_norm.forward(x).view(b, c, h * w).transpose(1, 2); // (B, HW, C)
         var q = to_q.forward(s).unsqueeze(1); var k = to_k.forward(s).unsqueeze(1); var v = to_v.forward(s).unsqueeze(1);
-        var a = F.scaled_dot_product_attention(q, k, v).squeeze(1);
+        var a = Attention.Scaled(q, k, v).squeeze(1);
         return x + to_out[0].forward(a).transpose(1, 2).reshape(b, c, h, w);
     }
 }

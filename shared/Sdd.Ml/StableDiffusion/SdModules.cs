@@ -15,9 +15,9 @@ public static class SdOps
     {
         long b = q.shape[0], lq = q.shape[1], lk = k.shape[1], inner = q.shape[2];
         long d = inner / heads;
-        var o = F.scaled_dot_product_attention(
+        var o = Attention.Scaled(
             q.view(b, lq, heads, d).transpose(1, 2), k.view(b, lk, heads, d).transpose(1, 2), v.view(b, lk, heads, d).transpose(1, 2),
-            is_casual: causal);
+            causal);
         return o.transpose(1, 2).reshape(b, lq, inner);
     }
 
