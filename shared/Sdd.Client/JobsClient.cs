@@ -4,11 +4,13 @@ using System.IO.Compression;
 namespace Sdd.Client;
 
 public enum JobState { Queued, Running, Completed, Failed, Cancelled }
-public enum ItemState { Pending, Done, Failed, Cancelled }
+/// <summary><see cref="Skipped"/>: the editor's domain gate refused the image (outside what it was trained on); it was not edited.</summary>
+public enum ItemState { Pending, Done, Failed, Cancelled, Skipped }
 /// <summary>The format outputs are written in; none asked = each input's own.</summary>
 public enum OutputFormat { Jpeg, Png, Webp }
 
-public sealed record JobCounts(int Pending, int Done, int Failed, int Cancelled);
+/// <summary><see cref="Skipped"/>: items outside the editor's domain, left unedited (absent from an older API: 0).</summary>
+public sealed record JobCounts(int Pending, int Done, int Failed, int Cancelled, int Skipped = 0);
 
 /// <summary>
 /// A job's state from its items. <see cref="JobState.Failed"/>: finished and nothing succeeded;
@@ -20,11 +22,12 @@ public sealed record JobStatus(Guid Id, string Attribute, int? EditorVersion, Jo
 {
     [JsonIgnore] public bool IsFinished => State is JobState.Completed or JobState.Failed or JobState.Cancelled;
 
-    /// <summary>Items the workers are through with, edited or failed.</summary>
-    [JsonIgnore] public int Processed => Counts.Done + Counts.Failed;
+    /// <summary>Items the workers are through with: edited, failed or skipped.</summary>
+    [JsonIgnore] public int Processed => Counts.Done + Counts.Failed + Counts.Skipped;
 
-    /// <summary>Finished with every item edited.</summary>
-    [JsonIgnore] public bool Succeeded => State == JobState.Completed && !CompletedWithErrors && Counts.Failed == 0 && Counts.Cancelled == 0;
+    /// <summary>Finished with every item edited (none failed, cancelled or skipped).</summary>
+    [JsonIgnore] public bool Succeeded => State == JobState.Completed && !CompletedWithErrors && Counts.Failed == 0 && Counts.Cancelled == 0
+        && Counts.Skipped == 0;
 }
 
 /// <summary>Where a job's images are read in place: a folder of one of the caller's uploads, or a granted bucket prefix.</summary>
@@ -46,14 +49,24 @@ public sealed record JobSource(Guid? Upload = null, string? Prefix = null, strin
     }
 }
 
-/// <summary>What a job does besides editing: the output format and a webhook told of its end.</summary>
-public sealed record JobOptions(OutputFormat? Format = null, string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null);
+/// <summary>
+/// What a job does besides editing: the output format, a webhook told of its end, and whether an image outside the
+/// editor's domain is edited anyway (<see cref="EditOutsideDomain"/>; by default it is skipped with its score).
+/// </summary>
+public sealed record JobOptions(OutputFormat? Format = null, string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null,
+    bool EditOutsideDomain = false)
+{
+    internal string? OutOfDomain => EditOutsideDomain ? "edit" : null;
+}
 
-public sealed record SubmitJob(string Attribute, JobSource Source, OutputFormat? Format = null, string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null);
+/// <summary><see cref="OutOfDomain"/>: "skip" (the API's default) or "edit".</summary>
+public sealed record SubmitJob(string Attribute, JobSource Source, OutputFormat? Format = null, string? Webhook = null, IReadOnlyList<string>? WebhookEvents = null,
+    string? OutOfDomain = null);
 
 public sealed record JobAccepted(Guid JobId, int Items);
 
-public sealed record JobItem(Guid Id, string Name, ItemState State, string? Error, string? OutputKey);
+/// <summary><see cref="DomainScore"/>: the editor's domain-gate score (absent: no gate); <see cref="OutsideDomain"/>: above its threshold.</summary>
+public sealed record JobItem(Guid Id, string Name, ItemState State, string? Error, string? OutputKey, double? DomainScore = null, bool OutsideDomain = false);
 
 /// <summary><see cref="Url"/>: a presigned GET (1 h) on storage; <see cref="Download"/>: the API route streaming the same bytes.</summary>
 public sealed record JobResult(Guid Id, string Name, string Url, string Download);
@@ -81,6 +94,7 @@ public sealed class JobsClient
             if (options?.Format is { } format) form.Add(new StringContent(SddJson.Name(format)), "format");
             if (options?.Webhook is { } webhook) form.Add(new StringContent(webhook), "webhook");
             if (options?.WebhookEvents is { Count: > 0 } events) form.Add(new StringContent(string.Join(',', events)), "webhookEvents");
+            if (options?.OutOfDomain is { } ood) form.Add(new StringContent(ood), "outOfDomain");
             foreach (var file in files)
             {
                 var part = new StreamContent(file.Open());
@@ -97,7 +111,7 @@ public sealed class JobsClient
         IProgress<UploadProgress>? progress = null, CancellationToken ct = default)
     {
         var upload = await _uploads.UploadAsync(files, progress, ct);
-        return await SubmitAsync(new SubmitJob(attribute, JobSource.FromUpload(upload.Id), options?.Format, options?.Webhook, options?.WebhookEvents), ct);
+        return await SubmitAsync(new SubmitJob(attribute, JobSource.FromUpload(upload.Id), options?.Format, options?.Webhook, options?.WebhookEvents, options?.OutOfDomain), ct);
     }
 
     public Task<JobStatus> GetAsync(Guid id, CancellationToken ct = default) => _api.GetAsync<JobStatus>($"/v1/jobs/{id}", ct);

@@ -15,4 +15,4 @@ public sealed record RunFailed(Guid RunId, string Kind, string Error, DateTimeOf
 public sealed record BatchEdited(Guid JobId, int Done, int Failed, DateTimeOffset At);
 
 /// <summary>Edit (the worker that records a job's last item) → Ingest and anyone: every item is done or failed.</summary>
-public sealed record EditJobCompleted(Guid JobId, string State, int Done, int Failed, DateTimeOffset At);
+public sealed record EditJobCompleted(Guid JobId, string State, int Done, int Failed, DateTimeOffset At, int Skipped = 0);

@@ -12,22 +12,24 @@ public static class JobRows
     public const string LockJob = """SELECT "State" FROM edit_jobs WHERE "Id" = @job FOR UPDATE""";
 
     /// <summary>
-    /// Recounts the job from its items; returns done, failed, pending and the job's state after. A job with nothing
-    /// pending finishes: Completed when at least one item is done, Failed when none is.
+    /// Recounts the job from its items; returns done, failed, pending, the job's state after and skipped. A job with
+    /// nothing pending finishes: Completed when at least one item is done or skipped (outside the editor's domain: the job
+    /// did what it was asked), Failed when every item failed.
     /// </summary>
     public const string Recount = """
         UPDATE edit_jobs AS j
            SET "DoneCount" = c.done, "FailedCount" = c.failed,
-               "State" = CASE WHEN c.pending = 0 AND j."State" IN ('Pending', 'Running') THEN CASE WHEN c.done = 0 THEN 'Failed' ELSE 'Completed' END
+               "State" = CASE WHEN c.pending = 0 AND j."State" IN ('Pending', 'Running') THEN CASE WHEN c.done = 0 AND c.skipped = 0 THEN 'Failed' ELSE 'Completed' END
                               WHEN j."State" = 'Pending' THEN 'Running' ELSE j."State" END,
                "StartedAt" = COALESCE(j."StartedAt", now()),
                "FinishedAt" = CASE WHEN c.pending = 0 AND j."State" IN ('Pending', 'Running') THEN now() ELSE j."FinishedAt" END
           FROM (SELECT count(*) FILTER (WHERE "State" = 'Done') AS done,
                        count(*) FILTER (WHERE "State" = 'Failed') AS failed,
-                       count(*) FILTER (WHERE "State" = 'Pending') AS pending
+                       count(*) FILTER (WHERE "State" = 'Pending') AS pending,
+                       count(*) FILTER (WHERE "State" = 'Skipped') AS skipped
                   FROM job_items WHERE "JobId" = @job) AS c
          WHERE j."Id" = @job
-        RETURNING c.done, c.failed, c.pending, j."State"
+        RETURNING c.done, c.failed, c.pending, j."State", c.skipped
         """;
 
     /// <summary>

@@ -122,6 +122,33 @@ public sealed class DashboardTests(SddSystem system, DashboardBrowser browser, I
     }
 
     [Fact]
+    public async Task A_job_page_lists_the_images_the_domain_gate_skipped_with_their_scores()
+    {
+        await system.SmilingEditorAsync();
+        List<(string Name, byte[] Bytes)> houses;
+        using (var rendered = Sdd.Ml.Evaluation.OtherDomains.House(2, 64, seed: 9))
+            houses = Enumerable.Range(0, 2).Select(i => ($"house-{i}.png", Sdd.Ml.Data.ImageCodec.EncodePng(rendered[i]))).ToList();
+        var files = SddSystem.Portraits(4, SddSystem.ImageSize, first: 560).Concat(houses).ToList();
+        var jobId = (await system.Api.Jobs.SubmitFilesAsync("smiling", files.ToUploads())).JobId;
+        var job = await system.Api.WaitForCompletedAsync(jobId, Wait, () => system.Edit.Tail());
+        Assert.Equal((4, 2), (job.Counts.Done, job.Counts.Skipped));
+
+        await using var session = await SignInAsync(system.ApiKey);
+        var page = session.Page;
+        await page.GotoAsync($"/ui/jobs/{jobId}");
+        await Expect(page.Locator("#progress [data-state]")).ToHaveTextAsync("completed");
+        await Expect(page.Locator("#progress .percent")).ToHaveTextAsync("100 %"); // skipped images are processed
+        var section = page.GetByRole(AriaRole.Heading, new() { Name = "Skipped: outside the editor's domain (2)" });
+        await Expect(section).ToBeVisibleAsync();
+        var rows = page.Locator("table.skipped tbody tr");
+        await Expect(rows).ToHaveCountAsync(2);
+        await Expect(rows.First).ToContainTextAsync("house-0.png");
+        await Expect(rows.First).ToContainTextAsync("outside the editor's domain (score ");
+        await AssertAccessibleAsync(page, "a job with skipped images");
+        await ShootAsync(page, "job-skipped");
+    }
+
+    [Fact]
     public async Task The_registry_draws_the_selected_timesteps_of_smiling_and_pins_a_version_of_ones_own_attribute()
     {
         await system.SmilingEditorAsync();

@@ -38,7 +38,9 @@ public sealed class HostileItemsTests(SddSystem system, ITestOutputHelper output
         Assert.True(files.Single(f => f.Name == "too-large.png").Bytes.Length > 2_000_000); // the fixture's SDD_MAX_INPUT_BYTES
 
         var upload = await system.Api.Uploads.UploadAsync(files.Select(f => (f.Name, f.Bytes)).ToUploads());
-        var jobId = (await system.Api.Jobs.SubmitAsync(new SubmitJob("smiling", JobSource.FromUpload(upload.Id)))).JobId;
+        // Edited even outside the editor's domain: a one-pixel or flat image is no portrait, and this test is about decoding
+        // (DomainGateTests is about the gate).
+        var jobId = (await system.Api.Jobs.SubmitAsync(new SubmitJob("smiling", JobSource.FromUpload(upload.Id), OutOfDomain: "edit"))).JobId;
         var job = await system.Api.WaitForCompletedAsync(jobId, TimeSpan.FromMinutes(2), () => system.Edit.Tail());
 
         var items = (await system.Api.Jobs.ListAllItemsAsync(jobId).ToListAsync())

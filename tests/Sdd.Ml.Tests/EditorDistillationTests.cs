@@ -63,6 +63,10 @@ public sealed class EditorDistillationTests
             var result = chunk2.Finish(held, judge: null);
             Assert.True(result.Metrics.ContainsKey("psnrSource"));
             Assert.True(File.Exists(dir["worker-2/grid.png"]));
+            // Its domain gate: fitted on the training images, calibrated (no validation images given) on every tenth of them.
+            Assert.True(File.Exists(dir["worker-2/" + DomainGate.WeightsFile]));
+            Assert.True(result.Metrics["domainThreshold"] > 0);
+            Assert.InRange(result.Metrics["domainHeldOutPass"], 0, 1);
         }
 
         var cli = Editor.ReadConfig(dir["cli"]);
@@ -76,8 +80,20 @@ public sealed class EditorDistillationTests
         Assert.Equal(6, cli.Step);
         Assert.Equal(6, worker.Step);
         Assert.Contains("psnrSource", cli.Metrics.Keys);
+        Assert.Equal("training-holdout", worker.Domain?.CalibratedOn);
+        // The CLI calibrates on validation images: for a portrait data set, the validation portraits (100 of them).
+        Assert.Equal("validation", cli.Domain?.CalibratedOn);
+        Assert.Equal(100, cli.Domain?.CalibrationImages);
         using var a = Editor.Load(dir["cli"]);
         using var b = Editor.Load(dir["worker-2"]);
+        // The gate travels with the editor: loaded from its folder, it scores the training portraits as inside.
+        Assert.NotNull(b.Domain);
+        using (var check = RunImages.Training(LoadedDataset.OpenFolder(datasetDir), S, PortraitAttributes.All))
+        {
+            var scores = b.Domain!.Scores(check.Images);
+            Assert.True(scores.Count(x => b.Domain.Passes(x)) >= scores.Length * 0.8, $"scores {string.Join(", ", scores)}; threshold {b.Domain.Config.Threshold}");
+            Assert.False(b.Domain.Passes(b.Domain.Scores(Sdd.Ml.Evaluation.OtherDomains.Render("house", 1, S, seed: 1))[0]), "a house passes a portrait editor's gate");
+        }
         var bWeights = b.Net.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, p) in a.Net.named_parameters())
             Assert.True(Tiny.BitEqual(p.detach(), bWeights[name].detach()), $"{name} differs between the CLI and the worker");

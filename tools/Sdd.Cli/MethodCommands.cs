@@ -177,7 +177,8 @@ public static class MethodCommands
 
         IReadOnlyList<string> columns = judge is not null && judge.Config.AttributeNames.Contains(attribute) ? judge.Config.AttributeNames : teacher.Attributes;
         using var held = RunImages.Evaluation(dataset, attribute, sizes.EvalImages, teacher.Size, columns);
-        using var gateImages = judge is null || !run.ChoosesMaskGate ? null : RunImages.Validation(dataset, attribute, sizes.ValidationImages, teacher.Size, teacher.Attributes);
+        // The validation images choose the automatic mask gate (with a judge) and calibrate the domain gate (always).
+        using var gateImages = RunImages.Validation(dataset, attribute, sizes.ValidationImages, teacher.Size, teacher.Attributes);
         var result = run.Finish(held, judge, gateImages);
         if (run.Editor.Net.Masked)
             Console.WriteLine(s.AutoMaskGate && File.Exists(Path.Combine(outDir, EditorDistillation.GateFile))

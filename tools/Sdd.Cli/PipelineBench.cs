@@ -198,7 +198,7 @@ public static class PipelineBench
 
             // A running service is warm: one small job first (torch initialised, the editor loaded), not timed.
             var warm = await api.Jobs.SubmitFilesAsync(attribute, photos.Take(Math.Min(8, n)).Select(p => UploadFile.FromBytes("warm-" + p.Name, p.Bytes)).ToList());
-            while ((await api.Jobs.GetAsync(warm.JobId)).State is not (JobState.Completed or JobState.Failed)) await Task.Delay(100);
+            while (!(await api.Jobs.GetAsync(warm.JobId)).IsFinished) await Task.Delay(100); // the client's finished test: a cancelled job too
             var baseline = new Dictionary<string, double>();
             foreach (var url in workerUrls) foreach (var (k, v) in await StagesAsync(http, url)) baseline[k] = baseline.GetValueOrDefault(k) + v;
 
@@ -229,7 +229,7 @@ public static class PipelineBench
             while (true)
             {
                 job = await api.Jobs.GetAsync(accepted.JobId);
-                if (job.State is JobState.Completed or JobState.Failed or JobState.Cancelled) break;
+                if (job.IsFinished) break;
                 await Task.Delay(100);
             }
             sampling.Cancel();

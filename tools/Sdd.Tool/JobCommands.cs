@@ -35,8 +35,12 @@ internal static class JobCommands
         };
         via.AcceptOnlyFromAmong("auto", "upload", "multipart");
         var wait = new Option<bool>("--wait") { Description = "Follow the job with a progress bar until it finishes (Ctrl-C stops watching, not the job)" };
+        var outside = new Option<bool>("--edit-outside-domain")
+        {
+            Description = "Edit images the editor's domain gate refuses too (by default they are skipped, each with its score and the reason)",
+        };
         var submit = new Command("submit", "Submit photos to be edited; prints the job id (with --wait, the finished job)")
-            { inputs, attribute, format, webhook, events, via, wait };
+            { inputs, attribute, format, webhook, events, via, wait, outside };
         examples[submit] =
         [
             "sdd jobs submit photos/ --attribute smiling --wait",
@@ -50,14 +54,15 @@ internal static class JobCommands
             var options = new JobOptions(
                 inv.Value(format) is { } f ? Enum.Parse<OutputFormat>(f, ignoreCase: true) : null,
                 inv.Value(webhook),
-                inv.Value(events) is { } e ? e.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : null);
+                inv.Value(events) is { } e ? e.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : null,
+                inv.Value(outside));
             if (options.Webhook is { } hook && !(Uri.TryCreate(hook, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"))
                 throw new ToolException($"--webhook {hook} is not an http(s) URL.");
             var name = inv.Value(attribute)!;
             var client = inv.Client;
             JobAccepted accepted;
             if (given.Source is { } source)
-                accepted = await client.Jobs.SubmitAsync(new SubmitJob(name, source, options.Format, options.Webhook, options.WebhookEvents), ct);
+                accepted = await client.Jobs.SubmitAsync(new SubmitJob(name, source, options.Format, options.Webhook, options.WebhookEvents, options.EditOutsideDomain ? "edit" : null), ct);
             else
             {
                 var mode = inv.Value(via);
@@ -136,19 +141,22 @@ internal static class JobCommands
     {
         var id = new Argument<string>("ID") { Description = "The job's id" };
         var failed = new Option<bool>("--failed") { Description = "Only the failed items, with their reasons" };
-        var state = new Option<string>("--state") { Description = "Only items in this state", HelpName = "pending|done|failed|cancelled" };
+        var state = new Option<string>("--state") { Description = "Only items in this state", HelpName = "pending|done|failed|cancelled|skipped" };
         state.AcceptOnlyFromAmong(Enum.GetValues<ItemState>().Select(SddJson.Name).ToArray());
-        var items = new Command("items", "A job's images: name, state, and why one failed") { id, failed, state };
-        examples[items] = ["sdd jobs items 9c41… --failed", "sdd jobs items 9c41… --state done --json"];
+        var items = new Command("items", "A job's images: name, state, domain score, and why one failed or was skipped") { id, failed, state };
+        examples[items] = ["sdd jobs items 9c41… --failed", "sdd jobs items 9c41… --state skipped", "sdd jobs items 9c41… --state done --json"];
         items.Handle(tool, async (inv, ct) =>
         {
             if (inv.Value(failed) && inv.Value(state) is not (null or "failed")) throw new ToolException("--failed and --state name different states; give one.");
             ItemState? filter = inv.Value(failed) ? ItemState.Failed : inv.Value(state) is { } s ? Enum.Parse<ItemState>(s, ignoreCase: true) : null;
             var all = await inv.Client.Jobs.ListAllItemsAsync(Lookup.Id(inv.Value(id)!, "job"), filter, ct).ToListAsync(ct);
             if (inv.Json) { inv.WriteJson(all); return ExitCodes.Ok; }
-            var table = Display.Table("name", "state", "error");
+            var table = Display.Table("name", "state", "domain score", "error");
             foreach (var i in all)
-                table.AddRow(Display.Esc(i.Name), i.State == ItemState.Failed ? "[red]failed[/]" : SddJson.Name(i.State), Display.Esc(i.Error ?? ""));
+                table.AddRow(Display.Esc(i.Name),
+                    i.State switch { ItemState.Failed => "[red]failed[/]", ItemState.Skipped => "[yellow]skipped[/]", _ => SddJson.Name(i.State) },
+                    i.DomainScore is { } d ? $"{Display.Number(d)}{(i.OutsideDomain ? " (outside)" : "")}" : "",
+                    Display.Esc(i.Error ?? ""));
             inv.Out.Write(table);
             return ExitCodes.Ok;
         });
@@ -207,29 +215,33 @@ internal static class JobCommands
         return Exit(job);
     }
 
-    /// <summary>0 when every image was edited (or the job is still going), 1 when it finished with failed items, failed, or was cancelled.</summary>
+    /// <summary>0 when every image was edited (or the job is still going), 1 when it finished with failed or skipped items, failed, or was cancelled.</summary>
     private static int Exit(JobStatus job) => !job.IsFinished || job.Succeeded ? ExitCodes.Ok : ExitCodes.Failed;
 
     private static string Progress(JobStatus s)
     {
         var rate = s.ImagesPerSecond;
         var eta = s.EtaSeconds ?? (rate > 0 ? (s.Total - s.Processed - s.Counts.Cancelled) / rate : null);
-        return $"{s.Counts.Done}/{s.Total} done, {s.Counts.Failed} failed, {Display.Number(rate, "0.0")} img/s, ETA {(s.IsFinished ? "0:00" : Display.Duration(eta))}";
+        return $"{s.Counts.Done}/{s.Total} done, {s.Counts.Failed} failed{(s.Counts.Skipped > 0 ? $", {s.Counts.Skipped} skipped" : "")}, {Display.Number(rate, "0.0")} img/s, ETA {(s.IsFinished ? "0:00" : Display.Duration(eta))}";
     }
 
     private static void Print(Invocation inv, JobStatus job)
     {
         if (inv.Json) inv.WriteJson(job);
         else inv.Out.MarkupLine($"Job {job.Id} ([bold]{Display.Esc(job.Attribute)}[/]{(job.EditorVersion is { } v ? $" v{v}" : "")}): {State(job)}, " +
-                           $"{job.Counts.Done}/{job.Total} done, {job.Counts.Failed} failed, {job.Counts.Cancelled} cancelled, {job.Counts.Pending} pending" +
+                           $"{job.Counts.Done}/{job.Total} done, {job.Counts.Failed} failed, {job.Counts.Skipped} skipped, {job.Counts.Cancelled} cancelled, {job.Counts.Pending} pending" +
                            $"{(job.ImagesPerSecond is { } r ? $"; {Display.Number(r)} images/s" : "")}");
         if (job.Counts.Failed > 0) inv.Note($"Why they failed: sdd jobs items {job.Id} --failed");
+        if (job.Counts.Skipped > 0)
+            inv.Note($"{job.Counts.Skipped} skipped: outside the editor's domain (not like the photos it was trained on), left unedited; " +
+                     $"their scores: sdd jobs items {job.Id} --state skipped; to edit them anyway submit with --edit-outside-domain");
         if (job.Counts.Done > 0 && job.IsFinished) inv.Note($"Download: sdd jobs download {job.Id} --out DIR");
     }
 
     private static string State(JobStatus job) => job.State switch
     {
         JobState.Completed when job.Succeeded => "[green]completed[/]",
+        JobState.Completed when job.Counts.Failed == 0 && job.Counts.Cancelled == 0 && job.Counts.Skipped > 0 => "[yellow]completed with skipped images[/]",
         JobState.Completed => "[yellow]completed with errors[/]",
         JobState.Failed => "[red]failed[/]",
         JobState.Cancelled => "[yellow]cancelled[/]",

@@ -93,7 +93,8 @@ public sealed class EditorDistiller(
                 using var judge = judgeDir is null ? null : Judge.Load(judgeDir, TorchRuntime.Device);
                 IReadOnlyList<string> columns = judge is not null && judge.Config.AttributeNames.Contains(r.Attribute) ? judge.Config.AttributeNames : teacher.Attributes;
                 using var held = RunImages.Evaluation(dataset, r.Attribute, options.Sizes.EvalImages, teacher.Size, columns);
-                using var gateImages = judge is null || !run.ChoosesMaskGate ? null : RunImages.Validation(dataset, r.Attribute, options.Sizes.ValidationImages, teacher.Size, teacher.Attributes);
+                // The validation images choose the automatic mask gate (with a judge) and calibrate the domain gate (always).
+                using var gateImages = RunImages.Validation(dataset, r.Attribute, options.Sizes.ValidationImages, teacher.Size, teacher.Attributes);
                 var editor = run.Finish(held, judge, gateImages);
                 log.LogInformation("Run {RunId}: evaluated the {Attribute} editor on {Count} held-out images in {Seconds:0.0} s: {Metrics}",
                     runId, r.Attribute, held.Images.shape[0], clock.Elapsed.TotalSeconds, string.Join(", ", editor.Metrics.Select(kv => $"{kv.Key} {kv.Value}")));

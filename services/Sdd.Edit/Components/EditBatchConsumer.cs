@@ -45,7 +45,7 @@ public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, Batch
             {
                 if (versionId is null) throw new EditorUnavailableException("The job's attribute has no ready editor version.");
                 using var lease = await editors.AcquireAsync(versionId.Value, ct);
-                outcomes = await editing.RunAsync(jobId, work.Owner, work.Pending, lease.Editor, format, ct);
+                outcomes = await editing.RunAsync(jobId, work.Owner, work.Pending, lease.Editor, format, ct, work.EditOutsideDomain);
             }
             catch (EditorUnavailableException e)
             {
@@ -57,7 +57,7 @@ public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, Batch
 
         RecordedBatch recorded;
         using (metrics.Time(EditStage.Record)) recorded = await jobs.RecordAsync(jobId, outcomes, CancellationToken.None);
-        metrics.Batch(work.Pending.Count, received.Elapsed, recorded.Done, recorded.Failed, recorded.Retried);
+        metrics.Batch(work.Pending.Count, received.Elapsed, recorded.Done, recorded.Failed, recorded.Retried, recorded.Skipped);
         var now = DateTimeOffset.UtcNow;
         if (recorded.Retried > 0)
         {
@@ -70,9 +70,9 @@ public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, Batch
         if (recorded.CompletedJob)
         {
             metrics.JobFinished(now - work.CreatedAt);
-            var state = recorded.JobDone == 0 ? "failed" : "completed"; // as JobRows.Recount decided
-            await Announce.EventAsync(context, new EditJobCompleted(jobId, state, recorded.JobDone, recorded.JobFailed, now), log);
-            log.LogInformation("Job {JobId} {State}: {Done} done, {Failed} failed", jobId, state, recorded.JobDone, recorded.JobFailed);
+            var state = recorded.JobDone == 0 && recorded.JobSkipped == 0 ? "failed" : "completed"; // as JobRows.Recount decided
+            await Announce.EventAsync(context, new EditJobCompleted(jobId, state, recorded.JobDone, recorded.JobFailed, now, recorded.JobSkipped), log);
+            log.LogInformation("Job {JobId} {State}: {Done} done, {Failed} failed, {Skipped} skipped", jobId, state, recorded.JobDone, recorded.JobFailed, recorded.JobSkipped);
         }
     }
 }

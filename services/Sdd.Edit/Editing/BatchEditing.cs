@@ -44,10 +44,16 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, EditMet
     private readonly SemaphoreSlim _forward = new(1, 1);
 
     /// <summary>Edits and stores a batch; <paramref name="format"/> null keeps each input's format.</summary>
-    public async Task<IReadOnlyList<ItemOutcome>> RunAsync(Guid jobId, string owner, IReadOnlyList<PendingItem> items, Editor editor, OutputFormat? format, CancellationToken ct)
+    /// <remarks>
+    /// An editor with a domain gate scores every decoded image first (<see cref="DomainGate"/>: microseconds an image); one
+    /// outside its domain is skipped with the reason and no output, unless <paramref name="editOutside"/> (the job's
+    /// <c>"outOfDomain": "edit"</c>), when it is edited and marked. Every outcome carries its score.
+    /// </remarks>
+    public async Task<IReadOnlyList<ItemOutcome>> RunAsync(Guid jobId, string owner, IReadOnlyList<PendingItem> items, Editor editor, OutputFormat? format, CancellationToken ct,
+        bool editOutside = false)
     {
         Interlocked.Increment(ref _inFlight);
-        try { return await EditAndStoreAsync(jobId, owner, items, editor, format, ct); }
+        try { return await EditAndStoreAsync(jobId, owner, items, editor, format, editOutside, ct); }
         finally
         {
             // The forward passes' tensors went back to glibc, which keeps them: hand the free pages back, so the worker's
@@ -56,7 +62,7 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, EditMet
         }
     }
 
-    private async Task<IReadOnlyList<ItemOutcome>> EditAndStoreAsync(Guid jobId, string owner, IReadOnlyList<PendingItem> items, Editor editor, OutputFormat? format, CancellationToken ct)
+    private async Task<IReadOnlyList<ItemOutcome>> EditAndStoreAsync(Guid jobId, string owner, IReadOnlyList<PendingItem> items, Editor editor, OutputFormat? format, bool editOutside, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
         var outcomes = new ConcurrentDictionary<Guid, ItemOutcome>();
@@ -89,9 +95,10 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, EditMet
         // forward pass and encoded just after it, outside the forward gate.
         long budget = Math.Max(1, options.MemoryMegabytes * (1L << 20) / BytesPerPixel / options.Concurrency);
         var encoded = new ConcurrentDictionary<Guid, Output>();
+        var scores = new ConcurrentDictionary<Guid, (double Score, bool Outside)>();
         foreach (var part in inputs.OrderBy(i => i.Item.Id).GroupBy(i => (i.Width, i.Height)).SelectMany(g => Chunk(g.ToList(), (long)g.Key.Width * g.Key.Height, budget)))
         {
-            try { await EditPartAsync(part, editor, format, encoded, outcomes, ct); }
+            try { await EditPartAsync(part, editor, format, editOutside, encoded, outcomes, scores, ct); }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // The whole group failed (out of memory, a bad editor...): a retry for each of its items, counted by the ledger.
@@ -109,7 +116,8 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, EditMet
                 try
                 {
                     await store.PutAsync(store.JobsBucket, key, kv.Value.Bytes, kv.Value.Format.ContentType, token);
-                    outcomes[kv.Key] = new ItemOutcome(kv.Key, ItemState.Done, key, null);
+                    var scored = scores.TryGetValue(kv.Key, out var sc) ? sc : ((double Score, bool Outside)?)null;
+                    outcomes[kv.Key] = new ItemOutcome(kv.Key, ItemState.Done, key, null, scored?.Score, scored?.Outside ?? false);
                 }
                 catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
                 {
@@ -154,7 +162,8 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, EditMet
         }
     }
 
-    private async Task EditPartAsync(List<Input> part, Editor editor, OutputFormat? format, ConcurrentDictionary<Guid, Output> encoded, ConcurrentDictionary<Guid, ItemOutcome> outcomes, CancellationToken ct)
+    private async Task EditPartAsync(List<Input> part, Editor editor, OutputFormat? format, bool editOutside, ConcurrentDictionary<Guid, Output> encoded,
+        ConcurrentDictionary<Guid, ItemOutcome> outcomes, ConcurrentDictionary<Guid, (double Score, bool Outside)> scores, CancellationToken ct)
     {
         var cpu = new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct };
         var tensors = new Tensor?[part.Count];
@@ -176,6 +185,24 @@ public sealed class BatchEditing(ObjectStore store, EditOptions options, EditMet
             }
             var ok = Enumerable.Range(0, part.Count).Where(k => tensors[k] is not null).ToList();
             if (ok.Count == 0) return;
+            if (editor.Domain is { } gate)
+            {
+                // The domain gate, on the decoded images at their own size (its features are pooled to 16 x 16 first).
+                float[] s;
+                using (metrics.Time(EditStage.Domain))
+                using (var batch = stack(ok.Select(k => tensors[k]!).ToArray())) s = gate.Scores(batch);
+                var inside = new List<int>();
+                for (int j = 0; j < ok.Count; j++)
+                {
+                    var item = part[ok[j]].Item;
+                    bool outside = !gate.Passes(s[j]);
+                    scores[item.Id] = (Math.Round(s[j], 3), outside);
+                    if (outside && !editOutside) outcomes[item.Id] = new ItemOutcome(item.Id, ItemState.Skipped, null, gate.Reason(s[j]), Math.Round(s[j], 3), true);
+                    else inside.Add(ok[j]);
+                }
+                ok = inside;
+                if (ok.Count == 0) return;
+            }
 
             var waited = Stopwatch.StartNew();
             await _forward.WaitAsync(ct);

@@ -6,14 +6,14 @@ namespace Sdd.Edit.Editing;
 /// <summary>The stages of a batch, as timed in <see cref="EditMetrics.Stage"/>.</summary>
 public static class EditStage
 {
-    public const string Download = "download", Decode = "decode", Edit = "edit", Encode = "encode", Upload = "upload", Record = "record", Trim = "trim";
-    public static readonly string[] All = [Download, Decode, Edit, Encode, Upload, Record, Trim];
+    public const string Download = "download", Decode = "decode", Edit = "edit", Encode = "encode", Upload = "upload", Record = "record", Trim = "trim", Domain = "domain";
+    public static readonly string[] All = [Download, Decode, Domain, Edit, Encode, Upload, Record, Trim];
 }
 
 /// <summary>
 /// The edit worker's Prometheus metrics (served at /metrics with the process's own, e.g. process_working_set_bytes):
 /// items by outcome (their rate is the worker's images per second), batch latency and size, the wall seconds each stage of a
-/// batch took (download, decode, edit, encode, upload, record, and the trim of the native heap after it; batches overlap, so the sums may exceed the elapsed time),
+/// batch took (download, decode, the domain gate's scoring, edit, encode, upload, record, and the trim of the native heap after it; batches overlap, so the sums may exceed the elapsed time),
 /// the wait for the forward-pass gate, editor cache hits and loads, and each job's accepted-to-finished latency, observed
 /// once by the worker that completes the job (so replicas never count it twice).
 /// </summary>
@@ -25,7 +25,7 @@ public sealed class EditMetrics
     public EditMetrics(CollectorRegistry? registry = null)
     {
         var factory = Metrics.WithCustomRegistry(registry ?? Metrics.DefaultRegistry);
-        _items = factory.CreateCounter("sdd_edit_items_total", "Job items this worker finished, by outcome (done, failed; retry: left pending for another attempt).", "outcome");
+        _items = factory.CreateCounter("sdd_edit_items_total", "Job items this worker finished, by outcome (done, failed, skipped: outside the editor's domain; retry: left pending for another attempt).", "outcome");
         _batchSeconds = factory.CreateHistogram("sdd_edit_batch_seconds", "Batch latency: message received to items recorded.",
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.01, 2, 16) });
         _batchImages = factory.CreateHistogram("sdd_edit_batch_images", "Images of a batch still to edit when it arrived.",
@@ -49,8 +49,9 @@ public sealed class EditMetrics
 
     public void GateWait(TimeSpan wait) => _gateWait.Observe(wait.TotalSeconds);
 
-    public void Batch(int images, TimeSpan duration, int done, int failed, int retried)
+    public void Batch(int images, TimeSpan duration, int done, int failed, int retried, int skipped = 0)
     {
+        if (skipped > 0) _items.WithLabels("skipped").Inc(skipped);
         _batchImages.Observe(images);
         _batchSeconds.Observe(duration.TotalSeconds);
         if (done > 0) _items.WithLabels("done").Inc(done);

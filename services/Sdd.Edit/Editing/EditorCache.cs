@@ -116,10 +116,14 @@ public sealed class EditorCache(ObjectStore store, IDbContextFactory<SddDbContex
         var prefix = version.WeightsKey.EndsWith('/') ? version.WeightsKey : version.WeightsKey + "/";
         string config;
         byte[] weights;
+        byte[]? domain = null;
         try
         {
             config = System.Text.Encoding.UTF8.GetString(await store.GetBytesAsync(store.ModelsBucket, prefix + TeacherModel.ConfigFile, ObjectStore.MaxSmallObjectBytes));
             weights = await store.GetBytesAsync(store.ModelsBucket, prefix + TeacherModel.WeightsFile, MaxEditorBytes);
+            // The domain gate's statistics, when the config names a gate (an editor made before the gate has none).
+            if (Editor.ReadsDomain(config))
+                domain = await store.GetBytesAsync(store.ModelsBucket, prefix + DomainGate.WeightsFile, MaxEditorBytes);
         }
         catch (ObjectTooLargeException e)
         {
@@ -129,9 +133,10 @@ public sealed class EditorCache(ObjectStore store, IDbContextFactory<SddDbContex
         {
             throw new EditorUnavailableException($"Editor version {version.Version} of '{version.Attribute}' has no files at s3://{store.ModelsBucket}/{prefix}: {e.Message}", e);
         }
-        var editor = Editor.Load(config, weights, TorchRuntime.Device);
-        log.LogInformation("Loaded editor {Attribute} v{Version} ({Parameters:N0} parameters, {Size}px) on {Device}",
-            version.Attribute, version.Version, editor.ParameterCount, editor.Size, editor.Device);
+        var editor = Editor.Load(config, weights, TorchRuntime.Device, domain);
+        log.LogInformation("Loaded editor {Attribute} v{Version} ({Parameters:N0} parameters, {Size}px) on {Device}; domain gate {Gate}",
+            version.Attribute, version.Version, editor.ParameterCount, editor.Size, editor.Device,
+            editor.Domain is { } g ? $"threshold {g.Config.Threshold} ({g.Config.CalibrationPassRate:P1} of {g.Config.CalibrationImages} {g.Config.CalibratedOn} images pass)" : "none (an editor made before the gate: nothing is refused)");
         return editor;
     }
 

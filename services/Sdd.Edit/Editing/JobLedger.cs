@@ -12,10 +12,13 @@ public sealed record PendingItem(Guid Id, string SourceBucket, string SourceKey,
 /// format as stored (jpeg, png, webp; null keeps each input's format).
 /// </summary>
 public sealed record BatchWork(Guid JobId, string Owner, JobState JobState, Guid? EditorVersionId, Guid AttributeId, IReadOnlyList<PendingItem> Pending, int Skipped,
-    string? RequestedFormat = null, DateTimeOffset CreatedAt = default);
+    string? RequestedFormat = null, DateTimeOffset CreatedAt = default, bool EditOutsideDomain = false);
 
-/// <summary>What became of one item: done, failed for good, or (<see cref="ItemState.Pending"/>) to be tried again.</summary>
-public sealed record ItemOutcome(Guid Id, ItemState State, string? OutputKey, string? Error)
+/// <summary>
+/// What became of one item: done, failed for good, skipped (outside the editor's domain), or (<see cref="ItemState.Pending"/>)
+/// to be tried again; with its domain score when the editor has a gate, and whether that score was outside.
+/// </summary>
+public sealed record ItemOutcome(Guid Id, ItemState State, string? OutputKey, string? Error, double? DomainScore = null, bool OutsideDomain = false)
 {
     /// <summary>A passing failure: the item stays pending, with the reason, for its batch to be retried.</summary>
     public static ItemOutcome Retry(Guid id, string reason) => new(id, ItemState.Pending, null, reason);
@@ -25,7 +28,7 @@ public sealed record ItemOutcome(Guid Id, ItemState State, string? OutputKey, st
 /// What recording a batch changed: items moved out of pending by this call (<see cref="Retried"/>: left pending for another
 /// attempt), the job's counts from its item rows, whether this call completed the job.
 /// </summary>
-public sealed record RecordedBatch(int Done, int Failed, int JobDone, int JobFailed, int JobPending, bool CompletedJob, int Retried = 0);
+public sealed record RecordedBatch(int Done, int Failed, int JobDone, int JobFailed, int JobPending, bool CompletedJob, int Retried = 0, int Skipped = 0, int JobSkipped = 0);
 
 /// <summary>
 /// Job and item rows for the edit worker. Recording a batch is one database round trip (three statements in one
@@ -42,7 +45,7 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
     {
         await using var db = await databases.CreateDbContextAsync(ct);
         var job = await db.EditJobs.AsNoTracking().Where(j => j.Id == jobId)
-            .Select(j => new { j.Owner, j.State, j.EditorVersionId, j.AttributeId, j.OutputFormat, j.CreatedAt, j.StartedAt }).SingleOrDefaultAsync(ct);
+            .Select(j => new { j.Owner, j.State, j.EditorVersionId, j.AttributeId, j.OutputFormat, j.CreatedAt, j.StartedAt, j.OutOfDomain }).SingleOrDefaultAsync(ct);
         if (job is null) return null;
         // The job started when its first batch began (not when it was first recorded): one more statement, first batches only.
         if (job.StartedAt is null)
@@ -52,7 +55,8 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
         var pending = items.Where(i => i.State == ItemState.Pending)
             .Select(i => new PendingItem(i.Id, string.IsNullOrEmpty(i.SourceBucket) ? store.JobsBucket : i.SourceBucket, i.SourceKey, i.Name))
             .ToList();
-        return new BatchWork(jobId, job.Owner, job.State, job.EditorVersionId, job.AttributeId, pending, itemIds.Count - pending.Count, job.OutputFormat, job.CreatedAt);
+        return new BatchWork(jobId, job.Owner, job.State, job.EditorVersionId, job.AttributeId, pending, itemIds.Count - pending.Count, job.OutputFormat, job.CreatedAt,
+            job.OutOfDomain == "edit");
     }
 
     /// <summary>The attribute's active ready version, for a job accepted without one.</summary>
@@ -72,8 +76,9 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
         var items = new NpgsqlBatchCommand("""
             UPDATE job_items AS i
                SET "State" = v.state, "OutputKey" = v.output, "Error" = v.error, "UpdatedAt" = now(),
+                   "DomainScore" = v.score, "OutsideDomain" = v.outside,
                    "Attempts" = i."Attempts" + CASE WHEN v.state = 'Pending' THEN 0 ELSE 1 END
-              FROM unnest(@ids, @states, @outputs, @errors) AS v(id, state, output, error)
+              FROM unnest(@ids, @states, @outputs, @errors, @scores, @outside) AS v(id, state, output, error, score, outside)
              WHERE i."Id" = v.id AND i."JobId" = @job AND i."State" = 'Pending'
             RETURNING i."State"
             """);
@@ -82,6 +87,8 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
         items.Parameters.AddWithValue("states", outcomes.Select(o => o.State.ToString()).ToArray());
         items.Parameters.Add(new NpgsqlParameter("outputs", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = outcomes.Select(o => (object?)o.OutputKey ?? DBNull.Value).ToArray() });
         items.Parameters.Add(new NpgsqlParameter("errors", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = outcomes.Select(o => (object?)o.Error ?? DBNull.Value).ToArray() });
+        items.Parameters.Add(new NpgsqlParameter("scores", NpgsqlDbType.Array | NpgsqlDbType.Double) { Value = outcomes.Select(o => (object?)o.DomainScore ?? DBNull.Value).ToArray() });
+        items.Parameters.AddWithValue("outside", outcomes.Select(o => o.OutsideDomain).ToArray());
         var job = new NpgsqlBatchCommand(JobRows.Recount);
         job.Parameters.AddWithValue("job", jobId);
         batch.BatchCommands.Add(lockJob);
@@ -91,21 +98,23 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
         await using var reader = await batch.ExecuteReaderAsync(ct);
         string? before = await reader.ReadAsync(ct) ? reader.GetString(0) : null;
         await reader.NextResultAsync(ct);
-        int done = 0, failed = 0, retried = 0;
+        int done = 0, failed = 0, retried = 0, skipped = 0;
         while (await reader.ReadAsync(ct))
         {
             switch (reader.GetString(0))
             {
                 case nameof(ItemState.Done): done++; break;
                 case nameof(ItemState.Pending): retried++; break;
+                case nameof(ItemState.Skipped): skipped++; break;
                 default: failed++; break;
             }
         }
         await reader.NextResultAsync(ct);
-        if (before is null || !await reader.ReadAsync(ct)) return new RecordedBatch(done, failed, 0, 0, 0, false, retried);
+        if (before is null || !await reader.ReadAsync(ct)) return new RecordedBatch(done, failed, 0, 0, 0, false, retried, skipped);
         int jobDone = (int)reader.GetInt64(0), jobFailed = (int)reader.GetInt64(1), jobPending = (int)reader.GetInt64(2);
         var after = reader.GetString(3);
+        int jobSkipped = (int)reader.GetInt64(4);
         bool completed = (before is nameof(JobState.Pending) or nameof(JobState.Running)) && after is nameof(JobState.Completed) or nameof(JobState.Failed);
-        return new RecordedBatch(done, failed, jobDone, jobFailed, jobPending, completed, retried);
+        return new RecordedBatch(done, failed, jobDone, jobFailed, jobPending, completed, retried, skipped, jobSkipped);
     }
 }

@@ -12,21 +12,28 @@ namespace Sdd.Ingest.Apis;
 
 /// <summary>
 /// A job over objects the caller may read: one of its uploads, or a bucket prefix granted to it. Format: jpeg, png or
-/// webp for every output (absent: each input's own); webhook: a URL told when the job finishes (webhookEvents: which).
+/// webp for every output (absent: each input's own); webhook: a URL told when the job finishes (webhookEvents: which);
+/// outOfDomain: what happens to an image the editor's domain gate refuses, "skip" (the default: the item is skipped with
+/// its score) or "edit" (edited anyway, its score recorded).
 /// </summary>
 public sealed record SubmitJobFromBucket(string Attribute, SourceRequest Source, string? Format = null, string? Webhook = null,
-    IReadOnlyList<string>? WebhookEvents = null);
+    IReadOnlyList<string>? WebhookEvents = null, string? OutOfDomain = null);
 /// <summary>Items: how many images the job holds.</summary>
 public sealed record JobAccepted(Guid JobId, int Items);
-public sealed record JobCounts(int Pending, int Done, int Failed, int Cancelled);
+/// <summary>Skipped: items the editor's domain gate refused (outside what it was trained on), left unedited.</summary>
+public sealed record JobCounts(int Pending, int Done, int Failed, int Cancelled, int Skipped);
 /// <summary>
-/// State: queued, running, completed (at least one item done), failed (finished and nothing done) or cancelled.
+/// State: queued, running, completed (at least one item done or skipped), failed (finished and nothing done or skipped) or cancelled.
 /// CompletedWithErrors: completed with some failed items. EtaSeconds: pending items at the rate seen so far.
 /// </summary>
 public sealed record JobStatusDto(Guid Id, string Attribute, int? EditorVersion, string State, int Total, JobCounts Counts,
     DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, double? ImagesPerSecond, bool CompletedWithErrors,
     double? EtaSeconds, string? OutputFormat, string? Webhook);
-public sealed record JobItemDto(Guid Id, string Name, string State, string? Error, string? OutputKey);
+/// <summary>
+/// DomainScore: the editor's domain-gate score for the image (absent: the editor has no gate or the item was not
+/// scored); OutsideDomain: whether the score was above the gate's threshold. A skipped item's Error says both.
+/// </summary>
+public sealed record JobItemDto(Guid Id, string Name, string State, string? Error, string? OutputKey, double? DomainScore, bool OutsideDomain);
 /// <summary><see cref="Url"/>: presigned GET for the public S3 endpoint (1 h); <see cref="Download"/>: the same bytes streamed by this API.</summary>
 public sealed record JobResult(Guid Id, string Name, string Url, string Download);
 
@@ -74,7 +81,7 @@ public static class JobsApi
             var form = await http.ReadFormAsync(ct);
             if (await ResolveEditor(db, owner, form["attribute"].ToString(), job, ct) is { } noEditor) return noEditor;
             if (Options(job, NullIfEmpty(form["format"]), NullIfEmpty(form["webhook"]),
-                    form["webhookEvents"].SelectMany(v => (v ?? "").Split(',')).ToList(), settings) is { } badOptions) return badOptions;
+                    form["webhookEvents"].SelectMany(v => (v ?? "").Split(',')).ToList(), NullIfEmpty(form["outOfDomain"]), settings) is { } badOptions) return badOptions;
             if (form.Files.Count == 0) return Problems.BadRequest("Attach one or more image files (form field 'files').");
             if (form.Files.Count > settings.MaxItemsPerJob)
                 return Problems.Unprocessable($"{form.Files.Count} files; a job holds at most {settings.MaxItemsPerJob} (SDD_MAX_ITEMS_PER_JOB).");
@@ -92,7 +99,7 @@ public static class JobsApi
             if (request?.Source is null)
                 return Problems.BadRequest("Give { \"attribute\", \"source\": { \"upload\": \"<uploadId>\" } } or { \"attribute\", \"source\": { \"bucket\", \"prefix\" } }.");
             if (await ResolveEditor(db, owner, request.Attribute, job, ct) is { } noEditor) return noEditor;
-            if (Options(job, request.Format, request.Webhook, request.WebhookEvents, settings) is { } badOptions) return badOptions;
+            if (Options(job, request.Format, request.Webhook, request.WebhookEvents, request.OutOfDomain, settings) is { } badOptions) return badOptions;
             var (listed, problem) = await ListSourceAsync(request.Source, owner, db, store, settings.MaxItemsPerJob, ct);
             if (problem is not null) return problem;
             items = listed!;
@@ -136,9 +143,16 @@ public static class JobsApi
 
     private static string? NullIfEmpty(Microsoft.Extensions.Primitives.StringValues v) => v.ToString() is { Length: > 0 } s ? s : null;
 
-    /// <summary>The output format and webhook a job asks for, checked; a 422 problem when either is bad.</summary>
-    private static ProblemHttpResult? Options(EditJob job, string? format, string? webhook, IReadOnlyList<string>? events, IngestSettings settings)
+    /// <summary>The output format, webhook and out-of-domain policy a job asks for, checked; a 422 problem when one is bad.</summary>
+    private static ProblemHttpResult? Options(EditJob job, string? format, string? webhook, IReadOnlyList<string>? events, string? outOfDomain,
+        IngestSettings settings)
     {
+        if (outOfDomain is not null)
+        {
+            if (outOfDomain is not ("skip" or "edit"))
+                return Problems.Unprocessable("outOfDomain must be 'skip' (the default: an image outside the editor's domain is skipped with its score) or 'edit' (edited anyway).");
+            job.OutOfDomain = outOfDomain == "edit" ? "edit" : null;
+        }
         if (format is not null)
         {
             if (!OutputFormat.TryParse(format, out var parsed))
@@ -211,7 +225,7 @@ public static class JobsApi
         var (rows, next, problem) = await ByNameAsync(query, take, cursor, ct);
         if (problem is not null) return problem;
         return TypedResults.Ok(new Page<JobItemDto>(
-            rows.Select(i => new JobItemDto(i.Id, i.Name ?? i.SourceKey, ItemStateName(i.State), i.Error, i.OutputKey)).ToList(), next));
+            rows.Select(i => new JobItemDto(i.Id, i.Name ?? i.SourceKey, ItemStateName(i.State), i.Error, i.OutputKey, i.DomainScore, i.OutsideDomain)).ToList(), next));
     }
 
     /// <summary>Items by name then id, after the cursor's item; one more row than asked tells whether a page follows.</summary>
@@ -336,13 +350,14 @@ public static class JobsApi
         {
             var byState = counted.Where(c => c.JobId == job.Id).ToList();
             int Count(ItemState s) => byState.FirstOrDefault(x => x.State == s)?.Count ?? 0;
-            var counts = new JobCounts(Count(ItemState.Pending), Count(ItemState.Done), Count(ItemState.Failed), Count(ItemState.Cancelled));
-            var processed = byState.Where(x => x.State is ItemState.Done or ItemState.Failed).ToList();
+            var counts = new JobCounts(Count(ItemState.Pending), Count(ItemState.Done), Count(ItemState.Failed), Count(ItemState.Cancelled),
+                Count(ItemState.Skipped));
+            var processed = byState.Where(x => x.State is ItemState.Done or ItemState.Failed or ItemState.Skipped).ToList();
             var state = JobStateName(job.State);
             var startedAt = job.StartedAt ?? processed.Select(x => x.First).Where(t => t is not null).Min();
             var finishedAt = job.FinishedAt;
             double? rate = null, eta = null;
-            var seen = counts.Done + counts.Failed;
+            var seen = counts.Done + counts.Failed + counts.Skipped;
             if (startedAt is { } start && seen > 0)
             {
                 var seconds = ((finishedAt ?? now) - start).TotalSeconds;

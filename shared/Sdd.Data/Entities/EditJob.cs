@@ -25,6 +25,8 @@ public class EditJob : IListed
     public string? WebhookUrl { get; set; }
     /// <summary>Comma-separated events the webhook wants (null: every event of a job).</summary>
     public string? WebhookEvents { get; set; }
+    /// <summary>What to do with an item outside the editor's domain: "skip" (null, the default) or "edit" (edit it anyway and mark it).</summary>
+    public string? OutOfDomain { get; set; }
     public uint Version { get; set; }
     public List<JobItem> Items { get; set; } = [];
 }

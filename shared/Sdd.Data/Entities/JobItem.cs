@@ -1,7 +1,10 @@
 namespace Sdd.Data.Entities;
 
-/// <summary>Cancelled: the job was cancelled before the item was edited; workers skip it.</summary>
-public enum ItemState { Pending, Done, Failed, Cancelled }
+/// <summary>
+/// Cancelled: the job was cancelled before the item was edited; workers skip it. Skipped: final, not edited because the
+/// image is outside the editor's domain (its <see cref="JobItem.DomainScore"/> above the gate's threshold; the reason in Error).
+/// </summary>
+public enum ItemState { Pending, Done, Failed, Cancelled, Skipped }
 
 /// <summary>One image of a job.</summary>
 public class JobItem
@@ -20,6 +23,10 @@ public class JobItem
     public ItemState State { get; set; }
     public string? Error { get; set; }
     public int Attempts { get; set; }
+    /// <summary>The editor's domain gate's score of the image (about 1 in the domain); null: not scored (an editor without a gate).</summary>
+    public double? DomainScore { get; set; }
+    /// <summary>The image scored outside the editor's domain: skipped, or edited anyway when the job asked for it.</summary>
+    public bool OutsideDomain { get; set; }
     public DateTimeOffset? UpdatedAt { get; set; }
     public uint Version { get; set; }
 }

@@ -15,6 +15,7 @@ public sealed class EditJobConfiguration : IEntityTypeConfiguration<EditJob>
         b.Property(j => j.OutputFormat).HasMaxLength(8);
         b.Property(j => j.WebhookUrl).HasMaxLength(2048);
         b.Property(j => j.WebhookEvents).HasMaxLength(200);
+        b.Property(j => j.OutOfDomain).HasMaxLength(8);
         b.HasIndex(j => new { j.Owner, j.CreatedAt }); // a client's jobs, newest first
         b.HasOne(j => j.Attribute).WithMany().HasForeignKey(j => j.AttributeId).OnDelete(DeleteBehavior.Restrict);
         b.HasOne(j => j.EditorVersion).WithMany().HasForeignKey(j => j.EditorVersionId).OnDelete(DeleteBehavior.Restrict);

@@ -137,6 +137,10 @@ namespace Sdd.Data.Migrations
                     b.Property<int>("ItemCount")
                         .HasColumnType("integer");
 
+                    b.Property<string>("OutOfDomain")
+                        .HasMaxLength(8)
+                        .HasColumnType("character varying(8)");
+
                     b.Property<string>("OutputFormat")
                         .HasMaxLength(8)
                         .HasColumnType("character varying(8)");
@@ -387,6 +391,9 @@ namespace Sdd.Data.Migrations
                     b.Property<DateTimeOffset?>("DispatchedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<double?>("DomainScore")
+                        .HasColumnType("double precision");
+
                     b.Property<string>("Error")
                         .HasColumnType("text");
 
@@ -400,6 +407,9 @@ namespace Sdd.Data.Migrations
                     b.Property<string>("OutputKey")
                         .HasMaxLength(1024)
                         .HasColumnType("character varying(1024)");
+
+                    b.Property<bool>("OutsideDomain")
+                        .HasColumnType("boolean");
 
                     b.Property<string>("SourceBucket")
                         .HasMaxLength(63)

@@ -238,6 +238,29 @@ public static class ImageCodec
     public static byte[] EncodePng(Tensor chw) => Encode(chw, OutputFormat.Png);
 
     /// <summary>
+    /// Images (B, 3, H, W) in [-1, 1] through a JPEG encode and decode (4:2:0), image i at
+    /// <paramref name="qualities"/>[i % length]: what a camera or a web page does to a picture before anyone sends it.
+    /// </summary>
+    public static Tensor JpegRoundTrip(Tensor images, params int[] qualities)
+    {
+        if (qualities.Length == 0) qualities = [92];
+        var list = new Tensor[images.shape[0]];
+        try
+        {
+            Parallel.For(0, list.Length, i =>
+            {
+                using var img = ToImage(images[i]);
+                using var ms = new MemoryStream();
+                img.Save(ms, new JpegEncoder { Quality = qualities[i % qualities.Length], ColorType = JpegColorType.YCbCrRatio420 });
+                using var decoded = Decode(ms.ToArray());
+                list[i] = ToTensor(decoded);
+            });
+            return stack(list).to(images.device);
+        }
+        finally { foreach (var t in list) t?.Dispose(); }
+    }
+
+    /// <summary>
     /// A float tensor (3, H, W) in [-1, 1] as a file in <paramref name="format"/>, carrying <paramref name="kept"/>'s
     /// profiles (its format is not consulted: the caller chose <paramref name="format"/>).
     /// JPEG: quality 92, 4:2:0. WebP: lossy, quality 90 (the outputs are photos; lossless would be PNG-sized).

@@ -182,6 +182,14 @@ public sealed class Distillation : IDisposable
         Editor.Net.MaskGate = Editor.GateOf(_config);
     }
 
+    /// <summary>Sets the editor's domain gate (<see cref="EditorConfig.Domain"/>); the next checkpoint writes it with the config.</summary>
+    public void SetDomain(DomainGate gate)
+    {
+        Editor.SetDomain(gate);
+        _config = _config with { Domain = gate.Config };
+        gate.Save(_dir);
+    }
+
     public void Checkpoint(Dictionary<string, double>? metrics = null)
     {
         var train = Path.Combine(_dir, "train");

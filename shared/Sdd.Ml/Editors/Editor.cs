@@ -32,6 +32,11 @@ public sealed record EditorConfig
     /// validation split, <c>sdd editor gate</c>); training never sees it.
     /// </summary>
     public double MaskGate { get; init; }
+    /// <summary>
+    /// The domain gate (its statistics in <see cref="DomainGate.WeightsFile"/> beside the weights): images scoring above
+    /// its threshold are outside what the editor was trained on. Null: an editor made before the gate, which checks nothing.
+    /// </summary>
+    public DomainGateConfig? Domain { get; init; }
 
     public EditorArchitecture Network => Architecture ?? EditorArchitecture.Residual;
 }
@@ -175,6 +180,9 @@ public sealed class Editor : IDisposable
         Net.eval();
     }
 
+    /// <summary>The editor's domain gate, when its config has one (see <see cref="EditorConfig.Domain"/>).</summary>
+    public DomainGate? Domain { get; private set; }
+
     public long ParameterCount => Net.parameters().Sum(p => p.numel());
 
     /// <summary>Edits a batch (B, 3, H, W) in [-1, 1] of one size; returns the edited batch on the same device as the input.</summary>
@@ -224,13 +232,32 @@ public sealed class Editor : IDisposable
         var editor = new Editor(ReadConfig(dir), device);
         editor.Net.load_safetensors(Path.Combine(dir, Teacher.WeightsFile), strict: true);
         editor.Net.to(editor.Device);
+        if (editor.Config.Domain is { } domain)
+        {
+            var path = Path.Combine(dir, DomainGate.WeightsFile);
+            if (!File.Exists(path)) { editor.Dispose(); throw new FileNotFoundException($"The editor at '{dir}' has a domain gate in its config but no {DomainGate.WeightsFile}.", path); }
+            editor.Domain = DomainGate.Load(domain, path);
+        }
         return editor;
     }
 
+    /// <summary>Sets (or, with null, removes) the editor's domain gate; its config records it at the next save.</summary>
+    public void SetDomain(DomainGate? gate)
+    {
+        if (!ReferenceEquals(Domain, gate)) Domain?.Dispose();
+        Domain = gate;
+        Config = Config with { Domain = gate?.Config };
+    }
+
+    /// <summary>Whether an editor config (its JSON) has a domain gate, whose statistics must then be loaded with it.</summary>
+    public static bool ReadsDomain(string configJson) => ModelFolder.ParseConfig<EditorConfig>(configJson, "editor config").Domain is not null;
+
     /// <summary>Loads from in-memory files (object storage): the JSON config and the safetensors bytes.</summary>
-    public static Editor Load(string configJson, byte[] weights, Device? device = null)
+    public static Editor Load(string configJson, byte[] weights, Device? device = null, byte[]? domain = null)
     {
         var config = ModelFolder.ParseConfig<EditorConfig>(configJson, "editor config");
+        if (config.Domain is not null && domain is null)
+            throw new InvalidDataException($"The editor config has a domain gate but its {DomainGate.WeightsFile} was not given.");
         var tmp = Path.Combine(Path.GetTempPath(), $"sdd-editor-{Guid.NewGuid():N}.safetensors");
         try
         {
@@ -238,10 +265,15 @@ public sealed class Editor : IDisposable
             var editor = new Editor(config, device);
             editor.Net.load_safetensors(tmp, strict: true);
             editor.Net.to(editor.Device);
+            if (config.Domain is { } d) editor.Domain = DomainGate.Load(d, domain!);
             return editor;
         }
         finally { File.Delete(tmp); }
     }
 
-    public void Dispose() => Net.Dispose();
+    public void Dispose()
+    {
+        Net.Dispose();
+        Domain?.Dispose();
+    }
 }

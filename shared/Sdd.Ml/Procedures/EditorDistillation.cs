@@ -329,6 +329,7 @@ public sealed class EditorDistillation : IDisposable
         var run = Trainer();
         var editor = run.Editor;
         var gateMetrics = ApplyMaskGate(judge, validation);
+        foreach (var kv in FitDomainGate(validation, held)) gateMetrics[kv.Key] = kv.Value;
         editor.Edit(held.Images[TensorIndex.Slice(0, 1)]).Dispose(); // warm-up, so the timing is the steady state
         var (edited, ms) = Timed.Map(held.Images, 64, editor.Edit);
         using var _ = edited;
@@ -395,6 +396,45 @@ public sealed class EditorDistillation : IDisposable
             ["maskGate"] = choice.Gate,
             ["gateValidationEditability"] = Math.Round(choice.Trials.Single(t => t.Gate == choice.Gate).Editability, 4),
             ["ungatedValidationEditability"] = Math.Round(choice.Trials.Single(t => t.Gate == 0).Editability, 4),
+        };
+    }
+
+    /// <summary>Validation images below which the domain gate's calibration also holds out a tenth of the training images.</summary>
+    public const int MinDomainCalibration = 50;
+
+    /// <summary>
+    /// Fits the editor's <see cref="DomainGate"/> on the run's training images (with the positives, if any) and calibrates its
+    /// threshold on <paramref name="validation"/>. With fewer than <see cref="MinDomainCalibration"/> validation images
+    /// (none, or a small data set's split) every tenth training image is held out of the fit and calibrated on as well:
+    /// a threshold set on ten images is their maximum, and about one new in-domain image in ten would be refused.
+    /// Returns its metrics: the threshold, the share of the calibration images and of <paramref name="held"/> (the
+    /// held-out images) that pass.
+    /// </summary>
+    public Dictionary<string, double> FitDomainGate(LabeledTensors? validation, LabeledTensors held)
+    {
+        var run = Trainer();
+        using var scope = NewDisposeScope();
+        var all = _positives is { } p ? cat([_images, p.Images]) : _images;
+        Tensor fit = all, calibration;
+        long given = validation?.Images.shape[0] ?? 0;
+        string on = "validation";
+        if (given >= MinDomainCalibration) calibration = validation!.Images;
+        else
+        {
+            var tenth = arange(all.shape[0], device: all.device).remainder(10).eq(0);
+            fit = all[tenth.logical_not()];
+            calibration = given > 0 ? cat([validation!.Images, all[tenth]]) : all[tenth];
+            on = given > 0 ? "validation+training-holdout" : "training-holdout";
+        }
+        var gate = DomainGate.Fit(fit);
+        var config = gate.Calibrate(calibration, calibratedOn: on);
+        run.SetDomain(gate);
+        var heldScores = gate.Scores(held.Images);
+        return new()
+        {
+            ["domainThreshold"] = config.Threshold,
+            ["domainCalibrationPass"] = config.CalibrationPassRate,
+            ["domainHeldOutPass"] = Math.Round(heldScores.Count(x => gate.Passes(x)) / (double)Math.Max(1, heldScores.Length), 4),
         };
     }
 

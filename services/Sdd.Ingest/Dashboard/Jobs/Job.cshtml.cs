@@ -6,7 +6,7 @@ using Sdd.Ingest.Webhooks;
 namespace Sdd.Ingest.Dashboard.Jobs;
 
 /// <summary>
-/// One job: its live progress (<see cref="JobsApi.DescribeAsync"/>), failed items with their reasons, a before/after gallery
+/// One job: its live progress (<see cref="JobsApi.DescribeAsync"/>), failed and skipped items with their reasons, a before/after gallery
 /// of a few done items, the results zip, and cancel (the API's own <see cref="JobsApi.Cancel"/>, so only the owner may).
 /// </summary>
 public sealed class JobModel(SddDbContext db) : PageModel
@@ -21,6 +21,8 @@ public sealed class JobModel(SddDbContext db) : PageModel
     public bool Mine { get; private set; }
     public bool Finished => Job?.State is "completed" or "failed" or "cancelled";
     public IReadOnlyList<JobItemDto> Failed { get; private set; } = [];
+    /// <summary>Items the editor's domain gate refused, with their scores (the first <see cref="FailedShown"/> by name).</summary>
+    public IReadOnlyList<JobItemDto> Skipped { get; private set; } = [];
     public IReadOnlyList<Preview> Gallery { get; private set; } = [];
     public string? Problem { get; private set; }
 
@@ -29,7 +31,10 @@ public sealed class JobModel(SddDbContext db) : PageModel
         if (!await LoadAsync(id, ct)) return Missing(id);
         Failed = await db.JobItems.AsNoTracking().Where(i => i.JobId == id && i.State == ItemState.Failed)
             .OrderBy(i => i.Name ?? i.SourceKey).ThenBy(i => i.Id).Take(FailedShown)
-            .Select(i => new JobItemDto(i.Id, i.Name ?? i.SourceKey, "failed", i.Error, null)).ToListAsync(ct);
+            .Select(i => new JobItemDto(i.Id, i.Name ?? i.SourceKey, "failed", i.Error, null, i.DomainScore, i.OutsideDomain)).ToListAsync(ct);
+        Skipped = await db.JobItems.AsNoTracking().Where(i => i.JobId == id && i.State == ItemState.Skipped)
+            .OrderBy(i => i.Name ?? i.SourceKey).ThenBy(i => i.Id).Take(FailedShown)
+            .Select(i => new JobItemDto(i.Id, i.Name ?? i.SourceKey, "skipped", i.Error, null, i.DomainScore, i.OutsideDomain)).ToListAsync(ct);
         Gallery = await db.JobItems.AsNoTracking().Where(i => i.JobId == id && i.State == ItemState.Done && i.OutputKey != null)
             .OrderBy(i => i.Name ?? i.SourceKey).ThenBy(i => i.Id).Take(GallerySize)
             .Select(i => new Preview(i.Id, i.Name ?? i.SourceKey)).ToListAsync(ct);
