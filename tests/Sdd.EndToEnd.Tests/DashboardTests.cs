@@ -125,10 +125,7 @@ public sealed class DashboardTests(SddSystem system, DashboardBrowser browser, I
     public async Task A_job_page_lists_the_images_the_domain_gate_skipped_with_their_scores()
     {
         await system.SmilingEditorAsync();
-        List<(string Name, byte[] Bytes)> houses;
-        using (var rendered = Sdd.Ml.Evaluation.OtherDomains.House(2, 64, seed: 9))
-            houses = Enumerable.Range(0, 2).Select(i => ($"house-{i}.png", Sdd.Ml.Data.ImageCodec.EncodePng(rendered[i]))).ToList();
-        var files = SddSystem.Portraits(4, SddSystem.ImageSize, first: 560).Concat(houses).ToList();
+        var files = SddSystem.Portraits(4, SddSystem.ImageSize, first: 560).Concat(SddSystem.Houses(2, seed: 9)).ToList();
         var jobId = (await system.Api.Jobs.SubmitFilesAsync("smiling", files.ToUploads())).JobId;
         var job = await system.Api.WaitForCompletedAsync(jobId, Wait, () => system.Edit.Tail());
         Assert.Equal((4, 2), (job.Counts.Done, job.Counts.Skipped));

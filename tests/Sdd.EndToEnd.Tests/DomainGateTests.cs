@@ -1,6 +1,3 @@
-using Sdd.Ml.Data;
-using Sdd.Ml.Evaluation;
-
 namespace Sdd.EndToEnd.Tests;
 
 /// <summary>
@@ -16,9 +13,7 @@ public sealed class DomainGateTests(SddSystem system, ITestOutputHelper output)
     {
         await system.SmilingEditorAsync();
         var portraits = SddSystem.Portraits(6, SddSystem.ImageSize, first: 900).ToList();
-        List<(string Name, byte[] Bytes)> houses;
-        using (var rendered = OtherDomains.House(3, 64, seed: 5))
-            houses = Enumerable.Range(0, 3).Select(i => ($"house-{i}.png", ImageCodec.EncodePng(rendered[i]))).ToList();
+        var houses = SddSystem.Houses(3, seed: 5);
 
         // The default: skipped.
         var upload = await system.Api.Uploads.UploadAsync(portraits.Concat(houses).ToUploads());

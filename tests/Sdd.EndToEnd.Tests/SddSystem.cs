@@ -218,6 +218,13 @@ public sealed class SddSystem : IAsyncLifetime
         finally { _gate.Release(); }
     }
 
+    /// <summary>PNG bytes of 64 px drawings of houses (Sdd.Ml.Evaluation.OtherDomains): images no portrait editor knows.</summary>
+    public static List<(string Name, byte[] Bytes)> Houses(int count, int seed)
+    {
+        using var rendered = Ml.Evaluation.OtherDomains.House(count, 64, seed);
+        return Enumerable.Range(0, count).Select(i => ($"house-{i}.png", Ml.Data.ImageCodec.EncodePng(rendered[i]))).ToList();
+    }
+
     /// <summary>PNG bytes of held-out portraits (a seed no training uses) at the given size.</summary>
     public static IEnumerable<(string Name, byte[] Bytes)> Portraits(int count, int size, int first = 0)
     {

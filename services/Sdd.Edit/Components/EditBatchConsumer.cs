@@ -31,7 +31,13 @@ public sealed class EditBatchConsumer(JobLedger jobs, EditorCache editors, Batch
 
         IReadOnlyList<ItemOutcome> outcomes;
         OutputFormat? format = null;
-        if (work.RequestedFormat is not null && !OutputFormat.TryParse(work.RequestedFormat, out format))
+        if (work.Withdrawn is { } withdrawn)
+        {
+            // An unpublished attribute stops serving other owners' accepted jobs: their pending items fail with the reason.
+            log.LogWarning("Job {JobId}: {Error}", jobId, withdrawn);
+            outcomes = work.Pending.Select(i => new ItemOutcome(i.Id, ItemState.Failed, null, withdrawn)).ToList();
+        }
+        else if (work.RequestedFormat is not null && !OutputFormat.TryParse(work.RequestedFormat, out format))
         {
             // Ingest stores only jpeg, png or webp; another value will not change on a retry: the items fail with the reason.
             var reason = $"The job's output format '{work.RequestedFormat}' is not jpeg, png or webp.";

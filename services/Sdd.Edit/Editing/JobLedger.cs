@@ -11,8 +11,10 @@ public sealed record PendingItem(Guid Id, string SourceBucket, string SourceKey,
 /// The items of a batch still to edit, and the job they belong to. <see cref="RequestedFormat"/> is the job's output
 /// format as stored (jpeg, png, webp; null keeps each input's format).
 /// </summary>
+/// <see cref="Withdrawn"/>: why the job's owner may no longer use its attribute (another owner's, unpublished since the job
+/// was accepted), or null; checked each time a batch is picked up, so an unpublish reaches work already accepted.
 public sealed record BatchWork(Guid JobId, string Owner, JobState JobState, Guid? EditorVersionId, Guid AttributeId, IReadOnlyList<PendingItem> Pending, int Skipped,
-    string? RequestedFormat = null, DateTimeOffset CreatedAt = default, bool EditOutsideDomain = false);
+    string? RequestedFormat = null, DateTimeOffset CreatedAt = default, bool EditOutsideDomain = false, string? Withdrawn = null);
 
 /// <summary>
 /// What became of one item: done, failed for good, skipped (outside the editor's domain), or (<see cref="ItemState.Pending"/>)
@@ -45,7 +47,11 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
     {
         await using var db = await databases.CreateDbContextAsync(ct);
         var job = await db.EditJobs.AsNoTracking().Where(j => j.Id == jobId)
-            .Select(j => new { j.Owner, j.State, j.EditorVersionId, j.AttributeId, j.OutputFormat, j.CreatedAt, j.StartedAt, j.OutOfDomain }).SingleOrDefaultAsync(ct);
+            .Select(j => new
+            {
+                j.Owner, j.State, j.EditorVersionId, j.AttributeId, j.OutputFormat, j.CreatedAt, j.StartedAt, j.OutOfDomain,
+                AttributeName = j.Attribute!.Name, AttributeOwner = j.Attribute.Owner, j.Attribute.IsPublished,
+            }).SingleOrDefaultAsync(ct);
         if (job is null) return null;
         // The job started when its first batch began (not when it was first recorded): one more statement, first batches only.
         if (job.StartedAt is null)
@@ -55,8 +61,11 @@ public sealed class JobLedger(NpgsqlDataSource database, IDbContextFactory<SddDb
         var pending = items.Where(i => i.State == ItemState.Pending)
             .Select(i => new PendingItem(i.Id, string.IsNullOrEmpty(i.SourceBucket) ? store.JobsBucket : i.SourceBucket, i.SourceKey, i.Name))
             .ToList();
+        // The same rule as the API's (the caller's own attribute, else a published one), at the time the batch is edited.
+        var withdrawn = job.AttributeOwner == job.Owner || job.IsPublished ? null
+            : $"The attribute '{job.AttributeName}' is another owner's and no longer published; it was withdrawn after this job was accepted.";
         return new BatchWork(jobId, job.Owner, job.State, job.EditorVersionId, job.AttributeId, pending, itemIds.Count - pending.Count, job.OutputFormat, job.CreatedAt,
-            job.OutOfDomain == "edit");
+            job.OutOfDomain == "edit", withdrawn);
     }
 
     /// <summary>The attribute's active ready version, for a job accepted without one.</summary>
