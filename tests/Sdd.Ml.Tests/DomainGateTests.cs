@@ -88,4 +88,28 @@ public sealed class DomainGateTests
         Assert.Equal(3.250, DomainGate.StudentQuantile(0.995, 9), 1); // tables: 3.250
         Assert.Equal(2.601, DomainGate.StudentQuantile(0.995, 199), 2); // tables: 2.601
     }
+
+    [Fact]
+    public void A_gate_fitted_inside_a_dispose_scope_outlives_it_and_saves_whole()
+    {
+        // What EditorDistillation.FitDomainGate does: fit in a scope of its own, hand the gate to the editor, save later.
+        using var dir = new TempDir();
+        using var probe = RunImages.Portraits(PortraitAttributes.Smiling, 8, 32, HeldOutPortraits.HeldOutSeed, Attributes);
+        DomainGate gate;
+        float[] before;
+        using (NewDisposeScope())
+        {
+            using var train = RunImages.Portraits(PortraitAttributes.Smiling, 200, 32, HeldOutPortraits.ValidationSeed, Attributes);
+            gate = DomainGate.Fit(train.Images, components: 8);
+            gate.Calibrate(train.Images[TensorIndex.Slice(0, 50)]);
+            before = gate.Scores(probe.Images);
+        }
+        using (gate)
+        {
+            Assert.Equal(before, gate.Scores(probe.Images));
+            gate.Save(dir.Path);
+            using var loaded = DomainGate.Load(gate.Config, dir[DomainGate.WeightsFile]);
+            Assert.Equal(before, loaded.Scores(probe.Images));
+        }
+    }
 }

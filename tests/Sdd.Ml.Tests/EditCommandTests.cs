@@ -9,7 +9,7 @@ namespace Sdd.Ml.Tests;
 public sealed class EditCommandTests
 {
     private const int S = MethodSupport.Size;
-    private static readonly HashSet<string> Flags = ["resume", "help", "no-counterfactuals"];
+    private static readonly HashSet<string> Flags = ["resume", "help", "no-counterfactuals", "edit-outside-domain"];
 
     private static string SaveUntrainedEditor(TempDir dir)
     {
@@ -38,6 +38,42 @@ public sealed class EditCommandTests
         ImageCodec.SavePng(x, path);
         using var img = ImageCodec.Decode(File.ReadAllBytes(path));
         return ImageCodec.ToRgb24(img);
+    }
+
+    [Fact]
+    public void Edit_skips_images_outside_the_editors_domain_with_the_reason_unless_told_to_edit_them()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        random.manual_seed(61);
+        using (var editor = new Editor(MethodSupport.EditorConfig()))
+        using (var train = Procedures.RunImages.Portraits(Portraits.PortraitAttributes.Smiling, 300, S, Evaluation.HeldOutPortraits.ValidationSeed, Portraits.PortraitAttributes.All))
+        {
+            var gate = DomainGate.Fit(train.Images, components: 24);
+            gate.Calibrate(train.Images[TensorIndex.Slice(0, 100)]);
+            editor.SetDomain(gate);
+            editor.Save(dir["editor"]);
+        }
+        var inDir = Directory.CreateDirectory(dir["in"]).FullName;
+        using (var portraits = Procedures.RunImages.Portraits(Portraits.PortraitAttributes.Smiling, 2, S, Evaluation.HeldOutPortraits.HeldOutSeed, Portraits.PortraitAttributes.All))
+        {
+            ImageCodec.SavePng(portraits.Images[0], Path.Combine(inDir, "face-a.png"));
+            ImageCodec.SavePng(portraits.Images[1], Path.Combine(inDir, "face-b.png"));
+        }
+        using (var house = Evaluation.OtherDomains.House(1, 48, seed: 2)) ImageCodec.SavePng(house[0], Path.Combine(inDir, "house.png"));
+
+        var (code, stdout, stderr) = Run("--editor", dir["editor"], "--in", inDir, "--out", dir["out"]);
+        Assert.Equal(1, code);
+        Assert.Contains("skipped ", stderr);
+        Assert.Contains("house.png: outside the editor's domain (score ", stderr);
+        Assert.DoesNotContain("face-a.png", stderr);
+        Assert.Contains("skipped 1 outside the editor's domain", stdout);
+        Assert.Equal(new[] { "face-a.png", "face-b.png" }, Directory.GetFiles(dir["out"]).Select(f => Path.GetFileName(f)).Order().ToArray());
+
+        (code, stdout, stderr) = Run("--editor", dir["editor"], "--in", inDir, "--out", dir["out-all"], "--edit-outside-domain");
+        Assert.Equal(0, code);
+        Assert.Contains("edited anyway", stderr);
+        Assert.Equal(3, Directory.GetFiles(dir["out-all"]).Length);
     }
 
     [Fact]

@@ -241,6 +241,7 @@ public static class MethodCommands
         var inputs = new List<string>();
         var inArg = o.String("in");
         if (inArg is not null) inputs.Add(inArg);
+        bool editOutside = o.Has("edit-outside-domain");
         inputs.AddRange(o.Positional);
         o.EnsureAllUsed();
         if (inputs.Count == 0) throw new UsageException("give images with --in DIR or as file names");
@@ -259,6 +260,7 @@ public static class MethodCommands
         var outputNames = OutputNames(files, f => formats[f]);
         var sw = Stopwatch.StartNew();
         var failures = new List<(string File, string Reason)>();
+        var skipped = new List<(string File, string Reason)>();
         int done = 0;
         var bar = new ProgressBar("edit");
         // Decode everything that decodes; batch images of one size together.
@@ -276,20 +278,36 @@ public static class MethodCommands
                 catch (IOException e) { failures.Add((f, e.Message)); }
             }
             foreach (var group in decoded.GroupBy(d => (d.Image.shape[1], d.Image.shape[2])))
-                foreach (var part in group.Chunk(batch))
+                foreach (var all in group.Chunk(batch))
                 {
                     using var scope = NewDisposeScope();
+                    var part = all;
+                    if (editor.Domain is { } gate)
+                    {
+                        // The editor's domain gate, as the Edit worker applies it: an image outside is skipped with its score.
+                        var scores = gate.Scores(stack(all.Select(p => p.Image)));
+                        var outside = Enumerable.Range(0, all.Length).Where(i => !gate.Passes(scores[i])).ToList();
+                        if (!editOutside)
+                        {
+                            skipped.AddRange(outside.Select(i => (all[i].File, gate.Reason(scores[i]))));
+                            part = all.Where((_, i) => !outside.Contains(i)).ToArray();
+                        }
+                        else foreach (var i in outside) Console.Error.WriteLine($"edited anyway {all[i].File}: {gate.Reason(scores[i])}");
+                        if (part.Length == 0) continue;
+                    }
                     var edited = editor.Edit(stack(part.Select(p => p.Image)));
                     for (int i = 0; i < part.Length; i++)
                         File.WriteAllBytes(Path.Combine(outDir, outputNames[part[i].File]), ImageCodec.Encode(edited[i], formats[part[i].File], part[i].Kept));
                     done += part.Length;
-                    bar.Report(done + failures.Count, files.Count, "", (done + failures.Count) / sw.Elapsed.TotalSeconds);
+                    bar.Report(done + failures.Count + skipped.Count, files.Count, "", (done + failures.Count + skipped.Count) / sw.Elapsed.TotalSeconds);
                 }
             foreach (var d in decoded) d.Image.Dispose();
         }
         foreach (var (f, reason) in failures) Console.Error.WriteLine($"failed {f}: {reason}");
-        Console.WriteLine($"edited {done} image(s) with the {editor.Config.Attribute} editor in {sw.Elapsed.TotalSeconds:0.00} s ({done / Math.Max(1e-9, sw.Elapsed.TotalSeconds):0.0} images/s) -> {outDir}; failed {failures.Count}");
-        return failures.Count == 0 ? 0 : 1;
+        foreach (var (f, reason) in skipped) Console.Error.WriteLine($"skipped {f}: {reason}");
+        Console.WriteLine($"edited {done} image(s) with the {editor.Config.Attribute} editor in {sw.Elapsed.TotalSeconds:0.00} s ({done / Math.Max(1e-9, sw.Elapsed.TotalSeconds):0.0} images/s) -> {outDir}; failed {failures.Count}" +
+                          (skipped.Count > 0 ? $"; skipped {skipped.Count} outside the editor's domain (--edit-outside-domain edits them)" : ""));
+        return failures.Count == 0 && skipped.Count == 0 ? 0 : 1;
     }
 
     /// <summary>

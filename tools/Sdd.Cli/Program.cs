@@ -24,7 +24,8 @@ usage: sdd <command> [options]
   editor gate       --editor DIR --gate G | --auto [--judge DIR --target 0.95 --images 100]
                     (a masked editor's mask gate, 0 to 1: mask values below G/2 no longer edit, 0 turns it off; --auto: the
                     largest gate at which the judge's editability on validation portraits is at --target or above)
-  edit              --editor DIR --in DIR|FILES --out DIR [--batch 32 --format jpeg|png|webp (default: each input's)]
+  edit              --editor DIR --in DIR|FILES --out DIR [--batch 32 --format jpeg|png|webp (default: each input's)
+                     --edit-outside-domain (images the editor's domain gate refuses are skipped, exit 1, unless given)]
   bench quality     [--teacher DIR --judge DIR --attributes A,B (all) --seeds 1,2,3 --images 100 --double-images 50 --policies hqs,random,fixed:500
                      --sdedit 100,150,200,300,400,600 --inversion 300,600 --json docs/results/bench-quality.json --work DIR --readme docs/results.md]  (resumable; --tables-only: tables from the JSON)
   bench editors     --editors DIR[,DIR...] [--judge DIR --sizes 128,512 --images 100 --split test|validation|confirmation --gates 0,0.2,own --json FILE --grid FILE.png]
@@ -48,7 +49,7 @@ usage: sdd <command> [options]
                     path without real weights; its edits mean nothing. --sd15-shapes: SD 1.5's sizes, 512 px, 4.3 GB, for memory and speed)
 """;
 
-var flags = new HashSet<string> { "resume", "help", "no-counterfactuals", "tables-only", "auto", "sd15-shapes" };
+var flags = new HashSet<string> { "resume", "help", "no-counterfactuals", "tables-only", "auto", "sd15-shapes", "edit-outside-domain" };
 try
 {
     if (args.Length == 0 || args[0] is "-h" or "--help" or "help") { Console.WriteLine(Usage); return 0; }

@@ -71,11 +71,19 @@ public sealed class DomainGate : IDisposable
 
         public Stats(int dims, int k) : base("DomainGate")
         {
-            mean = new Parameter(zeros(dims), requires_grad: false);
-            scale = new Parameter(ones(dims), requires_grad: false);
-            basis = new Parameter(zeros(k, dims), requires_grad: false);
-            variance = new Parameter(ones(k), requires_grad: false);
+            // The gate lives as long as its editor, not as long as the dispose scope it was fitted or loaded in: a scope
+            // around the fit (EditorDistillation.FitDomainGate) disposed these, and the next save wrote what was left.
+            mean = Kept(new Parameter(zeros(dims), requires_grad: false));
+            scale = Kept(new Parameter(ones(dims), requires_grad: false));
+            basis = Kept(new Parameter(zeros(k, dims), requires_grad: false));
+            variance = Kept(new Parameter(ones(k), requires_grad: false));
             RegisterComponents();
+        }
+
+        private static Parameter Kept(Parameter p)
+        {
+            p.DetachFromDisposeScope();
+            return p;
         }
     }
 

@@ -200,6 +200,7 @@ public sealed class Editor : IDisposable
         Directory.CreateDirectory(dir);
         if (config is not null) { Config = config; Net.MaskGate = GateOf(config); }
         AtomicFile.Write(Path.Combine(dir, Teacher.WeightsFile), p => Net.save_safetensors(p));
+        Domain?.Save(dir); // before the config that names it, so a folder whose config has a gate always has its statistics
         AtomicFile.Write(Path.Combine(dir, Teacher.ConfigFile), p => File.WriteAllText(p, ModelFolder.Serialize(Config)));
     }
 
