@@ -46,4 +46,33 @@ public sealed class PublishingTests(SddSystem system)
             try { await admin.Attributes.UnpublishAsync("smiling", system.Owner); } catch (SddApiException) { } // other tests expect it private
         }
     }
+
+    [Fact]
+    public async Task A_distillation_from_a_teacher_unpublished_after_it_was_accepted_fails_with_the_reason()
+    {
+        using var admin = system.Client(system.AdminKey);
+        // Owner A's teacher (one step: its weights are not the point), published by the admin.
+        var trained = await system.Api.Teachers.TrainAsync(new TrainTeacher(await system.DatasetAsync(), Steps: 1, ImageSize: SddSystem.ImageSize));
+        Assert.Equal(RunState.Succeeded, (await system.Api.WaitForFinishedAsync(trained.RunId, TimeSpan.FromMinutes(3), () => system.Distill.Tail())).State);
+        await admin.Teachers.PublishAsync(trained.TeacherId);
+        var createdB = await admin.Keys.CreateAsync("tenant-teacher-user");
+        using var b = system.Client(createdB.Key);
+
+        // B's distillation is accepted while the teacher is published; no worker picks it up before the unpublish.
+        system.Distill.Kill();
+        AttributeAccepted accepted;
+        try
+        {
+            accepted = await b.Attributes.CreateAsync(new CreateAttribute("borrowed", trained.TeacherId, "smiling", Settings: new DistillSettings(Steps: 4, Scale: 10)));
+            await admin.Teachers.UnpublishAsync(trained.TeacherId);
+        }
+        finally { await system.RestartAsync(system.Distill); }
+
+        var run = await b.WaitForFinishedAsync(accepted.RunId, TimeSpan.FromMinutes(3), () => system.Distill.Tail());
+        Assert.Equal(RunState.Failed, run.State);
+        Assert.Contains("no longer published", run.Error);
+        var attribute = await b.Attributes.GetAsync("borrowed");
+        Assert.Equal(EditorState.Failed, attribute.Versions.Single().State);
+        Assert.Null(attribute.Active);
+    }
 }

@@ -33,6 +33,10 @@ public sealed class EditorDistiller(
         // The attribute's name is its key in the registry; the teacher attribute it turns on may be named differently.
         var target = attribute.TargetAttribute is { Length: > 0 } t ? t : attribute.Name;
         var owner = attribute.Owner ?? throw new RunFailure($"Attribute '{attribute.Name}' has no owner.");
+        // Checked at every chunk, by the API's rule (one's own teacher, or a published one): an unpublish reaches a run
+        // already accepted, and a run that has not finished stops distilling another owner's model.
+        if (version.Teacher is { } teacher && teacher.Owner != owner && !teacher.IsPublished)
+            throw new RunFailure($"The teacher '{teacher.Name}' is another owner's and no longer published; it was withdrawn after this run was accepted.");
         return new DistillRequest(version.Id, target, version.Version, version.Teacher!, attribute.DatasetId, settings, KeyLayout.Editor(owner, attribute.Name, version.Version),
             attribute.Prompt, attribute.SourcePrompt);
     }
