@@ -35,7 +35,7 @@ usage: sdd <command> [options]
   bench speed       [--teacher DIR --editor DIR --sizes 32,256,1024,2048 --quality FILE | --t0 N --json FILE --repeats 5]
                     (a Stable Diffusion --teacher with --prompt TEXT: SDEdit under that prompt is the baseline)
   bench domain      [--size 128 --train-images 2500 --validation-images 200 --images 1000 --sizes 128,512 --attribute smiling
-                     --components 96 --photos DIR --json FILE]  (the domain gate an editor run makes: pass rates in and out of the portrait domain, cost)
+                     --components 96 --split test|confirmation --photos DIR --json FILE]  (the domain gate an editor run makes: pass rates in and out of the portrait domain, cost)
   bench pipeline    [--images 1000 --size 32 --workers 1[,2] --threads T --worker-threads T --json FILE]  (needs ./sdd up)
   vae train         --dataset DIR --out DIR [--size 128 --channels 32,64,64 --steps 3000 --batch 16 --crop 0 (whole) --kl 1e-6 --resume]
   vae eval          --vae DIR --dataset DIR [--images 200 --json FILE]

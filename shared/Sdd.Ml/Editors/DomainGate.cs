@@ -96,6 +96,8 @@ public sealed class DomainGate : IDisposable
     /// <summary>JPEG qualities the fit and the calibration add copies at (<see cref="Fit"/>, <see cref="Calibrate"/>).</summary>
     public static readonly int[] CompressedQualities = [60, 75, 90];
 
+    private const int FitChunk = 256;
+
     /// <summary>
     /// Fits the summary on <paramref name="images"/> (B, 3, H, W) in [-1, 1]: their features' mean, spread and principal
     /// components. With <paramref name="compressed"/> (the default) a JPEG copy of each image joins them (qualities 60, 75,
@@ -104,31 +106,34 @@ public sealed class DomainGate : IDisposable
     /// </summary>
     public static DomainGate Fit(Tensor images, int grid = DefaultGrid, int components = DefaultComponents, bool compressed = true)
     {
-        if (compressed)
-        {
-            using var copies = Data.ImageCodec.JpegRoundTrip(images, CompressedQualities);
-            using var both = cat([images, copies]);
-            var fitted = Fit(both, grid, components, compressed: false);
-            fitted.Config = fitted.Config with { FitImages = (int)images.shape[0], Compressed = true };
-            return fitted;
-        }
-        var stats = new Stats(4 * grid * grid, (int)Math.Max(1, Math.Min(components, Math.Min((images.shape[0] - 1) / 10, 4 * grid * grid))));
-        using var scope = NewDisposeScope(); // the statistics' tensors, made before it, outlive it
+        long count = images.shape[0];
+        if (count < 2) throw new ArgumentException($"A domain gate needs at least 2 images to fit, got {count}.");
+        using var scope = NewDisposeScope(); // the statistics' tensors are detached from it (Stats)
         using var _ = no_grad();
         int edgeSize = (int)Math.Max(grid, Math.Min(4 * grid, Math.Min(images.shape[2], images.shape[3])));
-        var x = Features(CentreSquare(images), grid, edgeSize);
+        // Features a chunk at a time, each chunk's JPEG copy made and dropped in turn: only features are held for all.
+        var square = CentreSquare(images);
+        var parts = new List<Tensor>();
+        for (long i = 0; i < count; i += FitChunk)
+        {
+            var chunk = square[TensorIndex.Slice(i, Math.Min(count, i + FitChunk))];
+            parts.Add(Features(chunk, grid, edgeSize));
+            if (compressed)
+                using (var copies = Data.ImageCodec.JpegRoundTrip(chunk, CompressedQualities)) parts.Add(Features(copies, grid, edgeSize));
+        }
+        var x = cat(parts);
         long n = x.shape[0], d = x.shape[1];
-        if (n < 2) { stats.Dispose(); throw new ArgumentException($"A domain gate needs at least 2 images to fit, got {n}."); }
         // At most one component per ten images: with fewer images per direction the variances along the last ones are
         // noise, and T^2 of a new image explodes along them (162 images and 96 components: held-out median 6, not 1).
         int k = (int)Math.Max(1, Math.Min(components, Math.Min((n - 1) / 10, d)));
+        var stats = new Stats((int)d, k);
         // Each feature standardised (its training mean and spread, the spread floored at a tenth of the median one), so
         // the colours and the edges weigh alike and the residual is in units of the domain's own variation.
         var mean = x.mean([0]);
         var spread = x.std([0]);
         spread = spread.clamp_min(spread.median().item<float>() * 0.1 + 1e-6);
         var centred = (x - mean) / spread;
-        // The components from the d x d covariance (d = 768): cheaper than an SVD of n x d for thousands of images.
+        // The components from the d x d covariance (d = 1,024): cheaper than an SVD of n x d for thousands of images.
         var covariance = centred.t().matmul(centred) / (n - 1);
         var (values, vectors) = linalg.eigh(covariance);
         var top = arange(d - 1, d - 1 - k, -1, dtype: ScalarType.Int64);
@@ -139,7 +144,7 @@ public sealed class DomainGate : IDisposable
         stats.scale.copy_(spread);
         stats.basis.copy_(basis);
         stats.variance.copy_(variance);
-        var gate = new DomainGate(new DomainGateConfig { Grid = grid, EdgeSize = edgeSize, Components = k, FitImages = (int)n, ResidualMean = 1 }, stats);
+        var gate = new DomainGate(new DomainGateConfig { Grid = grid, EdgeSize = edgeSize, Components = k, FitImages = (int)count, Compressed = compressed, ResidualMean = 1 }, stats);
         var (_, q) = gate.Terms(x);
         gate.Config = gate.Config with { ResidualMean = Math.Max(1e-12, q.mean().item<float>()) };
         return gate;
@@ -226,15 +231,13 @@ public sealed class DomainGate : IDisposable
     public DomainGateConfig Calibrate(Tensor validation, double quantile = DefaultQuantile, double margin = DefaultMargin, string calibratedOn = "validation",
         bool compressed = true)
     {
-        float[] scores;
+        var scores = Scores(validation);
         if (compressed)
         {
             // The validation images and a JPEG copy of each, as the fit saw them.
             using var copies = Data.ImageCodec.JpegRoundTrip(validation, CompressedQualities);
-            using var both = cat([validation, copies]);
-            scores = Scores(both);
+            scores = [.. scores, .. Scores(copies)];
         }
-        else scores = Scores(validation);
         if (scores.Length == 0) throw new ArgumentException("A domain gate is calibrated on at least one image.");
         Array.Sort(scores);
         // The nearest-rank quantile (the smallest score with at least that share at or below it).
